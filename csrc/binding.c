@@ -1,0 +1,704 @@
+/*
+ * icalign._core: the CPython binding of the C core, and the only file that
+ * knows about Python.
+ *
+ * Arrays: any array-like of a real numeric dtype (bool, integer, float) is
+ * accepted and converted once to C-contiguous float32; an input that already
+ * is one is used in place, without a copy. Complex, object and string data are
+ * refused with TypeError. Shapes are checked here, before any C code runs, and
+ * every C error code becomes a Python exception carrying the C message.
+ * The GIL is released around all numeric work.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include <string.h>
+
+#include "icalign.h"
+
+/* ------------------------------------------------------------- errors */
+
+static PyObject *raise_status(ica_status status) {
+    PyObject *type;
+    switch (status) {
+    case ICA_ERR_NOMEM: type = PyExc_MemoryError; break;
+    case ICA_ERR_NUMERIC: type = PyExc_FloatingPointError; break;
+    default: type = PyExc_ValueError; break;
+    }
+    PyErr_SetString(type, ica_last_error());
+    return NULL;
+}
+
+static void format_shape(PyArrayObject *a, char *buf, size_t size) {
+    size_t used = (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < PyArray_NDIM(a) && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, i ? ", %zd" : "%zd",
+                                 (Py_ssize_t)PyArray_DIM(a, i));
+    if (used < size) snprintf(buf + used, size - used, PyArray_NDIM(a) == 1 ? ",)" : ")");
+}
+
+/* --------------------------------------------------------- conversions */
+
+/* New reference to a C-contiguous float32 array with ndim in [min_nd, max_nd];
+ * NULL with TypeError/ValueError naming `name` otherwise. */
+static PyArrayObject *as_float32(PyObject *obj, const char *name, int min_nd, int max_nd,
+                                 const char *expected) {
+    PyArrayObject *any = (PyArrayObject *)PyArray_FROM_O(obj);
+    if (!any) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be an array of real numbers, got %.80s", name,
+                     Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    char kind = PyArray_DESCR(any)->kind;
+    if (kind != 'b' && kind != 'i' && kind != 'u' && kind != 'f') {
+        PyObject *dtype_repr = PyObject_Str((PyObject *)PyArray_DESCR(any));
+        PyErr_Format(PyExc_TypeError,
+                     "%s has dtype %S, which does not convert safely to float32; expected a "
+                     "real numeric dtype (float, int or bool)",
+                     name, dtype_repr ? dtype_repr : Py_None);
+        Py_XDECREF(dtype_repr);
+        Py_DECREF(any);
+        return NULL;
+    }
+    int nd = PyArray_NDIM(any);
+    if (nd < min_nd || nd > max_nd) {
+        char shape[128];
+        format_shape(any, shape, sizeof shape);
+        PyErr_Format(PyExc_ValueError, "%s must have shape %s, got shape %s (%d dimensions)",
+                     name, expected, shape, nd);
+        Py_DECREF(any);
+        return NULL;
+    }
+    PyArrayObject *out = (PyArrayObject *)PyArray_FROM_OTF(
+        (PyObject *)any, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    Py_DECREF(any);
+    return out;
+}
+
+static int dim_mismatch(PyArrayObject *a, const char *name, const char *expected, int axis,
+                        npy_intp want) {
+    if (PyArray_DIM(a, axis) == want) return 0;
+    char shape[128];
+    format_shape(a, shape, sizeof shape);
+    PyErr_Format(PyExc_ValueError, "%s must have shape %s, got %s (axis %d is %zd, expected %zd)",
+                 name, expected, shape, axis, (Py_ssize_t)PyArray_DIM(a, axis), (Py_ssize_t)want);
+    return 1;
+}
+
+static int int_in_range(npy_intp value, const char *what) {
+    if (value > 0 && value <= 0x7fffffff) return 1;
+    PyErr_Format(PyExc_ValueError, "%s = %zd is out of range; expected 1..2^31-1", what,
+                 (Py_ssize_t)value);
+    return 0;
+}
+
+/* xs, ys (B,N,d) and rs (B,N) or (B,N,1): the batch of every model call. */
+typedef struct {
+    PyArrayObject *xs, *ys, *rs;
+    int B, N, d;
+} batch_arrays;
+
+static void batch_release(batch_arrays *b) {
+    Py_XDECREF(b->xs);
+    Py_XDECREF(b->ys);
+    Py_XDECREF(b->rs);
+}
+
+static int batch_convert(PyObject *xs, PyObject *ys, PyObject *rs, int d, batch_arrays *b) {
+    memset(b, 0, sizeof *b);
+    char expected[64];
+    snprintf(expected, sizeof expected, "(B, N, d=%d)", d);
+    if (!(b->xs = as_float32(xs, "xs", 3, 3, expected))) goto fail;
+    if (!(b->ys = as_float32(ys, "ys", 3, 3, expected))) goto fail;
+    if (!(b->rs = as_float32(rs, "rs", 2, 3, "(B, N) or (B, N, 1)"))) goto fail;
+    npy_intp B = PyArray_DIM(b->xs, 0), N = PyArray_DIM(b->xs, 1);
+    if (dim_mismatch(b->xs, "xs", expected, 2, d)) goto fail;
+    char batch_shape[96];
+    snprintf(batch_shape, sizeof batch_shape, "(B=%zd, N=%zd, d=%d) like xs", (Py_ssize_t)B,
+             (Py_ssize_t)N, d);
+    if (dim_mismatch(b->ys, "ys", batch_shape, 0, B) || dim_mismatch(b->ys, "ys", batch_shape, 1, N) ||
+        dim_mismatch(b->ys, "ys", batch_shape, 2, d))
+        goto fail;
+    snprintf(batch_shape, sizeof batch_shape, "(B=%zd, N=%zd) or (B, N, 1) like xs",
+             (Py_ssize_t)B, (Py_ssize_t)N);
+    if (dim_mismatch(b->rs, "rs", batch_shape, 0, B) || dim_mismatch(b->rs, "rs", batch_shape, 1, N))
+        goto fail;
+    if (PyArray_NDIM(b->rs) == 3 && dim_mismatch(b->rs, "rs", batch_shape, 2, 1)) goto fail;
+    if (!int_in_range(B, "batch size B") || !int_in_range(N, "number of examples N")) goto fail;
+    b->B = (int)B;
+    b->N = (int)N;
+    b->d = d;
+    return 1;
+fail:
+    batch_release(b);
+    return 0;
+}
+
+static int parse_objective(const char *s, ica_objective *out) {
+    if (strcmp(s, "pl") == 0) *out = ICA_OBJECTIVE_PL;
+    else if (strcmp(s, "bt") == 0) *out = ICA_OBJECTIVE_BT;
+    else {
+        PyErr_Format(PyExc_ValueError, "objective must be 'pl' (Plackett-Luce) or 'bt' "
+                                       "(Bradley-Terry), got '%s'", s);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_reward(const char *s, ica_reward *out) {
+    if (strcmp(s, "cosine") == 0) *out = ICA_REWARD_COSINE;
+    else if (strcmp(s, "neg_sq") == 0) *out = ICA_REWARD_NEG_SQ;
+    else {
+        PyErr_Format(PyExc_ValueError, "reward must be 'cosine' or 'neg_sq', got '%s'", s);
+        return 0;
+    }
+    return 1;
+}
+
+static PyArrayObject *new_float32(int nd, const npy_intp *dims) {
+    return (PyArrayObject *)PyArray_ZEROS(nd, (npy_intp *)dims, NPY_FLOAT32, 0);
+}
+
+/* ---------------------------------------------------------- Model type */
+
+typedef struct {
+    PyObject_HEAD ica_model *model;
+    int busy; /* set while a call runs without the GIL */
+} ModelObject;
+
+static int model_acquire(ModelObject *self) {
+    if (!self->model) {
+        PyErr_SetString(PyExc_RuntimeError, "the model is not initialised");
+        return 0;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the model is in use by another thread; a model runs one call at a time");
+        return 0;
+    }
+    self->busy = 1;
+    return 1;
+}
+
+static void Model_dealloc(ModelObject *self) {
+    ica_model_free(self->model);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"n_dims", "n_points", "n_embd", "n_layer", "n_head", "softmax",
+                             "ffn", "causal", "reward_head", "seed", NULL};
+    ica_config cfg = {0};
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiiiippppK", kwlist, &cfg.n_dims,
+                                     &cfg.n_points, &cfg.n_embd, &cfg.n_layer, &cfg.n_head,
+                                     &cfg.softmax, &cfg.ffn, &cfg.causal, &cfg.reward_head, &seed))
+        return -1;
+    if (self->model) {
+        PyErr_SetString(PyExc_RuntimeError, "Model.__init__ may be called only once");
+        return -1;
+    }
+    ica_status st;
+    Py_BEGIN_ALLOW_THREADS st = ica_model_create(&cfg, (uint64_t)seed, &self->model);
+    Py_END_ALLOW_THREADS if (st != ICA_OK) {
+        raise_status(st);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Model_tensors(ModelObject *self, PyObject *Py_UNUSED(ignored)) {
+    int n = ica_model_num_tensors(self->model);
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (int i = 0; i < n; i++) {
+        const char *name;
+        int ndim, shape[2];
+        size_t offset;
+        ica_model_tensor_info(self->model, i, &name, &ndim, shape, &offset);
+        PyObject *item = ndim == 2 ? Py_BuildValue("(s(ii)n)", name, shape[0], shape[1], (Py_ssize_t)offset)
+                                   : Py_BuildValue("(s(i)n)", name, shape[0], (Py_ssize_t)offset);
+        if (!item) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+/* A writable 1-D float32 view of one arena slice that keeps the model alive. */
+static PyObject *arena_view(ModelObject *self, float *data) {
+    npy_intp n = (npy_intp)ica_model_arena_size(self->model);
+    PyObject *arr = PyArray_SimpleNewFromData(1, &n, NPY_FLOAT32, data);
+    if (!arr) return NULL;
+    Py_INCREF(self);
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, (PyObject *)self) < 0) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+static PyObject *Model_get_params(ModelObject *self, void *c) {
+    (void)c;
+    return arena_view(self, ica_model_params(self->model));
+}
+static PyObject *Model_get_grads(ModelObject *self, void *c) {
+    (void)c;
+    return arena_view(self, ica_model_grads(self->model));
+}
+static PyObject *Model_get_adam_m(ModelObject *self, void *c) {
+    (void)c;
+    return arena_view(self, ica_model_adam_m(self->model));
+}
+static PyObject *Model_get_adam_v(ModelObject *self, void *c) {
+    (void)c;
+    return arena_view(self, ica_model_adam_v(self->model));
+}
+static PyObject *Model_get_adam_steps(ModelObject *self, void *c) {
+    (void)c;
+    return PyLong_FromLongLong(ica_model_adam_steps(self->model));
+}
+static int Model_set_adam_steps(ModelObject *self, PyObject *value, void *c) {
+    (void)c;
+    if (!value) {
+        PyErr_SetString(PyExc_TypeError, "adam_steps cannot be deleted");
+        return -1;
+    }
+    long long steps = PyLong_AsLongLong(value);
+    if (steps == -1 && PyErr_Occurred()) return -1;
+    if (steps < 0) {
+        PyErr_Format(PyExc_ValueError, "adam_steps must be >= 0, got %lld", steps);
+        return -1;
+    }
+    ica_model_set_adam_steps(self->model, steps);
+    return 0;
+}
+
+static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"xs", "ys", "rs", NULL};
+    PyObject *xs, *ys, *rs;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO", kwlist, &xs, &ys, &rs)) return NULL;
+    const ica_config *cfg = ica_model_config(self->model);
+    batch_arrays b;
+    if (!batch_convert(xs, ys, rs, cfg->n_dims, &b)) return NULL;
+    npy_intp dims[3] = {b.B, b.N, b.d};
+    PyArrayObject *pred = new_float32(3, dims);
+    PyArrayObject *rhat = cfg->reward_head ? new_float32(2, dims) : NULL;
+    if (!pred || (cfg->reward_head && !rhat) || !model_acquire(self)) {
+        Py_XDECREF(pred);
+        Py_XDECREF(rhat);
+        batch_release(&b);
+        return NULL;
+    }
+    ica_status st;
+    Py_BEGIN_ALLOW_THREADS st = ica_model_forward(
+        self->model, PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N,
+        PyArray_DATA(pred), rhat ? PyArray_DATA(rhat) : NULL);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    batch_release(&b);
+    if (st != ICA_OK) {
+        Py_DECREF(pred);
+        Py_XDECREF(rhat);
+        return raise_status(st);
+    }
+    if (!rhat) return Py_BuildValue("(NO)", pred, Py_None);
+    return Py_BuildValue("(NN)", pred, rhat);
+}
+
+/* Shared by loss_and_grad and step: lr < 0 means "no Adam update". */
+static PyObject *run_loss(ModelObject *self, PyObject *xs, PyObject *ys, PyObject *rs,
+                          const char *objective_name, const char *reward_name,
+                          double reward_weight, double lr) {
+    ica_objective objective;
+    ica_reward reward;
+    if (!parse_objective(objective_name, &objective) || !parse_reward(reward_name, &reward))
+        return NULL;
+    batch_arrays b;
+    if (!batch_convert(xs, ys, rs, ica_model_config(self->model)->n_dims, &b)) return NULL;
+    if (!model_acquire(self)) {
+        batch_release(&b);
+        return NULL;
+    }
+    float loss = 0.0f;
+    ica_status st;
+    Py_BEGIN_ALLOW_THREADS if (lr < 0.0) st = ica_model_loss_and_grad(
+        self->model, PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N,
+        objective, reward, (float)reward_weight, &loss);
+    else st = ica_model_step(self->model, PyArray_DATA(b.xs), PyArray_DATA(b.ys),
+                             PyArray_DATA(b.rs), b.B, b.N, objective, reward,
+                             (float)reward_weight, (float)lr, &loss);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    batch_release(&b);
+    if (st != ICA_OK) return raise_status(st);
+    return PyFloat_FromDouble(loss);
+}
+
+static PyObject *Model_loss_and_grad(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"xs", "ys", "rs", "objective", "reward", "reward_weight", NULL};
+    PyObject *xs, *ys, *rs;
+    const char *objective = "pl", *reward = "cosine";
+    double reward_weight = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|ssd", kwlist, &xs, &ys, &rs, &objective,
+                                     &reward, &reward_weight))
+        return NULL;
+    return run_loss(self, xs, ys, rs, objective, reward, reward_weight, -1.0);
+}
+
+static PyObject *Model_step(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"xs", "ys", "rs", "lr", "objective", "reward", "reward_weight", NULL};
+    PyObject *xs, *ys, *rs;
+    const char *objective = "pl", *reward = "cosine";
+    double lr, reward_weight = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOd|ssd", kwlist, &xs, &ys, &rs, &lr,
+                                     &objective, &reward, &reward_weight))
+        return NULL;
+    if (!(lr >= 0.0) || lr > 3.4e38) {
+        PyErr_Format(PyExc_ValueError, "lr must be a finite number >= 0, got %g", lr);
+        return NULL;
+    }
+    return run_loss(self, xs, ys, rs, objective, reward, reward_weight, lr);
+}
+
+static PyObject *Model_adam_update(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"lr", "beta1", "beta2", "eps", NULL};
+    double lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "d|ddd", kwlist, &lr, &beta1, &beta2, &eps))
+        return NULL;
+    if (!model_acquire(self)) return NULL;
+    ica_status st;
+    Py_BEGIN_ALLOW_THREADS st =
+        ica_model_adam_update(self->model, (float)lr, (float)beta1, (float)beta2, (float)eps);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    if (st != ICA_OK) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Model_methods[] = {
+    {"tensors", (PyCFunction)Model_tensors, METH_NOARGS,
+     "tensors() -> [(name, shape, offset)]: the parameter table in SPEC order."},
+    {"forward", (PyCFunction)(void (*)(void))Model_forward, METH_VARARGS | METH_KEYWORDS,
+     "forward(xs, ys, rs) -> (pred (B,N,d), rhat (B,N) or None)."},
+    {"loss_and_grad", (PyCFunction)(void (*)(void))Model_loss_and_grad,
+     METH_VARARGS | METH_KEYWORDS,
+     "loss_and_grad(xs, ys, rs, objective='pl', reward='cosine', reward_weight=1.0) -> loss; "
+     "the gradient is left in .grads."},
+    {"step", (PyCFunction)(void (*)(void))Model_step, METH_VARARGS | METH_KEYWORDS,
+     "step(xs, ys, rs, lr, objective='pl', reward='cosine', reward_weight=1.0) -> loss: "
+     "forward, backward and one Adam update."},
+    {"adam_update", (PyCFunction)(void (*)(void))Model_adam_update, METH_VARARGS | METH_KEYWORDS,
+     "adam_update(lr, beta1=0.9, beta2=0.999, eps=1e-8): one Adam step from .grads."},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef Model_getset[] = {
+    {"params", (getter)Model_get_params, NULL, "float32 view of the parameter arena", NULL},
+    {"grads", (getter)Model_get_grads, NULL, "float32 view of the gradient arena", NULL},
+    {"adam_m", (getter)Model_get_adam_m, NULL, "float32 view of Adam's first moments", NULL},
+    {"adam_v", (getter)Model_get_adam_v, NULL, "float32 view of Adam's second moments", NULL},
+    {"adam_steps", (getter)Model_get_adam_steps, (setter)Model_set_adam_steps,
+     "number of Adam updates taken (drives the bias correction)", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject ModelType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "icalign._core.Model",
+    .tp_basicsize = sizeof(ModelObject),
+    .tp_dealloc = (destructor)Model_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Model(n_dims, n_points, n_embd, n_layer, n_head, softmax, ffn, causal, "
+              "reward_head, seed): the C model with its parameter and activation arenas.",
+    .tp_methods = Model_methods,
+    .tp_getset = Model_getset,
+    .tp_init = (initproc)Model_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ------------------------------------------------------ free functions */
+
+static PyObject *py_sequence_loss(PyObject *mod, PyObject *args, PyObject *kwds) {
+    (void)mod;
+    static char *kwlist[] = {"pred", "ys", "rs", "objective", "reward", NULL};
+    PyObject *pred_obj, *ys, *rs;
+    const char *objective_name = "pl", *reward_name = "cosine";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|ss", kwlist, &pred_obj, &ys, &rs,
+                                     &objective_name, &reward_name))
+        return NULL;
+    ica_objective objective;
+    ica_reward reward;
+    if (!parse_objective(objective_name, &objective) || !parse_reward(reward_name, &reward))
+        return NULL;
+    PyArrayObject *pred = as_float32(pred_obj, "pred", 3, 3, "(B, N, d)");
+    if (!pred) return NULL;
+    batch_arrays b;
+    int d = (int)PyArray_DIM(pred, 2);
+    /* pred plays the role of xs in the shape checks: ys and rs must match it */
+    if (!batch_convert((PyObject *)pred, ys, rs, d, &b)) {
+        Py_DECREF(pred);
+        return NULL;
+    }
+    npy_intp dims[3] = {b.B, b.N, b.d};
+    PyArrayObject *dpred = new_float32(3, dims);
+    ica_status st = ICA_ERR_NOMEM;
+    float loss = 0.0f;
+    if (dpred) {
+        const char *names[3] = {"pred", "ys", "rs"};
+        PyArrayObject *arrays[3] = {b.xs, b.ys, b.rs};
+        for (int i = 0; i < 3; i++) {
+            const float *data = PyArray_DATA(arrays[i]);
+            npy_intp n = PyArray_SIZE(arrays[i]);
+            for (npy_intp j = 0; j < n; j++)
+                if (!(data[j] - data[j] == 0.0f)) {
+                    PyErr_Format(PyExc_ValueError, "%s holds a non-finite value at flat index %zd",
+                                 names[i], (Py_ssize_t)j);
+                    Py_DECREF(dpred);
+                    batch_release(&b);
+                    Py_DECREF(pred);
+                    return NULL;
+                }
+        }
+        Py_BEGIN_ALLOW_THREADS st =
+            ica_sequence_loss(PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B,
+                              b.N, b.d, objective, reward, &loss, PyArray_DATA(dpred));
+        Py_END_ALLOW_THREADS
+    }
+    batch_release(&b);
+    Py_DECREF(pred);
+    if (st != ICA_OK) {
+        Py_XDECREF(dpred);
+        return dpred ? raise_status(st) : PyErr_NoMemory();
+    }
+    return Py_BuildValue("(dN)", (double)loss, dpred);
+}
+
+static PyObject *py_sample_tasks(PyObject *mod, PyObject *args, PyObject *kwds) {
+    (void)mod;
+    static char *kwlist[] = {"batch_size", "n_points", "n_dims", "seed", "offset",
+                             "reward_noise", NULL};
+    int B, N, d;
+    unsigned long long seed, offset = 0;
+    double noise = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiiK|Kd", kwlist, &B, &N, &d, &seed, &offset,
+                                     &noise))
+        return NULL;
+    if (B < 1 || N < 1 || d < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "batch_size, n_points and n_dims must be >= 1, got %d, %d, %d", B, N, d);
+        return NULL;
+    }
+    npy_intp d3[3] = {B, N, d}, d2[2] = {B, N}, dv[2] = {B, d};
+    PyArrayObject *xs = new_float32(3, d3), *ys = new_float32(3, d3), *rs = new_float32(2, d2),
+                  *rs_true = new_float32(2, d2), *ystar = new_float32(2, dv),
+                  *eps = new_float32(2, dv);
+    PyObject *result = NULL;
+    if (xs && ys && rs && rs_true && ystar && eps) {
+        ica_status st;
+        Py_BEGIN_ALLOW_THREADS st = ica_sample_tasks(
+            B, N, d, (uint64_t)seed, (uint64_t)offset, noise, PyArray_DATA(xs), PyArray_DATA(ys),
+            PyArray_DATA(rs), PyArray_DATA(rs_true), PyArray_DATA(ystar), PyArray_DATA(eps));
+        Py_END_ALLOW_THREADS if (st != ICA_OK) raise_status(st);
+        else result = Py_BuildValue("(OOOOOO)", xs, ys, rs, rs_true, ystar, eps);
+    }
+    Py_XDECREF(xs);
+    Py_XDECREF(ys);
+    Py_XDECREF(rs);
+    Py_XDECREF(rs_true);
+    Py_XDECREF(ystar);
+    Py_XDECREF(eps);
+    return result;
+}
+
+/* t_values: a sequence of ints -> new int array (caller frees with PyMem_Free). */
+static int *convert_t_values(PyObject *obj, int *count) {
+    PyObject *seq = PySequence_Fast(obj, "t_values must be a sequence of integers");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int *values = PyMem_Malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    if (!values) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            PyErr_Format(PyExc_TypeError, "t_values[%zd] must be an integer", i);
+            PyMem_Free(values);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        values[i] = (int)(v > 0x7fffffff ? 0x7fffffff : v < -1 ? -1 : v);
+    }
+    Py_DECREF(seq);
+    *count = (int)n;
+    return values;
+}
+
+static PyObject *py_gd_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
+    (void)mod;
+    static char *kwlist[] = {"xs", "ys", "rs", "t_values", "steps", "lr", "seed", NULL};
+    PyObject *xs, *ys, *rs, *t_obj;
+    int steps = 50;
+    double lr = 0.1;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|idK", kwlist, &xs, &ys, &rs, &t_obj,
+                                     &steps, &lr, &seed))
+        return NULL;
+    PyArrayObject *probe = as_float32(xs, "xs", 3, 3, "(B, N, d)");
+    if (!probe) return NULL;
+    int d = (int)PyArray_DIM(probe, 2);
+    Py_DECREF(probe);
+    batch_arrays b;
+    if (!batch_convert(xs, ys, rs, d, &b)) return NULL;
+    int n_t = 0;
+    int *t_values = convert_t_values(t_obj, &n_t);
+    if (!t_values) {
+        batch_release(&b);
+        return NULL;
+    }
+    npy_intp dims[3] = {b.B, n_t, d};
+    PyArrayObject *out = n_t > 0 ? new_float32(3, dims) : NULL;
+    ica_status st = ICA_ERR_ARGUMENT;
+    if (n_t == 0) {
+        PyErr_SetString(PyExc_ValueError, "t_values is empty");
+    } else if (out) {
+        Py_BEGIN_ALLOW_THREADS st = ica_gd_baseline(
+            PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N, d, t_values,
+            n_t, steps, (float)lr, (uint64_t)seed, PyArray_DATA(out));
+        Py_END_ALLOW_THREADS if (st != ICA_OK) raise_status(st);
+    }
+    PyMem_Free(t_values);
+    batch_release(&b);
+    if (st != ICA_OK) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    return (PyObject *)out;
+}
+
+static PyObject *py_simple_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
+    (void)mod;
+    static char *kwlist[] = {"ys", "rs", "t_values", "kind", "temperature", NULL};
+    PyObject *ys_obj, *rs_obj, *t_obj;
+    const char *kind_name;
+    double temperature = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOs|d", kwlist, &ys_obj, &rs_obj, &t_obj,
+                                     &kind_name, &temperature))
+        return NULL;
+    static const char *kinds[] = {"mean", "best", "weighted", "oracle"};
+    int kind = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(kind_name, kinds[i]) == 0) kind = i;
+    if (kind < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "kind must be 'mean', 'best', 'weighted' or 'oracle', got '%s'", kind_name);
+        return NULL;
+    }
+    /* ys doubles as xs: only its shape matters here */
+    PyArrayObject *probe = as_float32(ys_obj, "ys", 3, 3, "(B, N, d)");
+    if (!probe) return NULL;
+    int d = (int)PyArray_DIM(probe, 2);
+    batch_arrays b;
+    int ok = batch_convert((PyObject *)probe, ys_obj, rs_obj, d, &b);
+    Py_DECREF(probe);
+    if (!ok) return NULL;
+    int n_t = 0;
+    int *t_values = convert_t_values(t_obj, &n_t);
+    if (!t_values) {
+        batch_release(&b);
+        return NULL;
+    }
+    npy_intp dims[3] = {b.B, n_t, d};
+    PyArrayObject *out = n_t > 0 ? new_float32(3, dims) : NULL;
+    ica_status st = ICA_ERR_ARGUMENT;
+    if (n_t == 0) {
+        PyErr_SetString(PyExc_ValueError, "t_values is empty");
+    } else if (out) {
+        Py_BEGIN_ALLOW_THREADS st = ica_simple_baseline(
+            PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N, d, t_values, n_t,
+            (ica_baseline)kind, (float)temperature, PyArray_DATA(out));
+        Py_END_ALLOW_THREADS if (st != ICA_OK) raise_status(st);
+    }
+    PyMem_Free(t_values);
+    batch_release(&b);
+    if (st != ICA_OK) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    return (PyObject *)out;
+}
+
+static PyObject *py_set_num_threads(PyObject *mod, PyObject *arg) {
+    (void)mod;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1 || n > 4096) {
+        PyErr_Format(PyExc_ValueError, "number of threads must be in [1, 4096], got %ld", n);
+        return NULL;
+    }
+    ica_set_num_threads((int)n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_num_threads(PyObject *mod, PyObject *Py_UNUSED(ignored)) {
+    (void)mod;
+    return PyLong_FromLong(ica_get_num_threads());
+}
+
+static PyObject *py_has_openmp(PyObject *mod, PyObject *Py_UNUSED(ignored)) {
+    (void)mod;
+    return PyBool_FromLong(ica_has_openmp());
+}
+
+static PyObject *py_simd_path(PyObject *mod, PyObject *Py_UNUSED(ignored)) {
+    (void)mod;
+    return PyUnicode_FromString(ica_simd_path());
+}
+
+static PyObject *py_set_simd_path(PyObject *mod, PyObject *arg) {
+    (void)mod;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name) return NULL;
+    ica_status st = ica_set_simd_path(name);
+    if (st != ICA_OK) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"sequence_loss", (PyCFunction)(void (*)(void))py_sequence_loss, METH_VARARGS | METH_KEYWORDS,
+     "sequence_loss(pred, ys, rs, objective='pl', reward='cosine') -> (loss, dpred)"},
+    {"sample_tasks", (PyCFunction)(void (*)(void))py_sample_tasks, METH_VARARGS | METH_KEYWORDS,
+     "sample_tasks(batch_size, n_points, n_dims, seed, offset=0, reward_noise=0.0) -> "
+     "(xs, ys, rs, rs_true, ystar, eps)"},
+    {"gd_baseline", (PyCFunction)(void (*)(void))py_gd_baseline, METH_VARARGS | METH_KEYWORDS,
+     "gd_baseline(xs, ys, rs, t_values, steps=50, lr=0.1, seed=0) -> (B, len(t_values), d)"},
+    {"simple_baseline", (PyCFunction)(void (*)(void))py_simple_baseline,
+     METH_VARARGS | METH_KEYWORDS,
+     "simple_baseline(ys, rs, t_values, kind, temperature=1.0) -> (B, len(t_values), d)"},
+    {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n)"},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> int"},
+    {"has_openmp", py_has_openmp, METH_NOARGS, "has_openmp() -> bool"},
+    {"simd_path", py_simd_path, METH_NOARGS, "simd_path() -> 'avx512' | 'avx2' | 'scalar'"},
+    {"set_simd_path", py_set_simd_path, METH_O, "set_simd_path(name)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, "icalign._core",
+    "C core of icalign: model, losses, Adam, task sampler and baselines.", -1, module_methods,
+    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    import_array();
+    if (PyType_Ready(&ModelType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&core_module);
+    if (!m) return NULL;
+    Py_INCREF(&ModelType);
+    if (PyModule_AddObject(m, "Model", (PyObject *)&ModelType) < 0) {
+        Py_DECREF(&ModelType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

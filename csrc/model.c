@@ -1,0 +1,589 @@
+/*
+ * The GPT-2 (pre-LN) model of SPEC section 2 over (x, y, r) triplets.
+ *
+ * Memory, as in llm.c's train_gpt2.c, lives in two arenas:
+ *  - the parameter arena: params | grads | adam m | adam v, four slices of the
+ *    same layout, so a tensor's offset names it in all four;
+ *  - the activation arena, sized for the largest batch seen and reused.
+ * Training keeps, per layer, only what the backward pass cannot cheaply
+ * rebuild: the residual stream entering each sub-block, LayerNorm statistics,
+ * qkv, attention probabilities, the attention output and the MLP
+ * pre-activation. LayerNorm outputs and GELU outputs are recomputed, and the
+ * activation gradients exist for one layer at a time. Inference (predict)
+ * gives every layer the same slot, so it needs one layer's worth of memory.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_NAME 48
+#define ALIGN_FLOATS 16 /* 64 bytes */
+
+typedef enum { INIT_ZERO, INIT_ONE, INIT_NORMAL, INIT_NORMAL_PROJ, INIT_UNIFORM_FAN_IN } init_kind;
+
+typedef struct {
+    char name[MAX_NAME];
+    int ndim, shape[2];
+    size_t offset, numel;
+    init_kind init;
+    int fan_in;
+} tensor_entry;
+
+typedef struct { /* offsets of one block's tensors in each arena slice */
+    size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b;
+    size_t ln2_w, ln2_b, fc_w, fc_b, fcproj_w, fcproj_b;
+} layer_offsets;
+
+struct ica_model {
+    ica_config cfg;
+    int n_tensors;
+    tensor_entry *tensors;
+    layer_offsets *layers;
+    size_t read_in_w, read_in_b, wpe, lnf_w, lnf_b, read_out_w, read_out_b, reward_w, reward_b;
+    size_t slice; /* floats per arena slice */
+    float *arena; /* params | grads | m | v */
+    int64_t adam_steps;
+    float *acts;
+    size_t acts_capacity; /* floats */
+};
+
+/* ---------------------------------------------------------------- config */
+
+ica_status ica_config_check(const ica_config *c) {
+    if (c->n_dims < 1) return ica_fail(ICA_ERR_ARGUMENT, "n_dims must be >= 1, got %d", c->n_dims);
+    if (c->n_points < 1)
+        return ica_fail(ICA_ERR_ARGUMENT, "n_points must be >= 1, got %d", c->n_points);
+    if (c->n_embd < 1) return ica_fail(ICA_ERR_ARGUMENT, "n_embd must be >= 1, got %d", c->n_embd);
+    if (c->n_layer < 1)
+        return ica_fail(ICA_ERR_ARGUMENT, "n_layer must be >= 1, got %d", c->n_layer);
+    if (c->n_head < 1) return ica_fail(ICA_ERR_ARGUMENT, "n_head must be >= 1, got %d", c->n_head);
+    if (c->n_embd % c->n_head != 0)
+        return ica_fail(ICA_ERR_ARGUMENT,
+                        "n_embd (%d) must be divisible by n_head (%d) to give equal head sizes",
+                        c->n_embd, c->n_head);
+    if (c->n_points > 100000 || c->n_embd > 65536 || c->n_layer > 10000 || c->n_dims > 65536)
+        return ica_fail(ICA_ERR_ARGUMENT, "model sizes are unreasonably large (n_points=%d, "
+                                          "n_embd=%d, n_layer=%d, n_dims=%d)",
+                        c->n_points, c->n_embd, c->n_layer, c->n_dims);
+    return ICA_OK;
+}
+
+/* -------------------------------------------------------- parameter table */
+
+static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+/* Appends a tensor to the table (when table is not NULL) and returns its offset. */
+static size_t add_tensor(tensor_entry *table, int *count, size_t *cursor, const char *name,
+                         int ndim, int d0, int d1, init_kind init, int fan_in) {
+    size_t offset = *cursor, numel = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
+    if (table) {
+        tensor_entry *t = &table[*count];
+        snprintf(t->name, MAX_NAME, "%s", name);
+        t->ndim = ndim;
+        t->shape[0] = d0;
+        t->shape[1] = ndim == 2 ? d1 : 0;
+        t->offset = offset;
+        t->numel = numel;
+        t->init = init;
+        t->fan_in = fan_in;
+    }
+    (*count)++;
+    *cursor = round_up(offset + numel);
+    return offset;
+}
+
+/* The SPEC section 2 parameter list, in its order. Called once with
+ * table == NULL to count the tensors, then to fill the table and offsets. */
+static void build_layout(ica_model *m, tensor_entry *table) {
+    const ica_config *c = &m->cfg;
+    int d = c->n_dims, E = c->n_embd, count = 0;
+    size_t cursor = 0;
+    char name[MAX_NAME];
+    m->read_in_w = add_tensor(table, &count, &cursor, "read_in.weight", 2, d, E, INIT_UNIFORM_FAN_IN, d);
+    m->read_in_b = add_tensor(table, &count, &cursor, "read_in.bias", 1, E, 0, INIT_UNIFORM_FAN_IN, d);
+    m->wpe = add_tensor(table, &count, &cursor, "wpe", 2, 3 * c->n_points, E, INIT_NORMAL, 0);
+    for (int l = 0; l < c->n_layer; l++) {
+        layer_offsets lo = {0};
+#define ADD(field, suffix, ndim, d0, d1, init)                                                   \
+    snprintf(name, sizeof name, "h.%d.%s", l, suffix);                                             \
+    lo.field = add_tensor(table, &count, &cursor, name, ndim, d0, d1, init, 0)
+        ADD(ln1_w, "ln_1.weight", 1, E, 0, INIT_ONE);
+        ADD(ln1_b, "ln_1.bias", 1, E, 0, INIT_ZERO);
+        ADD(qkv_w, "attn.c_attn.weight", 2, E, 3 * E, INIT_NORMAL);
+        ADD(qkv_b, "attn.c_attn.bias", 1, 3 * E, 0, INIT_ZERO);
+        ADD(proj_w, "attn.c_proj.weight", 2, E, E, INIT_NORMAL_PROJ);
+        ADD(proj_b, "attn.c_proj.bias", 1, E, 0, INIT_ZERO);
+        if (c->ffn) {
+            ADD(ln2_w, "ln_2.weight", 1, E, 0, INIT_ONE);
+            ADD(ln2_b, "ln_2.bias", 1, E, 0, INIT_ZERO);
+            ADD(fc_w, "mlp.c_fc.weight", 2, E, 4 * E, INIT_NORMAL);
+            ADD(fc_b, "mlp.c_fc.bias", 1, 4 * E, 0, INIT_ZERO);
+            ADD(fcproj_w, "mlp.c_proj.weight", 2, 4 * E, E, INIT_NORMAL_PROJ);
+            ADD(fcproj_b, "mlp.c_proj.bias", 1, E, 0, INIT_ZERO);
+        }
+#undef ADD
+        if (table) m->layers[l] = lo;
+    }
+    m->lnf_w = add_tensor(table, &count, &cursor, "ln_f.weight", 1, E, 0, INIT_ONE, 0);
+    m->lnf_b = add_tensor(table, &count, &cursor, "ln_f.bias", 1, E, 0, INIT_ZERO, 0);
+    m->read_out_w = add_tensor(table, &count, &cursor, "read_out.weight", 2, E, d, INIT_UNIFORM_FAN_IN, E);
+    m->read_out_b = add_tensor(table, &count, &cursor, "read_out.bias", 1, d, 0, INIT_UNIFORM_FAN_IN, E);
+    if (c->reward_head) {
+        m->reward_w = add_tensor(table, &count, &cursor, "read_reward.weight", 2, E, 1, INIT_UNIFORM_FAN_IN, E);
+        m->reward_b = add_tensor(table, &count, &cursor, "read_reward.bias", 1, 1, 0, INIT_UNIFORM_FAN_IN, E);
+    }
+    m->n_tensors = count;
+    m->slice = cursor;
+}
+
+static void init_params(ica_model *m, uint64_t seed) {
+    float *params = m->arena;
+    double proj_std = 0.02 / sqrt(2.0 * m->cfg.n_layer);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tensor_entry *t = &m->tensors[i];
+        float *p = params + t->offset;
+        rng_stream rng;
+        rng_init(&rng, seed, RNG_DOMAIN_INIT, (uint64_t)i);
+        double bound = t->fan_in > 0 ? 1.0 / sqrt((double)t->fan_in) : 0.0;
+        for (size_t j = 0; j < t->numel; j++) {
+            switch (t->init) {
+            case INIT_ZERO: p[j] = 0.0f; break;
+            case INIT_ONE: p[j] = 1.0f; break;
+            case INIT_NORMAL: p[j] = (float)(0.02 * rng_normal(&rng)); break;
+            case INIT_NORMAL_PROJ: p[j] = (float)(proj_std * rng_normal(&rng)); break;
+            case INIT_UNIFORM_FAN_IN:
+                p[j] = (float)(bound * (2.0 * rng_uniform(&rng) - 1.0));
+                break;
+            }
+        }
+    }
+}
+
+ica_status ica_model_create(const ica_config *cfg, uint64_t seed, ica_model **out) {
+    *out = NULL;
+    ica_status st = ica_config_check(cfg);
+    if (st != ICA_OK) return st;
+    ica_model *m = calloc(1, sizeof *m);
+    if (!m) return ica_fail(ICA_ERR_NOMEM, "out of memory for the model");
+    m->cfg = *cfg;
+    build_layout(m, NULL);
+    m->tensors = calloc((size_t)m->n_tensors, sizeof *m->tensors);
+    m->layers = calloc((size_t)cfg->n_layer, sizeof *m->layers);
+    if (m->tensors && m->layers) {
+        build_layout(m, m->tensors);
+        m->arena = ica_calloc_aligned(4 * m->slice * sizeof(float));
+    }
+    if (!m->arena) {
+        ica_model_free(m);
+        return ica_fail(ICA_ERR_NOMEM, "out of memory for the parameter arena");
+    }
+    init_params(m, seed);
+    *out = m;
+    return ICA_OK;
+}
+
+void ica_model_free(ica_model *m) {
+    if (!m) return;
+    free(m->tensors);
+    free(m->layers);
+    ica_free_aligned(m->arena);
+    ica_free_aligned(m->acts);
+    free(m);
+}
+
+const ica_config *ica_model_config(const ica_model *m) { return &m->cfg; }
+int ica_model_num_tensors(const ica_model *m) { return m->n_tensors; }
+size_t ica_model_arena_size(const ica_model *m) { return m->slice; }
+float *ica_model_params(ica_model *m) { return m->arena; }
+float *ica_model_grads(ica_model *m) { return m->arena + m->slice; }
+float *ica_model_adam_m(ica_model *m) { return m->arena + 2 * m->slice; }
+float *ica_model_adam_v(ica_model *m) { return m->arena + 3 * m->slice; }
+int64_t ica_model_adam_steps(const ica_model *m) { return m->adam_steps; }
+void ica_model_set_adam_steps(ica_model *m, int64_t steps) { m->adam_steps = steps; }
+
+ica_status ica_model_tensor_info(const ica_model *m, int index, const char **name, int *ndim,
+                                 int shape[2], size_t *offset) {
+    if (index < 0 || index >= m->n_tensors)
+        return ica_fail(ICA_ERR_ARGUMENT, "tensor index %d is out of range [0, %d)", index,
+                        m->n_tensors);
+    const tensor_entry *t = &m->tensors[index];
+    *name = t->name;
+    *ndim = t->ndim;
+    shape[0] = t->shape[0];
+    shape[1] = t->shape[1];
+    *offset = t->offset;
+    return ICA_OK;
+}
+
+/* ------------------------------------------------------- activation arena */
+
+typedef struct {
+    float *tokens;               /* (B,T,d) */
+    float *res;                  /* (L+1) x (B,T,E): residual entering each layer; last = final */
+    float *res2;                 /* L x (B,T,E): residual after attention (ffn) */
+    float *ln1_mean, *ln1_rstd;  /* L x (B,T) */
+    float *ln2_mean, *ln2_rstd;  /* L x (B,T) */
+    float *qkv;                  /* L x (B,T,3E) */
+    float *att;                  /* L x (B,H,T,T) */
+    float *atty;                 /* L x (B,T,E): attention output before c_proj */
+    float *fch;                  /* L x (B,T,4E): MLP pre-activation */
+    float *lnf_mean, *lnf_rstd;  /* (B,T) */
+    float *lnout;                /* (B,T,E) scratch: LayerNorm outputs, projections */
+    float *fcg;                  /* (B,T,4E) scratch: GELU output, then its gradient */
+    float *pred, *rhat;          /* (B,N,d), (B,N) */
+    size_t res_stride, layer_bt, layer_qkv, layer_att, layer_bte, layer_fch;
+    /* training only */
+    float *dres, *dln, *dqkv, *datt; /* one layer at a time */
+    float *dpred, *drhat;
+    float *ln_scratch;
+    double *loss_scratch;
+    int *order_scratch;
+} activations;
+
+static float *take(float *base, size_t *cursor, size_t n) {
+    float *p = base ? base + *cursor : NULL;
+    *cursor += round_up(n);
+    return p;
+}
+
+/* Carves the activation arena for a batch (B, N); with base == NULL it only
+ * counts. train == 0 gives every layer the same slot. Returns floats needed. */
+static size_t layout_activations(const ica_config *c, int B, int N, int train, float *base,
+                                 activations *a) {
+    size_t cur = 0, BT = (size_t)B * 3 * N, T = 3 * (size_t)N, E = c->n_embd, L = c->n_layer;
+    size_t layers = train ? L : 1;
+    memset(a, 0, sizeof *a);
+    a->layer_bt = train ? BT : 0;
+    a->layer_bte = train ? BT * E : 0;
+    a->layer_qkv = train ? BT * 3 * E : 0;
+    a->layer_att = train ? (size_t)B * c->n_head * T * T : 0;
+    a->layer_fch = train ? BT * 4 * E : 0;
+    a->res_stride = a->layer_bte;
+    a->tokens = take(base, &cur, BT * c->n_dims);
+    a->res = take(base, &cur, (train ? L + 1 : 1) * BT * E);
+    a->ln1_mean = take(base, &cur, layers * BT);
+    a->ln1_rstd = take(base, &cur, layers * BT);
+    a->qkv = take(base, &cur, layers * BT * 3 * E);
+    a->att = take(base, &cur, layers * (size_t)B * c->n_head * T * T);
+    a->atty = take(base, &cur, layers * BT * E);
+    if (c->ffn) {
+        a->res2 = take(base, &cur, layers * BT * E);
+        a->ln2_mean = take(base, &cur, layers * BT);
+        a->ln2_rstd = take(base, &cur, layers * BT);
+        a->fch = take(base, &cur, layers * BT * 4 * E);
+        a->fcg = take(base, &cur, BT * 4 * E);
+    }
+    a->lnf_mean = take(base, &cur, BT);
+    a->lnf_rstd = take(base, &cur, BT);
+    a->lnout = take(base, &cur, BT * E);
+    a->pred = take(base, &cur, (size_t)B * N * c->n_dims);
+    a->rhat = take(base, &cur, (size_t)B * N);
+    if (train) {
+        a->dres = take(base, &cur, BT * E);
+        a->dln = take(base, &cur, BT * E);
+        a->dqkv = take(base, &cur, BT * 3 * E);
+        a->datt = take(base, &cur, (size_t)B * c->n_head * T * T);
+        a->dpred = take(base, &cur, (size_t)B * N * c->n_dims);
+        a->drhat = take(base, &cur, (size_t)B * N);
+        a->ln_scratch = take(base, &cur, layernorm_scratch_floats((int)BT, (int)E));
+        a->loss_scratch = (double *)take(base, &cur, 2 * sequence_loss_scratch_doubles(B, N, c->n_dims));
+        a->order_scratch = (int *)take(base, &cur, (size_t)B * N);
+    }
+    return cur;
+}
+
+static ica_status prepare_activations(ica_model *m, int B, int N, int train, activations *a) {
+    size_t need = layout_activations(&m->cfg, B, N, train, NULL, a);
+    if (need > m->acts_capacity) {
+        ica_free_aligned(m->acts);
+        m->acts_capacity = 0;
+        m->acts = ica_calloc_aligned(need * sizeof(float));
+        if (!m->acts)
+            return ica_fail(ICA_ERR_NOMEM,
+                            "out of memory for the activations of a batch of %d sequences "
+                            "(%.1f MiB needed); use a smaller batch",
+                            B, need * 4.0 / (1 << 20));
+        m->acts_capacity = need;
+    }
+    layout_activations(&m->cfg, B, N, train, m->acts, a);
+    return ICA_OK;
+}
+
+/* ------------------------------------------------------ inputs and output */
+
+static ica_status check_inputs(const ica_model *m, const float *xs, const float *ys,
+                               const float *rs, int B, int N) {
+    int d = m->cfg.n_dims;
+    if (B < 1) return ica_fail(ICA_ERR_ARGUMENT, "batch size must be >= 1, got %d", B);
+    if (N < 1 || N > m->cfg.n_points)
+        return ica_fail(ICA_ERR_ARGUMENT,
+                        "number of examples N=%d is outside [1, n_points=%d] of this model", N,
+                        m->cfg.n_points);
+    const float *arrays[3] = {xs, ys, rs};
+    const char *names[3] = {"xs", "ys", "rs"};
+    size_t sizes[3] = {(size_t)B * N * d, (size_t)B * N * d, (size_t)B * N};
+    for (int i = 0; i < 3; i++) {
+        ptrdiff_t bad = ica_find_nonfinite(arrays[i], sizes[i]);
+        if (bad >= 0)
+            return ica_fail(ICA_ERR_NONFINITE, "%s holds a non-finite value (%g) at flat index %td",
+                            names[i], (double)arrays[i][bad], bad);
+    }
+    return ICA_OK;
+}
+
+/* tokens (B,T,d): x_n, y_n, [r_n, 0, ..., 0] for each example n. */
+static void build_tokens(float *tokens, const float *xs, const float *ys, const float *rs, int B,
+                         int N, int d) {
+    for (size_t bn = 0; bn < (size_t)B * N; bn++) {
+        float *tok = tokens + bn * 3 * d;
+        memcpy(tok, xs + bn * d, sizeof(float) * d);
+        memcpy(tok + d, ys + bn * d, sizeof(float) * d);
+        memset(tok + 2 * d, 0, sizeof(float) * d);
+        tok[2 * d] = rs[bn];
+    }
+}
+
+/* out (B,N,D) = in[b, 3n + phase, :] (E) @ W (E,D) + bias, for the token of
+ * example n at the given phase (0: x-token, 1: y-token). */
+static void readout_forward(float *out, const float *in, const float *W, const float *bias,
+                            int B, int N, int E, int D, int phase) {
+#pragma omp parallel for schedule(static) num_threads(ica_threads())
+    for (int bn = 0; bn < B * N; bn++) {
+        const float *h = in + ((size_t)bn * 3 + phase) * E;
+        float *o = out + (size_t)bn * D;
+        for (int j = 0; j < D; j++) o[j] = bias[j];
+        for (int e = 0; e < E; e++)
+            for (int j = 0; j < D; j++) o[j] += h[e] * W[(size_t)e * D + j];
+    }
+}
+
+/* dW (E,D), dbias (D) overwritten; din rows of the phase overwritten. */
+static void readout_backward(float *din, float *dW, float *dbias, const float *dout,
+                             const float *in, const float *W, int B, int N, int E, int D,
+                             int phase) {
+#pragma omp parallel for schedule(static) num_threads(ica_threads())
+    for (int e = 0; e < E; e++) {
+        float *dw = dW + (size_t)e * D;
+        for (int j = 0; j < D; j++) dw[j] = 0.0f;
+        for (int bn = 0; bn < B * N; bn++) {
+            float h = in[((size_t)bn * 3 + phase) * E + e];
+            for (int j = 0; j < D; j++) dw[j] += h * dout[(size_t)bn * D + j];
+        }
+    }
+    for (int j = 0; j < D; j++) dbias[j] = 0.0f;
+    for (int bn = 0; bn < B * N; bn++)
+        for (int j = 0; j < D; j++) dbias[j] += dout[(size_t)bn * D + j];
+#pragma omp parallel for schedule(static) num_threads(ica_threads())
+    for (int bn = 0; bn < B * N; bn++) {
+        float *dh = din + ((size_t)bn * 3 + phase) * E;
+        const float *g = dout + (size_t)bn * D;
+        for (int e = 0; e < E; e++) {
+            float acc = 0.0f;
+            for (int j = 0; j < D; j++) acc += g[j] * W[(size_t)e * D + j];
+            dh[e] = acc;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ forward */
+
+static void forward(ica_model *m, activations *a, const float *xs, const float *ys,
+                    const float *rs, int B, int N) {
+    const ica_config *c = &m->cfg;
+    const float *P = m->arena;
+    int d = c->n_dims, E = c->n_embd, H = c->n_head, T = 3 * N, M = B * T;
+
+    build_tokens(a->tokens, xs, ys, rs, B, N, d);
+    matmul_forward(a->res, a->tokens, P + m->read_in_w, P + m->read_in_b, M, d, E);
+    const float *wpe = P + m->wpe;
+#pragma omp parallel for schedule(static) num_threads(ica_threads())
+    for (int bt = 0; bt < M; bt++) {
+        float *h = a->res + (size_t)bt * E;
+        const float *pos = wpe + (size_t)(bt % T) * E;
+        for (int e = 0; e < E; e++) h[e] += pos[e];
+    }
+
+    for (int l = 0; l < c->n_layer; l++) {
+        const layer_offsets *lo = &m->layers[l];
+        float *res_in = a->res + l * a->res_stride, *res_out = res_in + a->res_stride;
+        float *qkv = a->qkv + l * a->layer_qkv, *att = a->att + l * a->layer_att;
+        float *atty = a->atty + l * a->layer_bte;
+
+        layernorm_forward(a->lnout, a->ln1_mean + l * a->layer_bt, a->ln1_rstd + l * a->layer_bt,
+                          res_in, P + lo->ln1_w, P + lo->ln1_b, M, E);
+        matmul_forward(qkv, a->lnout, P + lo->qkv_w, P + lo->qkv_b, M, E, 3 * E);
+        attention_forward(atty, att, qkv, B, T, E, H, c->softmax, c->causal);
+        matmul_forward(a->lnout, atty, P + lo->proj_w, P + lo->proj_b, M, E, E);
+        if (!c->ffn) {
+            residual_forward(res_out, res_in, a->lnout, (size_t)M * E);
+            continue;
+        }
+        float *res2 = a->res2 + l * a->layer_bte, *fch = a->fch + l * a->layer_fch;
+        residual_forward(res2, res_in, a->lnout, (size_t)M * E);
+        layernorm_forward(a->lnout, a->ln2_mean + l * a->layer_bt, a->ln2_rstd + l * a->layer_bt,
+                          res2, P + lo->ln2_w, P + lo->ln2_b, M, E);
+        matmul_forward(fch, a->lnout, P + lo->fc_w, P + lo->fc_b, M, E, 4 * E);
+        gelu_forward(a->fcg, fch, (size_t)M * 4 * E);
+        matmul_forward(a->lnout, a->fcg, P + lo->fcproj_w, P + lo->fcproj_b, M, 4 * E, E);
+        residual_forward(res_out, res2, a->lnout, (size_t)M * E);
+    }
+
+    const float *final = a->res + c->n_layer * a->res_stride;
+    layernorm_forward(a->lnout, a->lnf_mean, a->lnf_rstd, final, P + m->lnf_w, P + m->lnf_b, M, E);
+    readout_forward(a->pred, a->lnout, P + m->read_out_w, P + m->read_out_b, B, N, E, d, 0);
+    if (c->reward_head)
+        readout_forward(a->rhat, a->lnout, P + m->reward_w, P + m->reward_b, B, N, E, 1, 1);
+}
+
+/* ----------------------------------------------------------- backward */
+
+static void backward(ica_model *m, activations *a, int B, int N) {
+    const ica_config *c = &m->cfg;
+    const float *P = m->arena;
+    float *G = m->arena + m->slice;
+    int d = c->n_dims, E = c->n_embd, H = c->n_head, T = 3 * N, M = B * T;
+    size_t ME = (size_t)M * E;
+
+    /* Read-outs touch only the x-tokens (and y-tokens): the other rows of the
+     * LayerNorm-output gradient are zero. */
+    memset(a->dln, 0, ME * sizeof(float));
+    readout_backward(a->dln, G + m->read_out_w, G + m->read_out_b, a->dpred, a->lnout,
+                     P + m->read_out_w, B, N, E, d, 0);
+    if (c->reward_head)
+        readout_backward(a->dln, G + m->reward_w, G + m->reward_b, a->drhat, a->lnout,
+                         P + m->reward_w, B, N, E, 1, 1);
+    memset(a->dres, 0, ME * sizeof(float));
+    layernorm_backward(a->dres, G + m->lnf_w, G + m->lnf_b, a->ln_scratch, a->dln,
+                       a->res + c->n_layer * a->res_stride, a->lnf_mean, a->lnf_rstd,
+                       P + m->lnf_w, M, E);
+
+    for (int l = c->n_layer - 1; l >= 0; l--) {
+        const layer_offsets *lo = &m->layers[l];
+        const float *res_in = a->res + l * a->res_stride;
+        const float *qkv = a->qkv + l * a->layer_qkv, *att = a->att + l * a->layer_att;
+        const float *atty = a->atty + l * a->layer_bte;
+        if (c->ffn) {
+            const float *res2 = a->res2 + l * a->layer_bte, *fch = a->fch + l * a->layer_fch;
+            const float *mean2 = a->ln2_mean + l * a->layer_bt, *rstd2 = a->ln2_rstd + l * a->layer_bt;
+            gelu_forward(a->fcg, fch, (size_t)M * 4 * E);
+            matmul_backward_weight(G + lo->fcproj_w, G + lo->fcproj_b, a->dres, a->fcg, M, 4 * E, E);
+            matmul_backward_input(a->fcg, a->dres, P + lo->fcproj_w, M, 4 * E, E);
+            gelu_backward_inplace(a->fcg, fch, (size_t)M * 4 * E);
+            layernorm_apply(a->lnout, res2, mean2, rstd2, P + lo->ln2_w, P + lo->ln2_b, M, E);
+            matmul_backward_weight(G + lo->fc_w, G + lo->fc_b, a->fcg, a->lnout, M, E, 4 * E);
+            matmul_backward_input(a->dln, a->fcg, P + lo->fc_w, M, E, 4 * E);
+            layernorm_backward(a->dres, G + lo->ln2_w, G + lo->ln2_b, a->ln_scratch, a->dln, res2,
+                               mean2, rstd2, P + lo->ln2_w, M, E);
+        }
+        const float *mean1 = a->ln1_mean + l * a->layer_bt, *rstd1 = a->ln1_rstd + l * a->layer_bt;
+        matmul_backward_weight(G + lo->proj_w, G + lo->proj_b, a->dres, atty, M, E, E);
+        matmul_backward_input(a->dln, a->dres, P + lo->proj_w, M, E, E);
+        attention_backward(a->dqkv, a->datt, a->dln, qkv, att, B, T, E, H, c->softmax, c->causal);
+        layernorm_apply(a->lnout, res_in, mean1, rstd1, P + lo->ln1_w, P + lo->ln1_b, M, E);
+        matmul_backward_weight(G + lo->qkv_w, G + lo->qkv_b, a->dqkv, a->lnout, M, E, 3 * E);
+        matmul_backward_input(a->dln, a->dqkv, P + lo->qkv_w, M, E, 3 * E);
+        layernorm_backward(a->dres, G + lo->ln1_w, G + lo->ln1_b, a->ln_scratch, a->dln, res_in,
+                           mean1, rstd1, P + lo->ln1_w, M, E);
+    }
+
+    matmul_backward_weight(G + m->read_in_w, G + m->read_in_b, a->dres, a->tokens, M, d, E);
+    float *dwpe = G + m->wpe;
+    memset(dwpe, 0, sizeof(float) * (size_t)3 * c->n_points * E);
+#pragma omp parallel for schedule(static) num_threads(ica_threads())
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) {
+            const float *g = a->dres + ((size_t)b * T + t) * E;
+            for (int e = 0; e < E; e++) dwpe[(size_t)t * E + e] += g[e];
+        }
+}
+
+/* --------------------------------------------------------- public calls */
+
+ica_status ica_model_forward(ica_model *m, const float *xs, const float *ys, const float *rs,
+                             int B, int N, float *pred, float *rhat) {
+    ica_status st = check_inputs(m, xs, ys, rs, B, N);
+    if (st != ICA_OK) return st;
+    activations a;
+    if ((st = prepare_activations(m, B, N, 0, &a)) != ICA_OK) return st;
+    forward(m, &a, xs, ys, rs, B, N);
+    size_t n_pred = (size_t)B * N * m->cfg.n_dims;
+    ptrdiff_t bad = ica_find_nonfinite(a.pred, n_pred);
+    if (bad >= 0)
+        return ica_fail(ICA_ERR_NUMERIC,
+                        "the prediction is not finite (%g at flat index %td): the parameters "
+                        "hold NaN/inf or overflow",
+                        (double)a.pred[bad], bad);
+    memcpy(pred, a.pred, n_pred * sizeof(float));
+    if (rhat && m->cfg.reward_head) memcpy(rhat, a.rhat, (size_t)B * N * sizeof(float));
+    return ICA_OK;
+}
+
+ica_status ica_model_loss_and_grad(ica_model *m, const float *xs, const float *ys,
+                                   const float *rs, int B, int N, ica_objective objective,
+                                   ica_reward reward, float reward_weight, float *loss) {
+    ica_status st = check_inputs(m, xs, ys, rs, B, N);
+    if (st != ICA_OK) return st;
+    if (N < 3)
+        return ica_fail(ICA_ERR_ARGUMENT,
+                        "the training loss needs N >= 3 examples (predictions at n = 2..N-1), "
+                        "got N=%d",
+                        N);
+    if ((unsigned)objective > ICA_OBJECTIVE_BT || (unsigned)reward > ICA_REWARD_NEG_SQ)
+        return ica_fail(ICA_ERR_ARGUMENT, "unknown objective %d or reward %d", (int)objective,
+                        (int)reward);
+    if (!isfinite(reward_weight))
+        return ica_fail(ICA_ERR_ARGUMENT, "reward_weight must be finite, got %g",
+                        (double)reward_weight);
+    activations a;
+    if ((st = prepare_activations(m, B, N, 1, &a)) != ICA_OK) return st;
+    forward(m, &a, xs, ys, rs, B, N);
+
+    double total;
+    sequence_loss_batch(a.pred, ys, rs, B, N, m->cfg.n_dims, objective, reward, &total, a.dpred,
+                        a.loss_scratch, a.order_scratch, a.loss_scratch + B);
+    if (m->cfg.reward_head) {
+        double sq = 0.0, scale = 2.0 * reward_weight / ((double)B * N);
+        for (int i = 0; i < B * N; i++) {
+            double diff = (double)a.rhat[i] - rs[i];
+            sq += diff * diff;
+            a.drhat[i] = (float)(scale * diff);
+        }
+        total += reward_weight * sq / ((double)B * N);
+    }
+    *loss = (float)total;
+    if (!isfinite(total))
+        return ica_fail(ICA_ERR_NUMERIC,
+                        "the loss is not finite (%g): the model diverged or its parameters "
+                        "hold NaN/inf",
+                        total);
+    backward(m, &a, B, N);
+    return ICA_OK;
+}
+
+ica_status ica_model_adam_update(ica_model *m, float lr, float beta1, float beta2, float eps) {
+    if (!(lr >= 0.0f) || !isfinite(lr))
+        return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number >= 0, got %g", (double)lr);
+    if (!(beta1 >= 0.0f && beta1 < 1.0f) || !(beta2 >= 0.0f && beta2 < 1.0f))
+        return ica_fail(ICA_ERR_ARGUMENT, "Adam betas must lie in [0, 1), got (%g, %g)",
+                        (double)beta1, (double)beta2);
+    if (!(eps > 0.0f))
+        return ica_fail(ICA_ERR_ARGUMENT, "Adam eps must be > 0, got %g", (double)eps);
+    m->adam_steps++;
+    adam_update(m->arena, ica_model_grads(m), ica_model_adam_m(m), ica_model_adam_v(m), m->slice,
+                lr, beta1, beta2, eps, m->adam_steps);
+    return ICA_OK;
+}
+
+ica_status ica_model_step(ica_model *m, const float *xs, const float *ys, const float *rs, int B,
+                          int N, ica_objective objective, ica_reward reward, float reward_weight,
+                          float lr, float *loss) {
+    if (!(lr >= 0.0f) || !isfinite(lr))
+        return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number >= 0, got %g", (double)lr);
+    ica_status st = ica_model_loss_and_grad(m, xs, ys, rs, B, N, objective, reward,
+                                            reward_weight, loss);
+    if (st != ICA_OK) return st;
+    return ica_model_adam_update(m, lr, 0.9f, 0.999f, 1e-8f);
+}

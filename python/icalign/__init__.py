@@ -1,0 +1,45 @@
+"""icalign: self-correction as in-context alignment, reproduced on the CPU.
+
+A C core (GPT-2 forward/backward, ranking losses, Adam, task sampler,
+baselines) under a small NumPy API; see SPEC.md for the mathematics.
+"""
+from __future__ import annotations
+
+import warnings
+
+from . import _core
+from .config import ModelConfig
+from .losses import bt_loss, pl_loss, sequence_loss
+from .model import Transformer
+
+__version__ = "0.1.0"
+
+if not _core.has_openmp():
+    warnings.warn("icalign was built without OpenMP: the C core runs single-threaded",
+                  RuntimeWarning, stacklevel=2)
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by the C core (default: OpenMP's default, OMP_NUM_THREADS)."""
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    return _core.get_num_threads()
+
+
+def simd_path() -> str:
+    """Vector code path chosen for this CPU: 'avx512', 'avx2' or 'scalar'."""
+    return _core.simd_path()
+
+
+def set_simd_path(name: str) -> None:
+    """Force a vector code path ('avx512', 'avx2' or 'scalar'); ICALIGN_SIMD does the
+    same at import. Raises ValueError if the CPU lacks it."""
+    _core.set_simd_path(name)
+
+
+__all__ = [
+    "ModelConfig", "Transformer", "pl_loss", "bt_loss", "sequence_loss",
+    "set_num_threads", "get_num_threads", "simd_path", "set_simd_path", "__version__",
+]

@@ -1,0 +1,61 @@
+"""Build of the C extension icalign._core (the rest of the metadata is in pyproject.toml).
+
+The extension is compiled with OpenMP when the compiler supports it; otherwise it
+is built single-threaded and icalign says so once at import. Vector code for
+AVX2/AVX-512 is selected at run time (function target attributes), so the
+default build is portable: no -march=native.
+"""
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+CSRC = Path("csrc")
+SOURCES = sorted(str(p) for p in CSRC.glob("*.c"))
+BASE_FLAGS = ["-std=c11", "-O3", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"]
+
+
+def compiler_supports_openmp(compiler) -> bool:
+    """Try to compile and link a tiny OpenMP program with -fopenmp."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "omp_probe.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
+            compiler.link_executable(objs, os.path.join(tmp, "omp_probe"),
+                                     extra_postargs=["-fopenmp"])
+            return True
+        except Exception:
+            return False
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        use_openmp = (os.environ.get("ICALIGN_NO_OPENMP") != "1"
+                      and compiler_supports_openmp(self.compiler))
+        if not use_openmp:
+            print("icalign: building without OpenMP (single-threaded)", file=sys.stderr)
+        for ext in self.extensions:
+            ext.extra_compile_args = BASE_FLAGS + (["-fopenmp"] if use_openmp else [])
+            ext.extra_link_args = ["-fopenmp"] if use_openmp else []
+            if os.environ.get("ICALIGN_DEBUG") == "1":  # sanitizer / debugger builds
+                ext.extra_compile_args += ["-O0", "-g"]
+        super().build_extensions()
+
+
+setup(
+    ext_modules=[
+        Extension(
+            "icalign._core",
+            sources=SOURCES,
+            include_dirs=[numpy.get_include(), str(CSRC)],
+            depends=[str(p) for p in CSRC.glob("*.h")],
+        )
+    ],
+    cmdclass={"build_ext": BuildExt},
+)
