@@ -10,7 +10,11 @@ import warnings
 from . import _core
 from .config import ModelConfig
 from .losses import bt_loss, pl_loss, sequence_loss
+from .baselines import (gd_baseline, simple_baseline, mean_baseline, best_baseline,
+                        weighted_baseline, oracle_baseline)
+from .evaluate import error_curves, normalized_error, transformer_predictions
 from .model import Transformer
+from .task import AlignmentTask, TaskBatch
 
 __version__ = "0.1.0"
 
@@ -41,5 +45,8 @@ def set_simd_path(name: str) -> None:
 
 __all__ = [
     "ModelConfig", "Transformer", "pl_loss", "bt_loss", "sequence_loss",
+    "AlignmentTask", "TaskBatch", "gd_baseline", "simple_baseline", "mean_baseline",
+    "best_baseline", "weighted_baseline", "oracle_baseline", "normalized_error",
+    "error_curves", "transformer_predictions",
     "set_num_threads", "get_num_threads", "simd_path", "set_simd_path", "__version__",
 ]
