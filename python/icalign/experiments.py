@@ -737,6 +737,16 @@ def build_outputs(directory: str, figures: bool = True, report: bool = True, log
     return written
 
 
+def load_model(directory: str, model_info: dict) -> Transformer:
+    """The trained model a result JSON describes (``result["models"][label]``),
+    loaded from its checkpoint in ``directory`` (the DIR/<profile> folder)."""
+    path = os.path.join(directory, model_info["checkpoint"])
+    ck = load_checkpoint(path)
+    model = Transformer(ck["config"], seed=int(ck["arguments"]["model_seed"]))
+    model.load_state_dict(ck["state_dict"])
+    return model
+
+
 def load_or_run(profile: str = "quick", out: str = "results", names=None,
                 progress: bool = True) -> dict:
     """For notebooks: the results of ``names`` in ``out/<profile>``; experiments

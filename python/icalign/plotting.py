@@ -187,8 +187,12 @@ def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None):
     ax2.scatter(*proj(ystar), marker="*", s=220, color="crimson", label="y* (never shown)")
     ax2.scatter(*proj(eps), marker="X", s=90, color="0.3", label="eps")
     if prediction is not None:
-        ax2.scatter(*proj(prediction), marker="D", s=60, color=METHOD_COLORS["TF"],
-                    label="prediction")
+        # the cosine policy reward makes the model's output scale arbitrary: only its
+        # direction is scored, so it is drawn at the length of y*
+        pred = np.asarray(prediction, np.float64)
+        pred = pred * np.linalg.norm(ystar) / max(np.linalg.norm(pred), 1e-12)
+        ax2.scatter(*proj(pred), marker="D", s=60, color=METHOD_COLORS["TF"],
+                    label="prediction (scaled to |y*|)")
     fig.colorbar(sc, ax=ax2, fraction=0.04, label="shown reward r_i")
     ax2.set_title("responses in the plane of y* and eps")
     ax2.set_xlabel("along y*")

@@ -199,7 +199,7 @@ class _Progress:
         if not self.enabled:
             return
         try:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm  # the text bar: works in terminals and notebooks alike
         except ImportError:
             tqdm = None
         if tqdm is not None:
