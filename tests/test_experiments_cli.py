@@ -10,13 +10,15 @@ import pytest
 import icalign as ica
 from icalign import experiments as ex
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# subprocesses import the same icalign as this test process (the in-place build
+# or the installed package)
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(ica.__file__)))
 PANELS = ("tf_vs_gd", "reward_noise", "depth", "attention", "heads", "ffn")
 
 
 def cli(*args, check=True):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.join(ROOT, "python") + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-m", "icalign.cli", *args], capture_output=True,
                           text=True, env=env, timeout=300)
     if check and proc.returncode != 0:

@@ -31,7 +31,10 @@ def test_notebook_executes_on_smoke(path, results_dir, monkeypatch):
     monkeypatch.setenv("ICALIGN_PROFILE", "smoke")
     monkeypatch.setenv("ICALIGN_RESULTS", results_dir)
     monkeypatch.setenv("ICALIGN_THREADS", "1")
-    monkeypatch.setenv("PYTHONPATH", os.path.join(ROOT, "python") + os.pathsep
+    # the kernel imports the same icalign as this test process
+    import icalign
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(icalign.__file__)))
+    monkeypatch.setenv("PYTHONPATH", package_parent + os.pathsep
                        + os.environ.get("PYTHONPATH", ""))
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
