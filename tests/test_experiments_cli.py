@@ -192,3 +192,28 @@ def test_profiles_are_consistent():
     cfg = ica.ModelConfig(n_embd=96, n_layer=1)
     dense = 6 * 12 * 96 * 96 * 60
     assert ex.train_flops_per_step(cfg, 1) == pytest.approx(dense + 12 * 3600 * 96)
+
+
+def test_runs_without_matplotlib(tmp_path):
+    """matplotlib is optional: the package imports and reproduce writes JSON and
+    report.md, saying how to install it for the figures."""
+    script = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'matplotlib':\n"
+        "            raise ImportError('matplotlib blocked for this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import icalign, icalign.experiments\n"
+        "from icalign import cli\n"
+        f"sys.exit(cli.main(['reproduce', '--profile', 'smoke', '--only', 'a', '--out', "
+        f"{str(tmp_path)!r}, '--no-progress', '--threads', '1']))\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'icalign[plot]'" in proc.stderr
+    d = tmp_path / "smoke"
+    assert (d / "tf_vs_gd.json").exists() and (d / "report.md").exists()
+    assert not (d / "tf_vs_gd.png").exists()
