@@ -440,10 +440,9 @@ class Runner:
         if spec.name in self._models:
             return self._models[spec.name]
         path = self.model_path(spec)
-        done = [s.name for s in self._plan].index(spec.name) if spec.name in \
-            [s.name for s in self._plan] else None
-        total = len(self._plan)
-        tag = f"[model {done + 1}/{total}] " if done is not None else "[model] "
+        planned = [s.name for s in self._plan]
+        tag = (f"[model {planned.index(spec.name) + 1}/{len(planned)}] "
+               if spec.name in planned else "[model] ")
         model = Transformer(spec.config, seed=spec.seed)
         finished = False
         if os.path.exists(path):
