@@ -155,7 +155,8 @@ def test_registered_extension_runs_and_reports(tmp_path):
     def run(runner):
         model = runner.trained_model(runner.profile.train_spec())
         err = runner.curves(model, 0.5, baselines=())["TF"]
-        return {"curves": {"TF at p=0.5": err}, "extra_setting": runner.profile.extra.get("x")}
+        return {"rounds": [0, 1, 2], "curves": {"TF at p=0.5": err[:3]},
+                "extra_setting": runner.profile.extra.get("x")}
 
     def claims(results):
         r = results["ext_demo"]
@@ -163,13 +164,17 @@ def test_registered_extension_runs_and_reports(tmp_path):
                          True, "always")]
     ex.register(ex.Experiment("ext_demo", "demo", run=run,
                               models=lambda p: [p.train_spec()], claims=claims,
-                              group="critic"))
+                              group="critic", x_key="rounds"))
     try:
         res = ex.Runner("smoke", out=str(tmp_path), progress=False,
                         log=lambda m: None).run(["ext_demo"])
-        assert "TF at p=0.5" in res["ext_demo"]["curves"]
+        assert "TF at p=0.5" in res["ext_demo"]["curves"] and "t" not in res["ext_demo"]
         report = (tmp_path / "smoke" / "report.md").read_text()
         assert "### Extension" in report and "demo claim" in report
+        assert "| | round=0 | round=1 | round=2 |" in report
+        # the default model was trained by this experiment and is cached for the others
+        assert os.listdir(tmp_path / "smoke" / "models") == \
+            [ex.PROFILES["smoke"].train_spec().name + ".npz"]
     finally:
         del ex.EXPERIMENTS["ext_demo"]
 

@@ -294,6 +294,9 @@ class Experiment:
     claims: Optional[Callable[[dict], list]] = None
     aliases: tuple = ()
     group: str = "synthetic"
+    # key of the x values its "curves" are given at ("t" for the error curves,
+    # e.g. "rounds" for self-correction rounds); report.md tabulates curves over it
+    x_key: str = "t"
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -587,7 +590,9 @@ class Runner:
             t0 = time.monotonic()
             payload = exp.run(self)
             result = {"experiment": name, "title": exp.title, "group": exp.group,
-                      "profile": self.profile.name, "t": list(EVAL_T)}
+                      "profile": self.profile.name, "x_key": exp.x_key}
+            if exp.x_key == "t":
+                result["t"] = list(EVAL_T)
             result.update(payload)
             result.setdefault("config", self.profile.default_config().to_dict())
             result.update({"profile_settings": self.profile.to_dict(), "seeds": self.seeds(),
@@ -659,13 +664,22 @@ def claims_markdown(claims: list[Claim]) -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def curves_table(result: dict, t_show=(2, 5, 10, 15)) -> str:
-    t = result["t"]
-    cols = [x for x in t_show if x in t]
-    lines = ["| | " + " | ".join(f"t={x}" for x in cols) + " |",
+def curves_table(result: dict, show=None) -> str:
+    """Markdown table of a result's curves over its x values (for error
+    curves over t: t = 2, 5, 10, 15 unless ``show`` says otherwise)."""
+    key = result.get("x_key", "t")
+    xs = list(result[key])
+    if show is None:
+        show = (2, 5, 10, 15) if key == "t" else xs
+    cols = [x for x in show if x in xs]
+    name = "t" if key == "t" else key.rstrip("s")
+    lines = ["| | " + " | ".join(f"{name}={x}" for x in cols) + " |",
              "| --- |" + " ---: |" * len(cols)]
     for label, ys in result["curves"].items():
-        lines.append(f"| {label} | " + " | ".join(f"{ys[t.index(x)]:.3f}" for x in cols) + " |")
+        if len(ys) != len(xs):
+            raise ValueError(f"curve {label!r} of {result.get('experiment')!r} has {len(ys)} "
+                             f"values for {len(xs)} values of {key!r}")
+        lines.append(f"| {label} | " + " | ".join(f"{ys[xs.index(x)]:.3f}" for x in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -702,7 +716,7 @@ def render_report(directory: str, results: Optional[dict] = None) -> str:
             lines += [f"![{name}]({name}.png)", ""]
         if "note" in res:
             lines += [res["note"], ""]
-        if "curves" in res and "t" in res:
+        if "curves" in res and res.get("x_key", "t") in res:
             lines += [curves_table(res), ""]
         lines.append(f"{_fmt_seconds(res.get('seconds', float('nan')))} "
                      f"(training of models first used here included).")
