@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import icalign as ica
@@ -222,3 +223,23 @@ def test_runs_without_matplotlib(tmp_path):
     d = tmp_path / "smoke"
     assert (d / "tf_vs_gd.json").exists() and (d / "report.md").exists()
     assert not (d / "tf_vs_gd.png").exists()
+
+
+def test_diverging_model_is_reported_not_fatal(tmp_path, monkeypatch):
+    """A model whose loss turns non-finite keeps its last finite state and is
+    marked in the JSON and report; the other experiments still run."""
+    real_step = ica.Transformer.step
+
+    def step(self, *args, **kwargs):
+        if not self.config.softmax and self._core.adam_steps >= 1:
+            raise FloatingPointError("the loss is not finite (nan)")
+        return real_step(self, *args, **kwargs)
+    monkeypatch.setattr(ica.Transformer, "step", step)
+    res = ex.Runner("smoke", out=str(tmp_path), progress=False,
+                    log=lambda m: None).run(["attention"])
+    info = res["attention"]["models"]
+    assert info["linear"]["diverged_at_step"] == 1 and info["softmax"]["diverged_at_step"] is None
+    assert all(np.isfinite(res["attention"]["curves"]["linear"]))
+    report = (tmp_path / "smoke" / "report.md").read_text()
+    assert "**Diverged in training** (evaluated at the last finite state): linear (at step 1)" \
+        in report

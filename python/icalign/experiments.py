@@ -49,7 +49,7 @@ from .config import ModelConfig
 from .evaluate import EVAL_SEED_BASE, evaluation_set, normalized_error, transformer_predictions
 from .model import Transformer
 from .task import AlignmentTask, TaskBatch
-from .training import load_checkpoint, train
+from .training import TrainHistory, load_checkpoint, train
 
 EVAL_T = tuple(range(2, 16))
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -397,6 +397,7 @@ class Runner:
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._models: dict[str, Transformer] = {}
         self._histories: dict[str, object] = {}
+        self._diverged: dict[str, int] = {}
         self._eval: dict[float, TaskBatch] = {}
         self._plan: list[TrainSpec] = []
         self._trained_flops = 0.0
@@ -458,16 +459,28 @@ class Runner:
                      f"{_fmt_seconds(est)} at {ASSUMED_PEAK_FLOPS * ASSUMED_EFFICIENCY / 1e9:.0f} "
                      f"GFLOP/s" + self._overall_eta())
         t0 = time.monotonic()
-        history = train(model, self.task, progress=(spec.name if self.progress else False),
-                        checkpoint=path, checkpoint_every=self.profile.checkpoint_every,
-                        **spec.train_kwargs())
-        if not finished:
+        try:
+            history = train(model, self.task, progress=(spec.name if self.progress else False),
+                            checkpoint=path, checkpoint_every=self.profile.checkpoint_every,
+                            **spec.train_kwargs())
+        except FloatingPointError as exc:
+            # A diverging ablation (e.g. unnormalised linear attention) is a result to
+            # report, not a reason to lose the whole run: keep its last finite state,
+            # which train() saved, and mark the model as diverged.
+            self.log(f"{tag}WARNING: {exc}")
+            ck = load_checkpoint(path)
+            model = Transformer(spec.config, seed=spec.seed)
+            model.load_state_dict(ck["state_dict"])
+            history = TrainHistory(ck["losses"], ck["seconds"], spec.steps,
+                                   arguments=ck["arguments"])
+            self._diverged[spec.name] = history.steps_done
+        if not finished and spec.name not in self._diverged:
             dt = time.monotonic() - t0
             self._train_seconds += dt
             self._trained_flops += spec.flops() * (1 - history.resumed_from / max(spec.steps, 1))
             self.log(f"{tag}done in {_fmt_seconds(dt)}, final loss "
                      f"{np.mean(history.losses[-20:]):.4f} (mean of last 20 steps)")
-        else:
+        elif finished:
             self.log(f"{tag}loaded finished {spec.name}")
         self._models[spec.name] = model
         self._histories[spec.name] = history
@@ -484,7 +497,8 @@ class Runner:
         return {"name": spec.name, "checkpoint": os.path.relpath(self.model_path(spec), self.dir),
                 "spec": spec.to_dict(), "parameters": model.num_parameters,
                 "final_loss": float(np.mean(h.losses[-20:])) if len(h) else None,
-                "train_seconds": h.seconds}
+                "train_seconds": h.seconds,
+                "diverged_at_step": self._diverged.get(spec.name)}
 
     def _overall_eta(self) -> str:
         remaining = [s for s in self._plan if s.name not in self._models
@@ -716,6 +730,12 @@ def render_report(directory: str, results: Optional[dict] = None) -> str:
             lines += [f"![{name}]({name}.png)", ""]
         if "note" in res:
             lines += [res["note"], ""]
+        diverged = [f"{label} (at step {info['diverged_at_step']})"
+                    for label, info in res.get("models", {}).items()
+                    if isinstance(info, dict) and info.get("diverged_at_step") is not None]
+        if diverged:
+            lines += ["**Diverged in training** (evaluated at the last finite state): "
+                      + ", ".join(diverged) + ".", ""]
         if "curves" in res and res.get("x_key", "t") in res:
             lines += [curves_table(res), ""]
         lines.append(f"{_fmt_seconds(res.get('seconds', float('nan')))} "
