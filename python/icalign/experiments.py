@@ -780,6 +780,13 @@ def load_model(directory: str, model_info: dict) -> Transformer:
     return model
 
 
+def load_history(directory: str, model_info: dict) -> TrainHistory:
+    """The training history (loss per step) of a model a result JSON describes."""
+    ck = load_checkpoint(os.path.join(directory, model_info["checkpoint"]))
+    return TrainHistory(ck["losses"], ck["seconds"], int(ck["arguments"]["steps"]),
+                        arguments=ck["arguments"])
+
+
 def load_or_run(profile: str = "quick", out: str = "results", names=None,
                 progress: bool = True) -> dict:
     """For notebooks: the results of ``names`` in ``out/<profile>``; experiments
