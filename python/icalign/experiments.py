@@ -225,6 +225,8 @@ class Profile:
         d = self.to_dict()
         d.pop("description")
         d.pop("checkpoint_every")
+        # an extension's settings invalidate only its own results
+        d["extra"] = d["extra"].get(experiment)
         d["experiment"] = experiment
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
