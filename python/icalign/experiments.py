@@ -370,6 +370,8 @@ def _fmt_seconds(s: float) -> str:
     if not math.isfinite(s):
         return "?"
     s = int(round(s))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
