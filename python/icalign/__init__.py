@@ -12,9 +12,11 @@ from .config import ModelConfig
 from .losses import bt_loss, pl_loss, sequence_loss
 from .baselines import (gd_baseline, simple_baseline, mean_baseline, best_baseline,
                         weighted_baseline, oracle_baseline)
-from .evaluate import error_curves, normalized_error, transformer_predictions
+from .evaluate import (EVAL_SEED_BASE, error_curves, evaluation_set, normalized_error,
+                       transformer_predictions)
 from .model import Transformer
 from .task import AlignmentTask, TaskBatch
+from .training import TrainHistory, load_checkpoint, save_checkpoint, train
 
 __version__ = "0.1.0"
 
@@ -47,6 +49,6 @@ __all__ = [
     "ModelConfig", "Transformer", "pl_loss", "bt_loss", "sequence_loss",
     "AlignmentTask", "TaskBatch", "gd_baseline", "simple_baseline", "mean_baseline",
     "best_baseline", "weighted_baseline", "oracle_baseline", "normalized_error",
-    "error_curves", "transformer_predictions",
+    "error_curves", "evaluation_set", "EVAL_SEED_BASE", "transformer_predictions", "train", "TrainHistory", "load_checkpoint", "save_checkpoint",
     "set_num_threads", "get_num_threads", "simd_path", "set_simd_path", "__version__",
 ]

@@ -10,6 +10,10 @@ from .task import TaskBatch
 
 COS_EPS = 1e-8
 
+# Evaluation sets draw from seeds at and above this value; ``train`` refuses
+# them, so an evaluation task can never be a training task.
+EVAL_SEED_BASE = 2 ** 40
+
 
 def normalized_error(pred, ystar) -> np.ndarray:
     """1 - cos(pred, y*) elementwise over the last axis (0 perfect, ~1 chance).
@@ -61,3 +65,13 @@ def error_curves(batch: TaskBatch, model=None, t_values: Iterable[int] = DEFAULT
                              f"{SIMPLE_BASELINES}")
         curves[name] = normalized_error(pred, batch.ystar).mean(axis=0).tolist()
     return curves
+
+
+def evaluation_set(task, size: int = 2000, seed: int = 0, reward_noise: float = 0.0) -> TaskBatch:
+    """A fixed evaluation set: ``size`` tasks from seed ``EVAL_SEED_BASE + seed``,
+    a stream that training never uses. The true tasks (x, W*, W_eps, true
+    rewards) are the same at every ``reward_noise``; only the shown rewards
+    differ, so curves at different p compare like with like."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return task.sample(int(size), seed=EVAL_SEED_BASE + int(seed), reward_noise=reward_noise)

@@ -1,0 +1,131 @@
+"""Command line: ``icalign reproduce``, ``icalign report``, ``icalign plan``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import experiments as ex
+
+
+def _names(value):
+    return [n for n in value.split(",") if n.strip()] if value else None
+
+
+def _parser() -> argparse.ArgumentParser:
+    names = ", ".join(f"{n} ({'/'.join(e.aliases)})" if e.aliases else n
+                      for n, e in ex.EXPERIMENTS.items())
+    parser = argparse.ArgumentParser(
+        prog="icalign",
+        description="Self-correction as in-context alignment (Wang et al., NeurIPS 2024), "
+                    "reproduced on the CPU.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    rep = sub.add_parser(
+        "reproduce", help="train, evaluate and write JSON, figures and report.md",
+        description="Runs the experiments of a profile and writes DIR/<profile>/: one JSON and "
+                    "one PNG per experiment and report.md. Trained models are cached as "
+                    "checkpoints in DIR/<profile>/models/; Ctrl-C leaves them resumable.")
+    rep.add_argument("--profile", default="quick", choices=sorted(ex.PROFILES),
+                     help="quick (default; ~15 min on 2 cores with the optimised kernels), "
+                          "paper (SPEC section 4 exactly; hours), smoke (seconds; for tests)")
+    rep.add_argument("--only", metavar="NAMES", default=None,
+                     help=f"comma-separated experiments to run (default: all): {names}")
+    rep.add_argument("--out", metavar="DIR", default="results",
+                     help="output directory (default: ./results)")
+    group = rep.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true",
+                       help="continue interrupted training and skip finished experiments")
+    group.add_argument("--force", action="store_true",
+                       help="delete earlier results of the selected experiments and start over")
+    rep.add_argument("--threads", type=int, default=None,
+                     help="threads of the C core (default: OpenMP's default)")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    rpt = sub.add_parser("report", help="rebuild figures and report.md from the JSON files",
+                         description="Rebuilds the PNGs and report.md of a reproduce output "
+                                     "from its JSON files, without training.")
+    rpt.add_argument("dir", metavar="DIR",
+                     help="a profile folder (results/quick) or an --out folder holding one")
+    rpt.add_argument("--profile", default=None,
+                     help="profile subfolder when DIR is an --out folder holding several")
+    rpt.add_argument("--no-figures", action="store_true")
+
+    pl = sub.add_parser("plan", help="list the models a profile trains and the time estimate")
+    pl.add_argument("--profile", default="quick", choices=sorted(ex.PROFILES))
+    pl.add_argument("--only", metavar="NAMES", default=None)
+    return parser
+
+
+def _report_dir(path: str, profile) -> str:
+    if profile:
+        path = os.path.join(path, profile)
+    if any(f.endswith(".json") for f in os.listdir(path)) if os.path.isdir(path) else False:
+        return path
+    subs = [d for d in sorted(os.listdir(path)) if os.path.isdir(os.path.join(path, d))
+            and any(f.endswith(".json") for f in os.listdir(os.path.join(path, d)))] \
+        if os.path.isdir(path) else []
+    if len(subs) == 1:
+        return os.path.join(path, subs[0])
+    if not subs:
+        raise FileNotFoundError(f"no experiment JSON files in {path!r} or its subfolders")
+    raise ValueError(f"{path!r} holds several profiles ({', '.join(subs)}); pass --profile")
+
+
+def _plan(args) -> int:
+    profile = ex.PROFILES[args.profile]
+    specs = ex.plan(profile, _names(args.only))
+    total = 0.0
+    print(f"profile {profile.name}: {profile.description}")
+    for s in specs:
+        f = s.flops()
+        total += f
+        print(f"  {s.name:32s} {ex.train_flops_per_step(s.config, s.batch_size) / 1e9:8.2f} "
+              f"GFLOP/step x {s.steps} steps = {f / 1e12:8.2f} TFLOP  "
+              f"~{ex._fmt_seconds(ex.estimated_seconds(f))}")
+    rate = ex.ASSUMED_PEAK_FLOPS * ex.ASSUMED_EFFICIENCY
+    print(f"{len(specs)} models, {total / 1e12:.1f} TFLOP: ~{ex._fmt_seconds(total / rate)} "
+          f"of training at {rate / 1e9:.0f} GFLOP/s ({ex.ASSUMED_EFFICIENCY:.0%} of an "
+          f"assumed {ex.ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "plan":
+            return _plan(args)
+        if args.command == "report":
+            directory = _report_dir(args.dir, args.profile)
+            ex.build_outputs(directory, figures=not args.no_figures)
+            return 0
+        # reproduce
+        from . import plotting
+        if not plotting.have_matplotlib():
+            print(f"icalign: figures will be skipped: {plotting.MATPLOTLIB_HINT}",
+                  file=sys.stderr)
+        if args.threads is not None:
+            if args.threads < 1:
+                parser.error(f"--threads must be >= 1, got {args.threads}")
+            from . import set_num_threads
+            set_num_threads(args.threads)
+        runner = ex.Runner(args.profile, out=args.out, resume=args.resume, force=args.force,
+                           progress=not args.no_progress)
+        runner.run(_names(args.only))
+        print(f"results in {runner.dir} (report: {os.path.join(runner.dir, 'report.md')})")
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted: checkpoints are kept; rerun with --resume to continue",
+              file=sys.stderr)
+        return 130
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        print(f"icalign: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

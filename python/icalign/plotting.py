@@ -1,0 +1,226 @@
+"""Figures for the experiments and a picture of one task sequence.
+
+matplotlib is optional: it is imported only when a figure is drawn, and a
+clear ImportError says how to install it (``pip install 'icalign[plot]'``).
+Colours are fixed per method so the same method looks the same in every panel.
+"""
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+
+MATPLOTLIB_HINT = ("matplotlib is not installed; install it with "
+                   "`pip install 'icalign[plot]'` (or `pip install matplotlib`)")
+
+# One colour per method, used in every panel.
+METHOD_COLORS = {"TF": "#1f77b4", "GD": "#ff7f0e", "mean": "#7f7f7f", "best": "#2ca02c",
+                 "weighted": "#9467bd", "oracle": "#000000"}
+METHOD_STYLES = {"TF": "-", "GD": "--", "mean": ":", "best": "-.", "weighted": ":",
+                 "oracle": (0, (1, 1))}
+METHOD_NAMES = {"TF": "TF (transformer)", "GD": "GD", "mean": "mean response",
+                "best": "best-rewarded response", "weighted": "reward-weighted mean",
+                "oracle": "task optimum"}
+
+
+def have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _plt():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(MATPLOTLIB_HINT) from None
+    if "matplotlib.pyplot" not in sys.modules and not _in_notebook():
+        # scripts and the CLI only write files; notebooks keep their inline backend and
+        # a user who imported pyplot first keeps theirs
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # noqa: BLE001 - IPython absent or unusual shells
+        return False
+
+
+def save_figure(fig, path: str, dpi: int = 130) -> None:
+    plt = _plt()
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _axes_style(ax, title=None):
+    ax.set_xlabel("number of in-context examples t")
+    ax.set_ylabel("normalized error 1 − cos(ŷ, y*)")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+
+
+def _ordinal_colors(n, cmap="viridis"):
+    plt = _plt()
+    cm = plt.get_cmap(cmap)
+    return [cm(x) for x in np.linspace(0.05, 0.85, max(n, 1))]
+
+
+def plot_tf_vs_gd(result):
+    """Panel a: TF, GD and the simple baselines at p = 0."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    t = result["t"]
+    for label, ys in result["curves"].items():
+        ax.plot(t, ys, linestyle=METHOD_STYLES.get(label, "-"), color=METHOD_COLORS.get(label),
+                lw=2.4 if label in ("TF", "GD") else 1.5, marker="o" if label == "TF" else None,
+                ms=3.5, label=METHOD_NAMES.get(label, label))
+    _axes_style(ax, f"(a) TF vs GD and baselines — {result.get('profile')} profile")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_reward_noise(result):
+    """Panel b: TF (solid) and GD (dashed) curves per p; right, every method at
+    t = 15 against p."""
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11.5, 4.4))
+    t, ps = result["t"], result["noise_levels"]
+    colors = _ordinal_colors(len(ps), "plasma")
+    for p, c in zip(ps, colors):
+        for method, style in (("TF", "-"), ("GD", "--")):
+            label = f"{method} p={p:g}"
+            if label in result["curves"]:
+                ax.plot(t, result["curves"][label], style, color=c, lw=2 if method == "TF" else 1.4,
+                        label=label)
+    _axes_style(ax, "(b) reward noise p: TF (solid), GD (dashed)")
+    ax.legend(fontsize=7, ncol=2)
+    methods = sorted({re.sub(r" p=.*$", "", k) for k in result["curves"]},
+                     key=lambda m: list(METHOD_COLORS).index(m) if m in METHOD_COLORS else 99)
+    i15 = t.index(15) if 15 in t else len(t) - 1
+    for m in methods:
+        ys = [result["curves"][f"{m} p={p:g}"][i15] for p in ps
+              if f"{m} p={p:g}" in result["curves"]]
+        ax2.plot(ps[:len(ys)], ys, linestyle=METHOD_STYLES.get(m, "-"), marker="o", ms=4,
+                 color=METHOD_COLORS.get(m), lw=2 if m in ("TF", "GD") else 1.4,
+                 label=METHOD_NAMES.get(m, m))
+    ax2.set_xlabel("reward noise p (probability a shown reward is random)")
+    ax2.set_ylabel(f"normalized error at t = {t[i15]}")
+    ax2.set_title("every method at t = 15")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8)
+    return fig
+
+
+def plot_ablation(result):
+    """Panels c, d, f: one curve per model variant."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    t = result["t"]
+    labels = list(result["curves"])
+    for label, c in zip(labels, _ordinal_colors(len(labels))):
+        ax.plot(t, result["curves"][label], "-o", ms=3, color=c, lw=2, label=label)
+    _axes_style(ax, f"{result.get('title', result.get('experiment'))} — "
+                    f"{result.get('profile')} profile")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_heads(result):
+    """Panel e: heads at fixed head size (left) and at fixed n_embd (right)."""
+    plt = _plt()
+    series = result["series"]
+    fig, axes = plt.subplots(1, len(series), figsize=(5.8 * len(series), 4.4), sharey=True)
+    axes = np.atleast_1d(axes)
+    t = result["t"]
+    for ax, (title, labels) in zip(axes, series.items()):
+        for label, c in zip(labels, _ordinal_colors(len(labels))):
+            ax.plot(t, result["curves"][label], "-o", ms=3, color=c, lw=2, label=label)
+        _axes_style(ax, f"(e) heads at {title}")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None):
+    """A picture of one task: left, the first ``n_show`` triplets as the model
+    reads them (x, y, [r, 0, ...] tokens); right, every response y_i in the
+    plane of y* and eps, coloured by its shown reward (responses lie on the
+    segment from eps (r = 0) to y* (r = 1)). ``prediction`` (d,) adds a point."""
+    plt = _plt()
+    xs, ys, rs = batch.xs[index], batch.ys[index], batch.rs[index]
+    ystar, eps = batch.ystar[index].astype(np.float64), batch.eps[index].astype(np.float64)
+    d = xs.shape[-1]
+    n_show = min(n_show, xs.shape[0])
+    tokens, names = [], []
+    for i in range(n_show):
+        r_tok = np.zeros(d)
+        r_tok[0] = rs[i]
+        tokens += [xs[i], ys[i], r_tok]
+        names += [f"x{i + 1}", f"y{i + 1}", f"r{i + 1}"]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2),
+                                  gridspec_kw={"width_ratios": [1.1, 1]})
+    tok = np.array(tokens)
+    lim = np.abs(tok).max()
+    im = ax.imshow(tok.T, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_yticks(range(d), [f"dim {j + 1}" for j in range(d)], fontsize=8)
+    ax.set_title(f"the first {n_show} triplets as tokens (x is the same query each time)")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    # orthonormal basis of span(y*, eps): e1 along y*, e2 the rest of eps
+    e1 = ystar / np.linalg.norm(ystar)
+    rest = eps - (eps @ e1) * e1
+    e2 = rest / max(np.linalg.norm(rest), 1e-12)
+    proj = lambda v: (np.asarray(v, np.float64) @ e1, np.asarray(v, np.float64) @ e2)  # noqa: E731
+    pts = np.array([proj(y) for y in ys])
+    ax2.plot(*zip(proj(eps), proj(ystar)), color="0.8", lw=1, zorder=0)
+    sc = ax2.scatter(pts[:, 0], pts[:, 1], c=rs, cmap="viridis", vmin=0, vmax=1, s=28,
+                     label="responses y_i")
+    ax2.scatter(*proj(ystar), marker="*", s=220, color="crimson", label="y* (never shown)")
+    ax2.scatter(*proj(eps), marker="X", s=90, color="0.3", label="eps")
+    if prediction is not None:
+        # the cosine policy reward makes the model's output scale arbitrary: only its
+        # direction is scored, so it is drawn at the length of y*
+        pred = np.asarray(prediction, np.float64)
+        pred = pred * np.linalg.norm(ystar) / max(np.linalg.norm(pred), 1e-12)
+        ax2.scatter(*proj(pred), marker="D", s=60, color=METHOD_COLORS["TF"],
+                    label="prediction (scaled to |y*|)")
+    fig.colorbar(sc, ax=ax2, fraction=0.04, label="shown reward r_i")
+    ax2.set_title("responses in the plane of y* and eps")
+    ax2.set_xlabel("along y*")
+    ax2.set_ylabel("along eps (orthogonal part)")
+    ax2.legend(fontsize=8, loc="best")
+    ax2.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    return fig
+
+
+def plot_experiment(result):
+    """The figure of any registered experiment's result."""
+    from .experiments import EXPERIMENTS
+    exp = EXPERIMENTS.get(result.get("experiment"))
+    if exp is None or exp.plot is None:
+        raise ValueError(f"no plot registered for experiment {result.get('experiment')!r}")
+    return exp.plot(result)
+
+
+def plot_history(history, ax=None, window: int = 50):
+    """Training loss per step and its running mean."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(np.asarray(history), color="0.75", lw=0.8, label="loss")
+    ax.plot(history.smoothed(window), color=METHOD_COLORS["TF"], lw=2,
+            label=f"running mean ({window})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.legend()
+    return ax.figure

@@ -1,0 +1,399 @@
+"""Training loop with atomic, resumable checkpoints (SPEC section 4 and 7).
+
+The data a step sees is a pure function of its index: step s trains on
+``task.sample(batch_size, seed=seed, offset=s * batch_size)``. Together with the
+parameters and Adam moments stored in the checkpoint this makes a resumed run
+bit-identical to an uninterrupted one: nothing else carries state.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from .config import ModelConfig
+from .evaluate import EVAL_SEED_BASE
+from .model import Transformer
+from .task import AlignmentTask
+
+CHECKPOINT_FORMAT = 1
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def _version() -> str:
+    from . import __version__  # late: __init__ imports this module
+    return __version__
+
+
+@dataclass
+class TrainHistory:
+    """What a ``train`` call did: the loss of every step since step 0 (also the
+    steps of earlier, resumed calls), wall-clock seconds summed over all calls,
+    and whether all ``steps`` are done.
+
+    Behaves like a sequence of per-step losses: ``len(h)``, ``h[-1]``,
+    ``list(h)`` and ``np.asarray(h)`` work, so ``plt.plot(h)`` plots the curve.
+    """
+
+    losses: np.ndarray
+    seconds: float
+    steps: int
+    resumed_from: int = 0
+    arguments: dict = field(default_factory=dict)
+
+    @property
+    def steps_done(self) -> int:
+        return int(self.losses.shape[0])
+
+    @property
+    def completed(self) -> bool:
+        return self.steps_done >= self.steps
+
+    def __len__(self) -> int:
+        return self.steps_done
+
+    def __getitem__(self, index):
+        return self.losses[index]
+
+    def __iter__(self):
+        return iter(self.losses.tolist())
+
+    def __array__(self, dtype=None, copy=None):
+        return self.losses.astype(dtype) if dtype is not None else self.losses.copy()
+
+    def smoothed(self, window: int = 50) -> np.ndarray:
+        """Running mean over ``window`` steps (shorter at the start), for plots."""
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        c = np.cumsum(np.concatenate([[0.0], self.losses]))
+        idx = np.arange(1, self.steps_done + 1)
+        lo = np.maximum(idx - window, 0)
+        return (c[idx] - c[lo]) / (idx - lo)
+
+    def __repr__(self) -> str:
+        last = f", last loss {self.losses[-1]:.4f}" if self.steps_done else ""
+        return (f"TrainHistory({self.steps_done}/{self.steps} steps, "
+                f"{self.seconds:.1f} s{last})")
+
+
+# ------------------------------------------------------------------ checkpoints
+def save_checkpoint(path: Union[str, os.PathLike], arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` as .npz atomically.
+
+    The data go to a temporary file in the same directory, are flushed and
+    fsync'ed, and only then renamed over ``path`` (os.replace is atomic on
+    POSIX and Windows), so a crash or Ctrl-C at any moment leaves either the
+    old checkpoint or the new one, never a half-written file.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def load_checkpoint(path: Union[str, os.PathLike]) -> dict:
+    """Read a checkpoint written by ``train``: {'config': ModelConfig,
+    'arguments': dict, 'version': str, 'step': int, 'losses', 'seconds',
+    'state_dict': {name: array}, 'optimizer': {adam_m, adam_v, adam_steps}}."""
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - re-raised with the path
+        raise ValueError(f"cannot read checkpoint {path!r}: {exc}") from exc
+    try:
+        meta = json.loads(str(data.pop("meta")))
+    except KeyError:
+        raise ValueError(f"{path!r} is not an icalign checkpoint (no 'meta' entry)") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {path!r} has format {meta.get('format')!r}; this icalign "
+                         f"reads format {CHECKPOINT_FORMAT}")
+    state = {k[len("param/"):]: v for k, v in data.items() if k.startswith("param/")}
+    return {
+        "config": ModelConfig.from_dict(meta["config"]),
+        "arguments": meta["arguments"],
+        "version": meta["version"],
+        "step": int(meta["step"]),
+        "seconds": float(meta["seconds"]),
+        "losses": data["losses"].astype(np.float64),
+        "state_dict": state,
+        "optimizer": {"adam_m": data["adam_m"], "adam_v": data["adam_v"],
+                      "adam_steps": int(data["adam_steps"])},
+    }
+
+
+def _checkpoint_arrays(model: Transformer, arguments: dict, losses: list, seconds: float):
+    meta = {"format": CHECKPOINT_FORMAT, "config": model.config.to_dict(),
+            "arguments": arguments, "version": _version(), "step": len(losses),
+            "seconds": seconds, "completed": len(losses) >= arguments["steps"]}
+    arrays = {"meta": np.array(json.dumps(meta, sort_keys=True)),
+              "losses": np.asarray(losses, dtype=np.float64)}
+    for name, value in model.state_dict().items():
+        arrays["param/" + name] = value
+    opt = model.optimizer_state()
+    arrays.update(adam_m=opt["adam_m"], adam_v=opt["adam_v"],
+                  adam_steps=np.int64(opt["adam_steps"]))
+    return arrays
+
+
+# ------------------------------------------------------------------ learning rate
+def learning_rate(step: int, steps: int, lr: float, schedule: Optional[str]) -> float:
+    """Learning rate of step ``step`` (0-based) of ``steps``.
+
+    None / 'constant': ``lr`` throughout (the paper). 'cosine': linear warm-up
+    over the first 5% of steps (at least 1), then cosine decay to 0 at the end;
+    lets the short quick profile use a larger peak lr without ending noisy.
+    """
+    if schedule in (None, "constant"):
+        return lr
+    if schedule == "cosine":
+        warmup = max(1, steps // 20)
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        frac = (step - warmup) / max(1, steps - warmup)
+        return lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+    raise ValueError(f"lr_schedule must be None or one of {LR_SCHEDULES}, got {schedule!r}")
+
+
+# ------------------------------------------------------------------ progress
+class _Progress:
+    """A tqdm bar when tqdm is importable, else a plain line every ~10 s.
+
+    tqdm is optional (numpy is the only runtime dependency)."""
+
+    def __init__(self, enabled, total: int, initial: int, desc: str):
+        self.bar = None
+        self.enabled = bool(enabled)
+        self.total, self.desc = total, desc
+        self.start_step, self.t0, self.last_print = initial, time.monotonic(), 0.0
+        if not self.enabled:
+            return
+        try:
+            from tqdm import tqdm  # the text bar: works in terminals and notebooks alike
+        except ImportError:
+            tqdm = None
+        if tqdm is not None:
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step",
+                            dynamic_ncols=True, leave=True)
+
+    def update(self, step: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % 5 == 0 or step == self.total:
+                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            return
+        now = time.monotonic()
+        if now - self.last_print >= 10.0 or step == self.total:
+            self.last_print = now
+            done = step - self.start_step
+            rate = done / max(now - self.t0, 1e-9)
+            eta = (self.total - step) / rate if rate > 0 else float("inf")
+            print(f"{self.desc}: step {step}/{self.total} loss {loss:.4f} "
+                  f"{rate:.2f} steps/s ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _DeferInterrupt:
+    """Turns the first Ctrl-C into a flag checked between steps, so a C step is
+    never cut off half-way through (its parameters and loss stay consistent);
+    a second Ctrl-C interrupts at once. Only possible in the main thread."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self.previous = signal.signal(signal.SIGINT, self._handler)
+            except (ValueError, TypeError):  # embedded interpreters may refuse
+                self.previous = None
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+# ------------------------------------------------------------------ train
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size: int = 256,
+          lr: float = 1e-4, seed: int = 0, progress: Union[bool, str] = True,
+          checkpoint: Optional[Union[str, os.PathLike]] = None, objective: str = "pl",
+          reward: str = "cosine", reward_noise: float = 0.0, reward_weight: float = 1.0,
+          checkpoint_every: float = 120.0, lr_schedule: Optional[str] = None) -> TrainHistory:
+    """Train ``model`` in place with Adam (SPEC section 4); returns a TrainHistory.
+
+    Step s uses ``task.sample(batch_size, seed=seed, offset=s * batch_size,
+    reward_noise=reward_noise)``: fresh tasks every step, and the data position
+    is the step number alone.
+
+    progress: True for a tqdm bar (loss, steps/s, ETA) or, without tqdm, a
+        text line every ~10 s on stderr; a string does the same with that label;
+        False for silence.
+    checkpoint: path of an .npz checkpoint. Written atomically every
+        ``checkpoint_every`` seconds, at the end, on Ctrl-C (then
+        KeyboardInterrupt is re-raised) and before a divergence error. If the
+        file exists, training resumes from it and ends bit-identical to an
+        uninterrupted run; a finished checkpoint loads the trained parameters
+        and returns at once. A checkpoint made with another config or other
+        training arguments is refused with ValueError.
+    lr_schedule: None/'constant' (the paper) or 'cosine' (see ``learning_rate``).
+    """
+    if not isinstance(model, Transformer):
+        raise TypeError(f"model must be an icalign.Transformer, got {type(model).__name__}")
+    if not isinstance(task, AlignmentTask):
+        raise TypeError(f"task must be an icalign.AlignmentTask, got {type(task).__name__}")
+    for name, value, low in (("steps", steps, 0), ("batch_size", batch_size, 1),
+                             ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if seed >= EVAL_SEED_BASE:
+        raise ValueError(f"seed must be < 2**40 = {EVAL_SEED_BASE}: larger seeds are reserved for "
+                         f"evaluation sets (icalign.evaluation_set), got {seed}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if not (0.0 <= float(reward_noise) <= 1.0):
+        raise ValueError(f"reward_noise must lie in [0, 1], got {reward_noise!r}")
+    if not (isinstance(checkpoint_every, (int, float)) and checkpoint_every > 0):
+        raise ValueError(f"checkpoint_every must be a number of seconds > 0, "
+                         f"got {checkpoint_every!r}")
+    _check_choice("objective", objective, ("pl", "bt"))
+    _check_choice("reward", reward, ("cosine", "neg_sq"))
+    _check_choice("lr_schedule", lr_schedule, (None,) + LR_SCHEDULES)
+    cfg = model.config
+    if (task.n_dims, task.n_points) != (cfg.n_dims, cfg.n_points):
+        raise ValueError(f"task (n_dims={task.n_dims}, n_points={task.n_points}) does not match "
+                         f"the model config (n_dims={cfg.n_dims}, n_points={cfg.n_points})")
+
+    # Everything that decides the trajectory; a checkpoint must agree on all of it.
+    arguments = {"steps": int(steps), "batch_size": int(batch_size), "lr": float(lr),
+                 "seed": int(seed), "objective": objective, "reward": reward,
+                 "reward_noise": float(reward_noise), "reward_weight": float(reward_weight),
+                 "lr_schedule": lr_schedule, "model_seed": int(model.seed)}
+
+    losses: list[float] = []
+    seconds_before = 0.0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        ck = load_checkpoint(checkpoint)
+        if ck["config"] != cfg:
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was made for config "
+                             f"{ck['config']}, but the model has {cfg}; use another checkpoint "
+                             f"path or delete the file to start over")
+        diff = {k: (ck["arguments"].get(k), v) for k, v in arguments.items()
+                if ck["arguments"].get(k) != v}
+        if diff:
+            listed = ", ".join(f"{k}: checkpoint {a!r} vs call {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was made with other training "
+                             f"arguments ({listed}); use another checkpoint path or delete the "
+                             f"file to start over")
+        if ck["step"] > steps:
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} is at step {ck['step']}, "
+                             f"past steps={steps}")
+        model.load_state_dict(ck["state_dict"])
+        model.load_optimizer_state(ck["optimizer"])
+        losses = ck["losses"].tolist()
+        seconds_before = ck["seconds"]
+    start = len(losses)
+
+    def history(seconds):
+        return TrainHistory(np.asarray(losses, dtype=np.float64), seconds, int(steps),
+                            resumed_from=start, arguments=dict(arguments))
+
+    if start >= steps:
+        return history(seconds_before)
+
+    label = progress if isinstance(progress, str) else "train"
+    bar = _Progress(progress, int(steps), start, label)
+    t0 = time.monotonic()
+    last_save = t0
+    adam_at_start = model._core.adam_steps
+
+    def elapsed():
+        return seconds_before + (time.monotonic() - t0)
+
+    def save():
+        # Only a state whose Adam count matches the loss history is consistent
+        # (a second Ctrl-C can land inside a step); otherwise keep the last file.
+        if checkpoint is not None and \
+                model._core.adam_steps - adam_at_start == len(losses) - start:
+            save_checkpoint(checkpoint, _checkpoint_arrays(model, arguments, losses, elapsed()))
+
+    try:
+        with _DeferInterrupt() as interrupt:
+            for s in range(start, int(steps)):
+                batch = task.sample(int(batch_size), seed=int(seed), offset=s * int(batch_size),
+                                    reward_noise=float(reward_noise))
+                step_lr = learning_rate(s, int(steps), float(lr), lr_schedule)
+                try:
+                    loss = model.step(batch.xs, batch.ys, batch.rs, lr=step_lr,
+                                      objective=objective, reward=reward,
+                                      reward_weight=float(reward_weight))
+                except FloatingPointError as exc:
+                    save()
+                    raise FloatingPointError(
+                        f"training diverged at step {s} (lr {step_lr:g}): {exc}; the last "
+                        f"good state is {'in ' + repr(os.fspath(checkpoint)) if checkpoint else 'in the model'}"
+                        f"; try a smaller lr") from exc
+                losses.append(float(loss))
+                bar.update(s + 1, float(loss))
+                if interrupt.requested:
+                    raise KeyboardInterrupt
+                if checkpoint is not None and time.monotonic() - last_save >= checkpoint_every:
+                    save()
+                    last_save = time.monotonic()
+    except KeyboardInterrupt:
+        bar.close()
+        save()
+        if checkpoint is not None:
+            print(f"\ninterrupted at step {len(losses)}/{steps}; checkpoint "
+                  f"{os.fspath(checkpoint)!r} resumes it", file=sys.stderr, flush=True)
+        raise
+    bar.close()
+    save()
+    return history(elapsed())
