@@ -410,8 +410,9 @@ def test_experiments_end_to_end(small_models, tmp_path):
     rows = C.critic_claims(ag, rd, ms)
     assert [r["experiment"] for r in rows] == ["critic_accuracy_gain", "critic_rounds",
                                               "critic_rounds", "critic_model_size"]
-    assert all(isinstance(r["ok"], bool) and r["measured"] for r in rows)
-    assert C.claims_markdown(rows).count("\n") == len(rows) + 1
+    assert all(isinstance(r["passed"], bool) and r["evidence"] and r["criterion"]
+               for r in rows)
+    assert C.claims_markdown(rows).count("\n") == len(rows) + 2
 
     pytest.importorskip("matplotlib")
     import matplotlib
@@ -427,19 +428,49 @@ def test_experiments_end_to_end(small_models, tmp_path):
 def test_claims_follow_the_numbers():
     ag = {"pearson_r": 0.6, "p_value": 0.01, "slope": 0.2, "n_points": 20,
           "p_value_permutation": 0.01}
-    assert C.claim_accuracy_gain(ag)["ok"]
-    assert not C.claim_accuracy_gain({**ag, "p_value": 0.2})["ok"]
-    assert not C.claim_accuracy_gain({**ag, "pearson_r": -0.6})["ok"]
+    assert C.claim_accuracy_gain(ag)["passed"]
+    assert not C.claim_accuracy_gain({**ag, "p_value": 0.2})["passed"]
+    assert not C.claim_accuracy_gain({**ag, "pearson_r": -0.6})["passed"]
     rd = {"curves": {"oracle": [0.5, 0.4, 0.35, 0.33, 0.34, 0.36],
                      "self": [0.5, 0.48, 0.55, 0.6, 0.62, 0.65]},
           "se": {"oracle": [0.01] * 6, "self": [0.01] * 6},
           "accuracy": {"oracle": 1.0, "self": 0.6}}
-    assert [r["ok"] for r in C.claim_rounds(rd)] == [True, True]
+    assert [r["passed"] for r in C.claim_rounds(rd)] == [True, True]
     rd2 = {**rd, "curves": {"oracle": [0.5, 0.45, 0.5, 0.5, 0.5, 0.5],
                             "self": [0.5, 0.4, 0.35, 0.3, 0.3, 0.3]}}
-    assert [r["ok"] for r in C.claim_rounds(rd2)] == [False, False]
+    assert [r["passed"] for r in C.claim_rounds(rd2)] == [False, False]
     ms = {"sizes": [100, 1000, 10000], "gain": [0.001, 0.02, 0.1], "gain_se": [0.01] * 3,
           "labels": ["a", "b", "c"], "critic": "oracle", "rounds": 1}
-    assert C.claim_model_size(ms)["ok"]
-    assert not C.claim_model_size({**ms, "gain": [0.05, 0.02, 0.1]})["ok"]
-    assert not C.claim_model_size({**ms, "gain": [0.0, 0.0, 0.01]})["ok"]
+    assert C.claim_model_size(ms)["passed"]
+    assert not C.claim_model_size({**ms, "gain": [0.05, 0.02, 0.1]})["passed"]
+    assert not C.claim_model_size({**ms, "gain": [0.0, 0.0, 0.01]})["passed"]
+
+
+# ------------------------------------------------------------------------- notebook 03
+
+def test_notebook_03_executes_on_smoke(tmp_path, monkeypatch):
+    """Notebook 03 runs top to bottom on the smoke profile (as tests/test_notebooks.py does
+    for every notebook on the branch with the experiment registry)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("matplotlib")
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "notebooks", "03_critic_quality.ipynb")
+    monkeypatch.setenv("ICALIGN_PROFILE", "smoke")
+    monkeypatch.setenv("ICALIGN_RESULTS", str(tmp_path))
+    monkeypatch.setenv("ICALIGN_THREADS", "1")
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(ica.__file__)))
+    monkeypatch.setenv("PYTHONPATH", package_parent + os.pathsep
+                       + os.environ.get("PYTHONPATH", ""))
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": os.path.dirname(path)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
+    assert any("| Claim |" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+    # the results were saved where the notebook was told to keep them
+    assert sorted(os.listdir(tmp_path / "smoke")) == sorted(
+        [f"{n}.{ext}" for n in C.EXPERIMENT_NAMES for ext in ("json", "png")])

@@ -586,7 +586,8 @@ def critic_rounds(model, task: AlignmentTask | None = None,
         accuracy[label] = float(np.nanmean(res.accuracy()))
         acc_answers[label] = float(np.nanmean(res.accuracy(positions="answers"))) \
             if rounds >= 1 else None
-    return {"experiment": "critic_rounds", "rounds": list(range(rounds + 1)), "curves": curves,
+    return {"experiment": "critic_rounds", "x_key": "rounds", "rounds": list(range(rounds + 1)),
+            "curves": curves,
             "se": se, "accuracy": accuracy, "accuracy_answers": acc_answers,
             "context": context, "k": int(k),
             "n_tasks": int(n_tasks), "seed": int(seed), "rescale": rescale,
@@ -638,89 +639,94 @@ def _model_info(model) -> dict:
 
 # -------------------------------------------------------------------------------- claims
 
+#: report.md section of the critic rows
+CLAIM_SECTION = "Critic quality and self-correction (the paper's LLM findings, synthetic world)"
+
 
 def _fmt(x, nd=3):
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else \
-        f"{x:.{nd}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{nd}f}"
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.{nd}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{nd}f}"
+
+
+def _row(experiment, claim, evidence, passed, criterion):
+    """A report row; keys as icalign.experiments.Claim (section, claim, evidence, passed,
+    criterion) plus the experiment name."""
+    return {"section": CLAIM_SECTION, "experiment": experiment, "claim": claim,
+            "evidence": evidence, "passed": bool(passed), "criterion": criterion}
 
 
 def claim_accuracy_gain(result: Mapping, alpha: float = 0.05) -> dict:
     """Paper: self-correction gain correlates positively and significantly (p < 0.05)
     with the critic's (self-check) accuracy."""
     r, p = result["pearson_r"], result["p_value"]
-    ok = bool(r > 0 and p < alpha)
-    measured = (f"Pearson r = {_fmt(r)}, p = {_fmt(p)} (t test; permutation p = "
+    evidence = (f"Pearson r = {_fmt(r)}, p = {_fmt(p)} (t test; permutation p = "
                 f"{_fmt(result.get('p_value_permutation'))}), slope = {_fmt(result['slope'])} "
-                f"gain per unit accuracy over {result['n_points']} (critic, k) settings")
+                f"gain per unit accuracy over {result['n_points']} (critic, k) settings "
+                f"(context scored by {'each critic' if result.get('context', 'critic') == 'critic' else 'the oracle'}, "
+                f"{result.get('rounds', 1)} round(s))")
     ab = result.get("above_chance")
     if ab:
-        measured += (f"; accuracy >= 0.5 only: r = {_fmt(ab['pearson_r'])}, "
+        evidence += (f"; accuracy >= 0.5 only: r = {_fmt(ab['pearson_r'])}, "
                      f"p = {_fmt(ab['p_value'])} ({ab['n_points']} settings)")
-    return {"experiment": "critic_accuracy_gain",
-            "claim": "Self-correction gain grows with critic accuracy (positive correlation, "
-                     f"p < {alpha:g})", "measured": measured, "ok": ok}
-
-
-def _best_round(curve):
-    return int(np.argmin(curve))
+    return _row("critic_accuracy_gain",
+                "Self-correction gain grows with critic accuracy (paper: significant positive "
+                "correlation)", evidence, r > 0 and p < alpha,
+                f"Pearson r > 0 with two-sided p < {alpha:g} over all settings")
 
 
 def claim_rounds(result: Mapping, accurate: str = "oracle", poor: str = "self") -> list[dict]:
     """Paper: with an accurate critic the error keeps falling for a few rounds (~3); with
-    the model's own (poor) critic it degrades after about one round.
-
-    Row 1 passes if the accurate critic's error is lowest at round >= 2 and below round 0.
-    Row 2 passes if the poor critic's lowest error is at round <= 1 and the error then rises
-    (last round above the lowest by more than two standard errors of the last round).
-    """
+    the model's own (poor) critic it degrades after about one round."""
     rows = []
     curves = result["curves"]
+    acc = result.get("accuracy", {})
     if accurate in curves:
         c = curves[accurate]
-        b = _best_round(c)
-        ok = bool(b >= 2 and c[b] < c[0])
-        rows.append({"experiment": "critic_rounds",
-                     "claim": f"With an accurate critic ({accurate}) the error keeps falling for "
-                              f"a few rounds (paper: up to ~3)",
-                     "measured": f"error by round {[round(v, 3) for v in c]}; lowest at round "
-                                 f"{b} (accuracy {_fmt(result['accuracy'][accurate])})",
-                     "ok": ok})
+        b = int(np.argmin(c))
+        rows.append(_row("critic_rounds",
+                         f"With an accurate critic ({accurate}) self-correction keeps gaining "
+                         f"for a few rounds (paper: up to ~3)",
+                         f"error by round {[round(v, 3) for v in c]}; lowest at round {b} "
+                         f"(critic accuracy {_fmt(acc.get(accurate))})",
+                         b >= 2 and c[b] < c[0],
+                         "error lowest at round >= 2 and below round 0"))
     if poor in curves:
         c = curves[poor]
-        b = _best_round(c)
+        b = int(np.argmin(c))
         se_last = result.get("se", {}).get(poor, [0.0] * len(c))[-1]
-        ok = bool(b <= 1 and c[-1] > c[b] + 2 * se_last)
-        rows.append({"experiment": "critic_rounds",
-                     "claim": f"With its own critic ({poor}) self-correction degrades after "
-                              f"about one round",
-                     "measured": f"error by round {[round(v, 3) for v in c]}; lowest at round "
-                                 f"{b} (self-critic accuracy {_fmt(result['accuracy'][poor])})",
-                     "ok": ok})
+        rows.append(_row("critic_rounds",
+                         f"With its own critic ({poor}) self-correction degrades after about "
+                         f"one round",
+                         f"error by round {[round(v, 3) for v in c]}; lowest at round {b} "
+                         f"(self-critic accuracy {_fmt(acc.get(poor))})",
+                         b <= 1 and c[-1] > c[b] + 2 * se_last,
+                         "error lowest at round <= 1, and the last round more than 2 standard "
+                         "errors above it"))
     return rows
 
 
 def claim_model_size(result: Mapping) -> dict:
     """Paper: a too-small model cannot self-correct even with a near-perfect critic (1.8B
-    failed, 7B succeeded). Passes if the smallest model's gain is not significantly
-    positive (mean < 2 standard errors) while the largest model's gain is."""
+    failed, 7B succeeded)."""
     sizes = np.asarray(result["sizes"])
     gains, ses = np.asarray(result["gain"]), np.asarray(result["gain_se"])
     i_small, i_big = int(np.argmin(sizes)), int(np.argmax(sizes))
-    small_ok = not gains[i_small] > 2 * ses[i_small]
-    big_ok = gains[i_big] > 2 * ses[i_big]
-    ok = bool(small_ok and big_ok and i_small != i_big)
+    ok = (i_small != i_big and not gains[i_small] > 2 * ses[i_small]
+          and gains[i_big] > 2 * ses[i_big])
     parts = [f"{lab} ({s:,} params): {_fmt(g)} ± {_fmt(se)}" for lab, s, g, se
              in zip(result["labels"], result["sizes"], result["gain"], result["gain_se"])]
-    return {"experiment": "critic_model_size",
-            "claim": f"A too-small model cannot self-correct even with a near-perfect critic "
-                     f"({result.get('critic', 'oracle')})",
-            "measured": "gain after " + str(result.get("rounds", 1)) + " round(s): "
-                        + "; ".join(parts), "ok": ok}
+    return _row("critic_model_size",
+                f"A too-small model cannot self-correct even with a near-perfect critic "
+                f"({result.get('critic', 'oracle')}); a larger one can",
+                f"gain after {result.get('rounds', 1)} round(s): " + "; ".join(parts),
+                ok, "smallest model's gain < 2 standard errors, largest model's gain > 2 "
+                    "standard errors")
 
 
 def critic_claims(accuracy_gain: Mapping | None = None, rounds: Mapping | None = None,
                   model_size: Mapping | None = None) -> list[dict]:
-    """Report rows {experiment, claim, measured, ok} for the results given."""
+    """Report rows {section, experiment, claim, evidence, passed, criterion}."""
     rows = []
     if accuracy_gain is not None:
         rows.append(claim_accuracy_gain(accuracy_gain))
@@ -732,11 +738,13 @@ def critic_claims(accuracy_gain: Mapping | None = None, rounds: Mapping | None =
 
 
 def claims_markdown(rows: Iterable[Mapping]) -> str:
-    """A markdown table of claim rows (✓ / ✗)."""
-    lines = ["| claim | measured | |", "|---|---|---|"]
+    """The rows as a markdown table (the layout of report.md), ✓ / ✗."""
+    cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| Claim | Measured | Criterion | |", "| --- | --- | --- | :-: |"]
     for r in rows:
-        lines.append(f"| {r['claim']} | {r['measured']} | {'✓' if r['ok'] else '✗'} |")
-    return "\n".join(lines)
+        lines.append(f"| {cell(r['claim'])} | {cell(r['evidence'])} | {cell(r['criterion'])} "
+                     f"| {'✓' if r['passed'] else '✗'} |")
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------ plots
@@ -912,26 +920,60 @@ CRITIC_PLOTS = {"critic_accuracy_gain": plot_accuracy_gain, "critic_rounds": plo
 
 
 def save_critic_results(results: Mapping, out_dir: str) -> list[str]:
-    """Write ``<name>.json`` and ``<name>.png`` for each experiment in ``results`` (as
-    returned by ``run_critic_experiments``) into ``out_dir``; returns the paths."""
+    """Write ``<name>.json`` and, with matplotlib, ``<name>.png`` for each experiment in
+    ``results`` (as returned by ``run_critic_experiments``) into ``out_dir``; returns the
+    paths written."""
     import json
     import os
     os.makedirs(out_dir, exist_ok=True)
     paths = []
+    for name in CRITIC_PLOTS:
+        if name in results:
+            path = os.path.join(out_dir, f"{name}.json")
+            with open(path, "w") as f:
+                json.dump(results[name], f, indent=1)
+            paths.append(path)
+    import matplotlib.pyplot as plt
     for name, plot in CRITIC_PLOTS.items():
-        if name not in results:
-            continue
-        path = os.path.join(out_dir, f"{name}.json")
-        with open(path, "w") as f:
-            json.dump(results[name], f, indent=1)
-        paths.append(path)
-        fig = plot(results[name])
-        png = os.path.join(out_dir, f"{name}.png")
-        fig.savefig(png, dpi=120)
-        import matplotlib.pyplot as plt
-        plt.close(fig)
-        paths.append(png)
+        if name in results:
+            fig = plot(results[name])
+            png = os.path.join(out_dir, f"{name}.png")
+            fig.savefig(png, dpi=120)
+            plt.close(fig)
+            paths.append(png)
     return paths
+
+
+EXPERIMENT_NAMES = ("critic_accuracy_gain", "critic_rounds", "critic_model_size")
+
+
+def load_or_run(profile: str = "quick", out: str = "results", progress: bool = True) -> dict:
+    """For notebook 03: the three critic results of ``profile``.
+
+    Through the experiment registry (``icalign.experiments.load_or_run``, which loads
+    finished results from ``out/<profile>`` and runs missing ones with the shared model
+    cache) when it is there and has the critic experiments; otherwise from
+    ``out/<profile>/critic_*.json`` if present, else by ``run_critic_experiments`` (results
+    then saved there). Returns the result dicts by name plus "claims".
+    """
+    import os
+    try:
+        from . import experiments as ex
+    except ImportError:
+        ex = None
+    if ex is not None and all(n in ex.EXPERIMENTS for n in EXPERIMENT_NAMES):
+        res = ex.load_or_run(profile, out, list(EXPERIMENT_NAMES), progress=progress)
+        res["claims"] = critic_claims(*(res[n] for n in EXPERIMENT_NAMES))
+        return res
+    directory = os.path.join(os.fspath(out), profile)
+    if all(os.path.exists(os.path.join(directory, f"{n}.json")) for n in EXPERIMENT_NAMES):
+        return load_critic_results(directory)
+    res = run_critic_experiments(profile, progress=progress)
+    try:
+        save_critic_results(res, directory)
+    except ImportError:          # no matplotlib: the JSON files are enough
+        pass
+    return res
 
 
 def load_critic_results(out_dir: str) -> dict:
