@@ -395,9 +395,14 @@ def test_experiments_end_to_end(small_models, tmp_path):
 
     rd = C.critic_rounds(sm, TASK, k=4, rounds=5, n_tasks=24)
     assert rd["rounds"] == [0, 1, 2, 3, 4, 5]
-    assert {"oracle", "self", "self|oracle-context"} <= set(rd["curves"])
+    assert {"oracle", "self", "self (oracle context)"} <= set(rd["curves"])
     assert all(len(c) == 6 for c in rd["curves"].values())
-    assert rd["curves"]["self|oracle-context"][0] == rd["curves"]["oracle"][0]
+    assert rd["curves"]["self (oracle context)"][0] == rd["curves"]["oracle"][0]
+    for lab, c in rd["curves"].items():
+        ab = rd["after_best"][lab]
+        assert ab["best_round"] == int(np.argmin(c))
+        assert ab["rise"] == pytest.approx(c[-1] - c[ab["best_round"]], abs=1e-12)
+        assert rd["gain_se"][lab][0] == 0.0 and len(rd["gain_se"][lab]) == 6
     with pytest.raises(ValueError, match="context"):
         C.critic_rounds(sm, TASK, n_tasks=4, context="truth")
 
@@ -433,11 +438,20 @@ def test_claims_follow_the_numbers():
     assert not C.claim_accuracy_gain({**ag, "pearson_r": -0.6})["passed"]
     rd = {"curves": {"oracle": [0.5, 0.4, 0.35, 0.33, 0.34, 0.36],
                      "self": [0.5, 0.48, 0.55, 0.6, 0.62, 0.65]},
-          "se": {"oracle": [0.01] * 6, "self": [0.01] * 6},
+          "gain_se": {"oracle": [0.0] + [0.01] * 5, "self": [0.0] + [0.01] * 5},
+          "after_best": {"oracle": {"best_round": 3, "rise": 0.03, "rise_se": 0.01},
+                         "self": {"best_round": 1, "rise": 0.17, "rise_se": 0.01}},
           "accuracy": {"oracle": 1.0, "self": 0.6}}
     assert [r["passed"] for r in C.claim_rounds(rd)] == [True, True]
+    # gains or rises within noise do not count
+    noisy = {**rd, "gain_se": {"oracle": [0.0] + [0.1] * 5, "self": [0.0] + [0.1] * 5},
+             "after_best": {**rd["after_best"],
+                            "self": {"best_round": 1, "rise": 0.17, "rise_se": 0.1}}}
+    assert [r["passed"] for r in C.claim_rounds(noisy)] == [False, False]
     rd2 = {**rd, "curves": {"oracle": [0.5, 0.45, 0.5, 0.5, 0.5, 0.5],
-                            "self": [0.5, 0.4, 0.35, 0.3, 0.3, 0.3]}}
+                            "self": [0.5, 0.4, 0.35, 0.3, 0.3, 0.3]},
+           "after_best": {"oracle": {"best_round": 1, "rise": 0.05, "rise_se": 0.01},
+                          "self": {"best_round": 3, "rise": 0.0, "rise_se": 0.01}}}
     assert [r["passed"] for r in C.claim_rounds(rd2)] == [False, False]
     ms = {"sizes": [100, 1000, 10000], "gain": [0.001, 0.02, 0.1], "gain_se": [0.01] * 3,
           "labels": ["a", "b", "c"], "critic": "oracle", "rounds": 1}
@@ -472,5 +486,37 @@ def test_notebook_03_executes_on_smoke(tmp_path, monkeypatch):
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
     assert any("| Claim |" in o.get("data", {}).get("text/markdown", "") for o in outputs)
     # the results were saved where the notebook was told to keep them
-    assert sorted(os.listdir(tmp_path / "smoke")) == sorted(
-        [f"{n}.{ext}" for n in C.EXPERIMENT_NAMES for ext in ("json", "png")])
+    assert {f"{n}.{ext}" for n in C.EXPERIMENT_NAMES for ext in ("json", "png")} <= \
+        set(os.listdir(tmp_path / "smoke"))
+
+
+# ------------------------------------------------- registry (after the merge with branch exp)
+
+def test_registry_runs_the_critic_experiments_on_smoke(tmp_path):
+    """Active once icalign.experiments (branch exp) is present: the three experiments are
+    registered, share the panels' models and write JSON, PNG and report rows."""
+    ex = pytest.importorskip("icalign.experiments")
+    pytest.importorskip("matplotlib")
+    import os
+    for name in C.EXPERIMENT_NAMES:
+        assert name in ex.EXPERIMENTS
+    from icalign import critic_experiments as ce
+    prof = ex.PROFILES["smoke"]
+    sizes = [s.name for s in ex.EXPERIMENTS["critic_model_size"].models(prof)]
+    panels = {s.name for n in ("depth", "heads") for s in ex.EXPERIMENTS[n].models(prof)}
+    assert set(sizes) <= panels                      # no extra models for experiment 3
+    assert ce.self_critic_spec(prof).config.reward_head
+    ica.set_num_threads(1)
+    runner = ex.Runner("smoke", out=str(tmp_path), progress=False, log=lambda m: None)
+    results = runner.run(list(C.EXPERIMENT_NAMES))
+    d = tmp_path / "smoke"
+    for name in C.EXPERIMENT_NAMES:
+        assert (d / f"{name}.json").exists() and (d / f"{name}.png").exists()
+    assert results["critic_rounds"]["x_key"] == "rounds"
+    report = (d / "report.md").read_text()
+    assert C.CLAIM_SECTION in report
+    rows = ex.all_claims(results)
+    assert len([r for r in rows if r.section == C.CLAIM_SECTION]) == 4
+    back = C.load_or_run("smoke", str(tmp_path), progress=False)
+    assert back["critic_rounds"]["curves"] == results["critic_rounds"]["curves"]
+    assert os.path.exists(runner.model_path(ce.self_critic_spec(prof)))

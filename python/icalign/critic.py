@@ -33,7 +33,7 @@ Design decisions (see also the README of the experiments):
   truth, and since y* and eps have the same distribution, an ungrounded critic
   is at chance in expectation in this synthetic world. The loop therefore also
   accepts a separate ``context_critic``; the experiments report both ``self``
-  (everything self-scored) and ``self|oracle-context`` (context scored by the
+  (everything self-scored) and ``self (oracle context)`` (context scored by the
   oracle, the model's own answers by its reward head), which is the closer
   analogue of an LLM judging its own answer with knowledge it already has.
 """
@@ -475,7 +475,17 @@ def _mean_se(values) -> tuple[float, float]:
     return float(v.mean()), se
 
 
-def _eval_batch(model, task, n_tasks, seed, offset):
+def _eval_batch(model, task, n_tasks, seed, offset, batch=None):
+    """The evaluation tasks: the first ``n_tasks`` of ``batch`` if given (e.g. the
+    registry's fixed evaluation set), else ``task.sample(n_tasks, seed, offset)``."""
+    if batch is not None:
+        if batch.batch_size < n_tasks:
+            raise ValueError(f"the evaluation batch has {batch.batch_size} tasks, fewer than "
+                             f"n_tasks={n_tasks}")
+        if batch.reward_noise != 0.0:
+            raise ValueError("the evaluation batch must have exact shown rewards "
+                             "(reward_noise=0); the critics decide the rewards here")
+        return batch[:int(n_tasks)]
     task = task or AlignmentTask(model.config.n_dims, model.config.n_points)
     return task.sample(int(n_tasks), seed=int(seed), offset=int(offset))
 
@@ -489,7 +499,7 @@ def _critic_runs(model, critics, context, self_both=False):
     ``context='critic'``: each critic also scores the k context triplets;
     ``'oracle'``: the oracle scores the context and the critic only the model's answers,
     so ŷ_0 is the same for every critic. 'self' runs only with a reward head; with
-    ``self_both`` (and context='critic') it gives a second run 'self|oracle-context'.
+    ``self_both`` (and context='critic') it gives a second run 'self (oracle context)'.
     """
     if context not in CONTEXT_MODES:
         raise ValueError(f"context must be one of {CONTEXT_MODES}, got {context!r}")
@@ -502,7 +512,7 @@ def _critic_runs(model, critics, context, self_both=False):
             sc = spec if isinstance(spec, SelfCritic) else SelfCritic(model)
             runs.append((sc.label, sc, OracleCritic() if context == "oracle" else None))
             if self_both and context == "critic":
-                runs.append((f"{sc.label}|oracle-context", sc, OracleCritic()))
+                runs.append((f"{sc.label} (oracle context)", sc, OracleCritic()))
         else:
             c = make_critic(spec, model)
             runs.append((c.label, c, OracleCritic() if context == "oracle" else None))
@@ -514,7 +524,7 @@ def critic_accuracy_gain(model, task: AlignmentTask | None = None,
                          k_values: Iterable[int] = (2, 4, 8), rounds: int = 1,
                          n_tasks: int = 256, seed: int = 0, offset: int = 10**9,
                          rescale: str = "context", context: str = "critic",
-                         n_permutations: int = 10_000) -> dict:
+                         n_permutations: int = 10_000, batch: TaskBatch | None = None) -> dict:
     """Experiment 1: self-correction gain against critic accuracy.
 
     For every critic setting and every k, ``rounds`` rounds of self-correction on the same
@@ -525,10 +535,13 @@ def critic_accuracy_gain(model, task: AlignmentTask | None = None,
     answers when the oracle scores the context (``context='oracle'``; then ŷ_0 is the same
     for every critic and only the judgement of the answers differs). Pearson r, the
     least-squares line and a two-sided p-value (exact t test, and a permutation test) over
-    the points. The 'self' critic runs only if the model has a reward head.
+    the points. The 'self' critic runs only if the model has a reward head. ``batch``:
+    evaluate on its first ``n_tasks`` tasks (e.g. the registry's fixed evaluation set,
+    exact rewards) instead of ``task.sample(n_tasks, seed, offset)``; the same holds for
+    ``critic_rounds`` and ``critic_model_size``.
     """
     k_values = [int(k) for k in k_values]
-    batch = _eval_batch(model, task, n_tasks, seed, offset)
+    batch = _eval_batch(model, task, n_tasks, seed, offset, batch)
     runs = _critic_runs(model, critics, context)
     points = []
     for k in k_values:
@@ -565,30 +578,40 @@ def critic_accuracy_gain(model, task: AlignmentTask | None = None,
 def critic_rounds(model, task: AlignmentTask | None = None,
                   critics: Iterable = DEFAULT_ROUND_CRITICS, k: int = 4, rounds: int = 5,
                   n_tasks: int = 256, seed: int = 0, offset: int = 10**9,
-                  rescale: str = "context", context: str = "critic") -> dict:
+                  rescale: str = "context", context: str = "critic",
+                  batch: TaskBatch | None = None) -> dict:
     """Experiment 2: mean error per round 0..``rounds`` for each critic (same tasks for all).
 
     Labels: the critic labels ('oracle', 'gauss s=0.3', 'replace p=0.5', ...) and, with a
     reward head, 'self'. With ``context='critic'`` each critic also scores the context
-    (and 'self|oracle-context' is added: context by the oracle, answers by the reward
+    (and 'self (oracle context)' is added: context by the oracle, answers by the reward
     head); with ``'oracle'`` the oracle scores every context, so round 0 is shared. Also
     each critic's accuracy (all pairs; pairs involving answers) and per-round standard
     errors.
     """
-    batch = _eval_batch(model, task, n_tasks, seed, offset)
+    batch = _eval_batch(model, task, n_tasks, seed, offset, batch)
     runs = _critic_runs(model, critics, context, self_both=True)
-    curves, se, accuracy, acc_answers = {}, {}, {}, {}
+    curves, se, accuracy, acc_answers, gain_se, after_best = {}, {}, {}, {}, {}, {}
     for i, (label, crit, ctx) in enumerate(runs):
         res = self_correct(model, batch, crit, k, rounds, context_critic=ctx, rescale=rescale,
                            seed=seed + i)
+        e = res.errors
+        n = e.shape[0]
         curves[label] = res.mean_errors()
-        se[label] = (res.errors.std(axis=0, ddof=1) / math.sqrt(res.errors.shape[0])).tolist()
+        se[label] = (e.std(axis=0, ddof=1) / math.sqrt(n)).tolist()
+        # paired standard errors: of the gain err_0 - err_r, and of the rise after the best
+        gain_se[label] = ((e[:, :1] - e).std(axis=0, ddof=1) / math.sqrt(n)).tolist()
+        b = int(np.argmin(e.mean(axis=0)))
+        rise = e[:, -1] - e[:, b]
+        after_best[label] = {"best_round": b, "rise": float(rise.mean()),
+                             "rise_se": float(rise.std(ddof=1) / math.sqrt(n))}
         accuracy[label] = float(np.nanmean(res.accuracy()))
         acc_answers[label] = float(np.nanmean(res.accuracy(positions="answers"))) \
             if rounds >= 1 else None
     return {"experiment": "critic_rounds", "x_key": "rounds", "rounds": list(range(rounds + 1)),
             "curves": curves,
-            "se": se, "accuracy": accuracy, "accuracy_answers": acc_answers,
+            "se": se, "gain_se": gain_se, "after_best": after_best, "accuracy": accuracy,
+            "accuracy_answers": acc_answers,
             "context": context, "k": int(k),
             "n_tasks": int(n_tasks), "seed": int(seed), "rescale": rescale,
             "model": _model_info(model)}
@@ -597,7 +620,8 @@ def critic_rounds(model, task: AlignmentTask | None = None,
 def critic_model_size(models: Sequence, task: AlignmentTask | None = None, critic="oracle",
                       k: int = 4, rounds: int = 1, n_tasks: int = 256, seed: int = 0,
                       offset: int = 10**9, rescale: str = "context",
-                      labels: Sequence[str] | None = None) -> dict:
+                      labels: Sequence[str] | None = None,
+                      batch: TaskBatch | None = None) -> dict:
     """Experiment 3: gain with a near-perfect critic (default: the oracle) for trained models
     of several sizes, on the same tasks. ``sizes`` are parameter counts, in the order given;
     ``gain`` the mean gain after ``rounds`` rounds, with its standard error, and the errors
@@ -611,8 +635,8 @@ def critic_model_size(models: Sequence, task: AlignmentTask | None = None, criti
     n_dims = models[0].config.n_dims
     if len({d for d, _ in dims}) != 1:
         raise ValueError(f"all models must share n_dims, got {sorted(dims)}")
-    task = task or AlignmentTask(n_dims, min(m.config.n_points for m in models))
-    batch = task.sample(int(n_tasks), seed=int(seed), offset=int(offset))
+    batch = _eval_batch(models[0], task or AlignmentTask(
+        n_dims, min(m.config.n_points for m in models)), n_tasks, seed, offset, batch)
     out = {"experiment": "critic_model_size", "sizes": [], "gain": [], "gain_se": [],
            "error_before": [], "error_after": [], "accuracy": [], "labels": [], "config": []}
     for i, m in enumerate(models):
@@ -677,32 +701,40 @@ def claim_accuracy_gain(result: Mapping, alpha: float = 0.05) -> dict:
 
 def claim_rounds(result: Mapping, accurate: str = "oracle", poor: str = "self") -> list[dict]:
     """Paper: with an accurate critic the error keeps falling for a few rounds (~3); with
-    the model's own (poor) critic it degrades after about one round."""
+    the model's own (poor) critic it degrades after about one round. Differences are judged
+    by their paired standard errors over tasks (``gain_se``, ``after_best``)."""
     rows = []
     curves = result["curves"]
     acc = result.get("accuracy", {})
     if accurate in curves:
         c = curves[accurate]
         b = int(np.argmin(c))
+        gse = result["gain_se"][accurate][b]
+        gain = c[0] - c[b]
         rows.append(_row("critic_rounds",
                          f"With an accurate critic ({accurate}) self-correction keeps gaining "
                          f"for a few rounds (paper: up to ~3)",
-                         f"error by round {[round(v, 3) for v in c]}; lowest at round {b} "
-                         f"(critic accuracy {_fmt(acc.get(accurate))})",
-                         b >= 2 and c[b] < c[0],
-                         "error lowest at round >= 2 and below round 0"))
+                         f"error by round {[round(v, 3) for v in c]}; lowest at round {b}, "
+                         f"gain {_fmt(gain)} ± {_fmt(gse)} (critic accuracy "
+                         f"{_fmt(acc.get(accurate))})",
+                         b >= 2 and gain > 2 * gse,
+                         "error lowest at round >= 2, below round 0 by more than 2 paired "
+                         "standard errors"))
     if poor in curves:
         c = curves[poor]
-        b = int(np.argmin(c))
-        se_last = result.get("se", {}).get(poor, [0.0] * len(c))[-1]
+        ab = result["after_best"][poor]
+        b = ab["best_round"]
+        gse = result["gain_se"][poor][b]
         rows.append(_row("critic_rounds",
                          f"With its own critic ({poor}) self-correction degrades after about "
                          f"one round",
                          f"error by round {[round(v, 3) for v in c]}; lowest at round {b} "
+                         f"(gain {_fmt(c[0] - c[b])} ± {_fmt(gse)}), then rises by "
+                         f"{_fmt(ab['rise'])} ± {_fmt(ab['rise_se'])} to round {len(c) - 1} "
                          f"(self-critic accuracy {_fmt(acc.get(poor))})",
-                         b <= 1 and c[-1] > c[b] + 2 * se_last,
-                         "error lowest at round <= 1, and the last round more than 2 standard "
-                         "errors above it"))
+                         b <= 1 and ab["rise"] > 2 * ab["rise_se"],
+                         "error lowest at round <= 1, and the last round above it by more "
+                         "than 2 paired standard errors"))
     return rows
 
 
