@@ -197,7 +197,8 @@ def test_loop_appends_exactly_the_claimed_triplets(tiny_model, batch, rescale):
         ans = res.answers[:, j]
         if rescale == "context":
             # same direction as the answer, norm = mean norm of the context responses
-            cos = np.sum(app * ans, -1) / np.linalg.norm(app, axis=-1) / np.linalg.norm(ans, axis=-1)
+            cos = np.sum(app * ans, -1) / (np.linalg.norm(app, axis=-1)
+                                           * np.linalg.norm(ans, axis=-1))
             np.testing.assert_allclose(cos, 1.0, atol=1e-5)
             np.testing.assert_allclose(np.linalg.norm(app, axis=-1), ctx_norm, rtol=1e-5)
         else:

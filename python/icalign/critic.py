@@ -52,6 +52,8 @@ from .task import AlignmentTask, TaskBatch
 
 _NORM_EPS = 1e-12
 _TIE_TOL = 1e-12
+#: version of the experiment results' layout (stored as "format"; bump when keys change)
+RESULT_FORMAT = 2
 
 # ---------------------------------------------------------------------------- critics
 
@@ -563,7 +565,7 @@ def critic_accuracy_gain(model, task: AlignmentTask | None = None,
     above = acc >= 0.5
     st_above = pearson(acc[above], gain[above]) if above.sum() >= 3 and \
         np.ptp(acc[above]) > 0 and np.ptp(gain[above]) > 0 else None
-    return {"experiment": "critic_accuracy_gain", "points": points,
+    return {"experiment": "critic_accuracy_gain", "format": RESULT_FORMAT, "points": points,
             "pearson_r": st["pearson_r"], "p_value": st["p_value"], "slope": st["slope"],
             "intercept": st["intercept"], "n_points": st["n"],
             "p_value_permutation": permutation_pvalue(acc, gain, n_permutations, seed=seed),
@@ -608,7 +610,8 @@ def critic_rounds(model, task: AlignmentTask | None = None,
         accuracy[label] = float(np.nanmean(res.accuracy()))
         acc_answers[label] = float(np.nanmean(res.accuracy(positions="answers"))) \
             if rounds >= 1 else None
-    return {"experiment": "critic_rounds", "x_key": "rounds", "rounds": list(range(rounds + 1)),
+    return {"experiment": "critic_rounds", "format": RESULT_FORMAT, "x_key": "rounds",
+            "rounds": list(range(rounds + 1)),
             "curves": curves,
             "se": se, "gain_se": gain_se, "after_best": after_best, "accuracy": accuracy,
             "accuracy_answers": acc_answers,
@@ -637,8 +640,9 @@ def critic_model_size(models: Sequence, task: AlignmentTask | None = None, criti
         raise ValueError(f"all models must share n_dims, got {sorted(dims)}")
     batch = _eval_batch(models[0], task or AlignmentTask(
         n_dims, min(m.config.n_points for m in models)), n_tasks, seed, offset, batch)
-    out = {"experiment": "critic_model_size", "sizes": [], "gain": [], "gain_se": [],
-           "error_before": [], "error_after": [], "accuracy": [], "labels": [], "config": []}
+    out = {"experiment": "critic_model_size", "format": RESULT_FORMAT, "sizes": [], "gain": [],
+           "gain_se": [], "error_before": [], "error_after": [], "accuracy": [], "labels": [],
+           "config": []}
     for i, m in enumerate(models):
         res = self_correct(m, batch, critic, k, rounds, rescale=rescale, seed=seed)
         g, g_se = _mean_se(res.gains())
@@ -684,11 +688,11 @@ def claim_accuracy_gain(result: Mapping, alpha: float = 0.05) -> dict:
     """Paper: self-correction gain correlates positively and significantly (p < 0.05)
     with the critic's (self-check) accuracy."""
     r, p = result["pearson_r"], result["p_value"]
+    scorer = "each critic" if result.get("context", "critic") == "critic" else "the oracle"
     evidence = (f"Pearson r = {_fmt(r)}, p = {_fmt(p)} (t test; permutation p = "
                 f"{_fmt(result.get('p_value_permutation'))}), slope = {_fmt(result['slope'])} "
                 f"gain per unit accuracy over {result['n_points']} (critic, k) settings "
-                f"(context scored by {'each critic' if result.get('context', 'critic') == 'critic' else 'the oracle'}, "
-                f"{result.get('rounds', 1)} round(s))")
+                f"(context scored by {scorer}, {result.get('rounds', 1)} round(s))")
     ab = result.get("above_chance")
     if ab:
         evidence += (f"; accuracy >= 0.5 only: r = {_fmt(ab['pearson_r'])}, "
@@ -999,7 +1003,13 @@ def load_or_run(profile: str = "quick", out: str = "results", progress: bool = T
         return res
     directory = os.path.join(os.fspath(out), profile)
     if all(os.path.exists(os.path.join(directory, f"{n}.json")) for n in EXPERIMENT_NAMES):
-        return load_critic_results(directory)
+        try:
+            res = load_critic_results(directory)
+        except (KeyError, ValueError):
+            res = None           # written by an older icalign: run again
+        if res is not None and all(res[n].get("format") == RESULT_FORMAT
+                                   for n in EXPERIMENT_NAMES):
+            return res
     res = run_critic_experiments(profile, progress=progress)
     try:
         save_critic_results(res, directory)
