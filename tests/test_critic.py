@@ -84,6 +84,27 @@ def test_oracle_matches_a_grid_search(batch):
     assert (got == 0).any() or (got == 1).any(), "the sample should exercise the endpoints"
 
 
+def test_quality_critic_grades_by_measured_error(batch):
+    # exact on task responses, like the oracle
+    np.testing.assert_allclose(C.quality_rewards(batch.ys, batch.ystar, batch.eps),
+                               batch.rs_true, atol=2e-5)
+    rng = np.random.default_rng(3)
+    ystar, eps = batch.ystar.astype(np.float64), batch.eps.astype(np.float64)
+    resp = rng.standard_normal((batch.batch_size, 6, 5)) + ystar[:, None]
+    q = C.quality_rewards(resp, ystar, eps)
+    np.testing.assert_allclose(C.quality_rewards(3.7 * resp, ystar, eps), q, atol=1e-9)
+    # the on-segment response of weight q is exactly as good as the response
+    v = q[..., None] * ystar[:, None] + (1 - q[..., None]) * eps[:, None]
+    err_v, err_r = ica.normalized_error(v, ystar), ica.normalized_error(resp, ystar)
+    inside = (q > 1e-6) & (q < 1 - 1e-6)
+    np.testing.assert_allclose(err_v[inside], err_r[inside], atol=1e-9)
+    assert np.all(err_r[q <= 1e-6] >= err_v[q <= 1e-6] - 1e-9)    # worse than eps -> 0
+    # an answer beyond y* (overshoot along y* - eps): the oracle says 1, quality says < 1
+    over = ystar + 0.8 * (ystar - eps)
+    assert np.all(C.oracle_rewards(over, ystar, eps) == 1.0)
+    assert np.all(C.quality_rewards(over, ystar, eps) < 1.0)
+
+
 def test_oracle_validates_shapes(batch):
     with pytest.raises(ValueError, match="ystar and eps"):
         C.oracle_rewards(batch.ys, batch.ystar[:3], batch.eps)
@@ -148,6 +169,7 @@ def test_critic_noise_is_seeded(batch):
 
 def test_make_critic_names(tiny_model):
     assert isinstance(C.make_critic("oracle"), C.OracleCritic)
+    assert isinstance(C.make_critic("quality"), C.QualityCritic)
     assert C.make_critic("replace:0.3").p == 0.3
     assert C.make_critic("gauss:0.2").sigma == 0.2
     assert isinstance(C.make_critic("self", tiny_model), C.SelfCritic)
@@ -208,6 +230,8 @@ def test_loop_appends_exactly_the_claimed_triplets(tiny_model, batch, rescale):
         np.testing.assert_allclose(res.rs[:, k + j], C.oracle_rewards(app, batch.ystar,
                                                                         batch.eps), atol=1e-6)
         np.testing.assert_allclose(res.true_rewards[:, k + j], res.rs[:, k + j], atol=1e-6)
+    at_one = C.oracle_rewards(res.appended, batch.ystar, batch.eps) >= 1 - 1e-9
+    assert res.oracle_at_one() == pytest.approx(at_one.mean())
     # each answer is the model's prediction from exactly the claimed context
     for j in range(R + 1):
         n = k + j

@@ -17,7 +17,8 @@ from .model import Transformer
 from .task import AlignmentTask, TaskBatch
 from . import critic, stats
 from .critic import (Critic, OracleCritic, ReplaceCritic, GaussianCritic, InvertedCritic,
-                     SelfCritic, SelfCorrection, make_critic, oracle_rewards, pairwise_accuracy,
+                     QualityCritic, SelfCritic, SelfCorrection, make_critic, oracle_rewards,
+                     quality_rewards, pairwise_accuracy,
                      self_correct, self_check_accuracy, critic_accuracy_gain, critic_rounds,
                      critic_model_size, critic_claims)
 from .stats import pearson, permutation_pvalue
@@ -55,7 +56,8 @@ __all__ = [
     "best_baseline", "weighted_baseline", "oracle_baseline", "normalized_error",
     "error_curves", "transformer_predictions",
     "critic", "stats", "Critic", "OracleCritic", "ReplaceCritic", "GaussianCritic",
-    "InvertedCritic", "SelfCritic", "SelfCorrection", "make_critic", "oracle_rewards",
+    "InvertedCritic", "QualityCritic", "SelfCritic", "SelfCorrection", "make_critic",
+    "oracle_rewards", "quality_rewards",
     "pairwise_accuracy", "self_correct", "self_check_accuracy", "critic_accuracy_gain",
     "critic_rounds", "critic_model_size", "critic_claims", "pearson", "permutation_pvalue",
     "set_num_threads", "get_num_threads", "simd_path", "set_simd_path", "__version__",
