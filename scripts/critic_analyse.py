@@ -42,10 +42,10 @@ for p in ag["points"]:
 print(f"r={ag['pearson_r']:.3f} p={ag['p_value']:.3g} slope={ag['slope']:.3f} perm p="
       f"{ag['p_value_permutation']:.3g} above-chance {ag['above_chance']}")
 rd = C.critic_rounds(sm, task, n_tasks=a.n, rescale=a.rescale, context=a.context, k=a.rounds_k,
-                     critics=("oracle", "gauss:0.1", "gauss:0.3", "replace:0.5", "replace:1",
+                     critics=("oracle", "quality", "gauss:0.1", "gauss:0.3", "replace:0.5", "replace:1",
                               "self"))
 for lab, c in rd["curves"].items():
-    print(f"  {lab:22s} acc {rd['accuracy'][lab]:.3f} ans {rd['accuracy_answers'][lab]:.3f} "
+    print(f"  {lab:22s} acc {rd['accuracy'][lab]:.3f} ans {rd['accuracy_answers'][lab]:.3f} at1 {rd['answers_oracle_at_1'][lab]:.2f} "
           + " ".join(f"{v:.3f}" for v in c))
 res = {"critic_accuracy_gain": ag, "critic_rounds": rd}
 if a.sizes:

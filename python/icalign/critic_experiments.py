@@ -24,7 +24,7 @@ from .experiments import (PROFILES, Claim, Experiment, Profile, _depth_configs, 
 CRITIC_SETTINGS = {
     "smoke": {"n_tasks": 32, "k_values": [2, 4], "gain_rounds": 1, "k": 4, "rounds": 5,
               "reward_weight": 10.0, "seed": 0},
-    "quick": {"n_tasks": 1000, "k_values": [2, 4, 8], "gain_rounds": 1, "k": 4, "rounds": 5,
+    "quick": {"n_tasks": 500, "k_values": [2, 4, 8], "gain_rounds": 1, "k": 4, "rounds": 5,
               "reward_weight": 10.0, "seed": 0},
     "paper": {"n_tasks": 2000, "k_values": [2, 4, 8], "gain_rounds": 1, "k": 4, "rounds": 5,
               "reward_weight": 10.0, "seed": 0},
