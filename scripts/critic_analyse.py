@@ -1,5 +1,6 @@
 """Run the three critic experiments on saved models (see critic_explore.py).
 Usage: python scripts/critic_analyse.py SELF_MODEL.npz [SIZE_MODEL.npz ...] [--rescale none] [--n 512]
+       [--variants oracle,critic quality,oracle] [--gain-rounds 1] [--rounds-k 4] [--out DIR]
 """
 import argparse
 import json
@@ -27,21 +28,25 @@ ap.add_argument("--rescale", default="context")
 ap.add_argument("--n", type=int, default=512)
 ap.add_argument("--gain-rounds", type=int, default=1)
 ap.add_argument("--out", default=None)
-ap.add_argument("--context", default="critic")
+ap.add_argument("--variants", nargs="+", default=["oracle,critic", "quality,oracle"])
 ap.add_argument("--rounds-k", type=int, default=4)
 a = ap.parse_args()
 task = ica.AlignmentTask()
 sm = load(a.self_model)
 held = task.sample(a.n, seed=0, offset=10**9)
-print("self-check", C.self_check_accuracy(sm, held))
+if sm.config.reward_head:
+    print("self-check", C.self_check_accuracy(sm, held))
+variants = [tuple(v.split(",")) for v in a.variants]
 ag = C.critic_accuracy_gain(sm, task, n_tasks=a.n, rescale=a.rescale, rounds=a.gain_rounds,
-                            context=a.context)
-for p in ag["points"]:
-    print(f"  k={p['k']} {p['critic']:22s} acc {p['accuracy']:.3f} gain {p['gain']:+.4f} "
-          f"± {p['gain_se']:.4f} ans-acc {p['accuracy_answers']:.3f}  err {p['error_before']:.3f} -> {p['error_after']:.3f}")
-print(f"r={ag['pearson_r']:.3f} p={ag['p_value']:.3g} slope={ag['slope']:.3f} perm p="
-      f"{ag['p_value_permutation']:.3g} above-chance {ag['above_chance']}")
-rd = C.critic_rounds(sm, task, n_tasks=a.n, rescale=a.rescale, context=a.context, k=a.rounds_k,
+                            variants=variants)
+for v in ag["variants"]:
+    print(f"variant reference={v['reference']} context={v['context']}")
+    for p in v["points"]:
+        print(f"  k={p['k']} {p['critic']:26s} acc {p['accuracy']:.3f} gain {p['gain']:+.4f} "
+              f"± {p['gain_se']:.4f}  err {p['error_before']:.3f} -> {p['error_after']:.3f}")
+    print(f"  r={v['pearson_r']:.3f} p={v['p_value']:.3g} slope={v['slope']:.3f} perm p="
+          f"{v['p_value_permutation']:.3g} above-chance {v['above_chance']}")
+rd = C.critic_rounds(sm, task, n_tasks=a.n, rescale=a.rescale, k=a.rounds_k,
                      critics=("oracle", "quality", "gauss:0.1", "gauss:0.3", "replace:0.5", "replace:1",
                               "self"))
 for lab, c in rd["curves"].items():
@@ -51,9 +56,11 @@ res = {"critic_accuracy_gain": ag, "critic_rounds": rd}
 if a.sizes:
     ms = C.critic_model_size([load(p) for p in a.sizes], task, n_tasks=a.n, rescale=a.rescale,
                              rounds=a.gain_rounds)
-    for lab, s, g, se, eb, ea in zip(ms["labels"], ms["sizes"], ms["gain"], ms["gain_se"],
-                                     ms["error_before"], ms["error_after"]):
-        print(f"  {lab:14s} {s:7d} gain {g:+.4f} ± {se:.4f}  err {eb:.3f} -> {ea:.3f}")
+    for crit, r in ms["by_critic"].items():
+        for lab, s, g, se, eb, ea in zip(ms["labels"], ms["sizes"], r["gain"], r["gain_se"],
+                                         r["error_before"], r["error_after"]):
+            print(f"  {crit:8s} {lab:14s} {s:7d} gain {g:+.4f} ± {se:.4f}  err {eb:.3f} -> "
+                  f"{ea:.3f}")
     res["critic_model_size"] = ms
 for row in C.critic_claims(res.get("critic_accuracy_gain"), res.get("critic_rounds"),
                            res.get("critic_model_size")):

@@ -244,6 +244,30 @@ def test_loop_appends_exactly_the_claimed_triplets(tiny_model, batch, rescale):
     np.testing.assert_allclose(res.errors, ica.normalized_error(res.answers, batch.ystar))
 
 
+def test_loop_reference_sets_the_true_weights_of_answers(tiny_model, batch):
+    k = 3
+    res = C.self_correct(tiny_model, batch, C.GaussianCritic(0.2, base="quality"), k, 2,
+                         reference="quality", seed=4)
+    assert res.reference == "quality"
+    np.testing.assert_allclose(res.true_rewards[:, :k], batch.rs_true[:, :k])
+    np.testing.assert_allclose(res.true_rewards[:, k:],
+                               C.quality_rewards(res.appended, batch.ystar, batch.eps),
+                               atol=1e-7)
+    np.testing.assert_allclose(res.oracle_appended,
+                               C.oracle_rewards(res.appended, batch.ystar, batch.eps),
+                               atol=1e-7)
+    # noisy critics on the quality base: p = 0 / sigma = 0 is the quality critic itself
+    inp_q = C.quality_rewards(res.appended, batch.ystar, batch.eps)
+    resp = res.appended
+    assert np.allclose(score(C.ReplaceCritic(0.0, base="quality"), batch, resp), inp_q)
+    assert np.allclose(score(C.InvertedCritic(base="quality"), batch, resp), 1 - inp_q)
+    assert C.ReplaceCritic(0.5, base="quality").label == "replace p=0.5 (quality)"
+    with pytest.raises(ValueError, match="reference"):
+        C.self_correct(tiny_model, batch, "oracle", 2, 1, reference="truth")
+    with pytest.raises(ValueError, match="reference"):
+        C.GaussianCritic(0.1, base="truth")
+
+
 def test_loop_never_reads_beyond_n_points(tiny_model, batch):
     N = tiny_model.config.n_points
     for k in (1, 5):
@@ -398,25 +422,35 @@ def small_models():
 def test_experiments_end_to_end(small_models, tmp_path):
     sm, sizes = small_models
     ag = C.critic_accuracy_gain(sm, TASK, k_values=(2, 4), n_tasks=24, n_permutations=200)
+    assert [(v["reference"], v["context"]) for v in ag["variants"]] == \
+        list(C.DEFAULT_VARIANTS)
+    assert ag["points"] == ag["variants"][0]["points"]          # the set-up on top
     labels = {p["critic"] for p in ag["points"]}
     assert {"oracle", "self", "inverted", "replace p=1"} <= labels
     assert len(ag["points"]) == 2 * len(C.DEFAULT_ACCURACY_CRITICS)
-    for p in ag["points"]:
-        assert {"critic", "accuracy", "gain", "k"} <= set(p) and 0 <= p["accuracy"] <= 1
-        assert p["gain"] == pytest.approx(p["error_before"] - p["error_after"], abs=1e-12)
-    acc = [p["accuracy"] for p in ag["points"]]
-    gain = [p["gain"] for p in ag["points"]]
-    assert ag["pearson_r"] == pytest.approx(np.corrcoef(acc, gain)[0, 1], abs=1e-9)
-    assert 0 <= ag["p_value"] <= 1 and 0 < ag["p_value_permutation"] <= 1
+    for v in ag["variants"]:
+        for p in v["points"]:
+            assert {"critic", "accuracy", "gain", "k"} <= set(p) and 0 <= p["accuracy"] <= 1
+            assert p["gain"] == pytest.approx(p["error_before"] - p["error_after"],
+                                              abs=1e-12)
+        acc = [p["accuracy"] for p in v["points"]]
+        gain = [p["gain"] for p in v["points"]]
+        assert v["pearson_r"] == pytest.approx(np.corrcoef(acc, gain)[0, 1], abs=1e-9)
+        assert 0 <= v["p_value"] <= 1 and 0 < v["p_value_permutation"] <= 1
     assert [p["accuracy"] for p in ag["points"] if p["critic"] == "oracle"] == [1.0, 1.0]
 
-    # oracle-scored context: the first answer is the same whatever judges the answers
-    ago = C.critic_accuracy_gain(sm, TASK, k_values=(3,), n_tasks=24, context="oracle",
-                                 n_permutations=50)
-    before = {p["error_before"] for p in ago["points"]}
-    assert max(before) - min(before) < 1e-12
-    acc_o = {p["critic"]: p["accuracy"] for p in ago["points"]}
-    assert acc_o["oracle"] == 1.0 and acc_o["inverted"] < 0.5
+    # the quality variant: noisy quality critics judge only the answers (oracle context),
+    # so the first answer is the same whatever judges the answers
+    q = ag["variants"][1]
+    for k in (2, 4):
+        before = {p["error_before"] for p in q["points"] if p["k"] == k}
+        assert max(before) - min(before) < 1e-12
+    acc_q = {(p["critic"], p["k"]): p["accuracy"] for p in q["points"]}
+    assert acc_q[("quality", 2)] == 1.0 and acc_q[("inverted (quality)", 2)] < 0.5
+    assert ("replace p=0.5 (quality)", 4) in acc_q
+    with pytest.raises(ValueError, match="reference"):
+        C.critic_accuracy_gain(sm, TASK, k_values=(2,), n_tasks=4,
+                               variants=[("truth", "critic")])
 
     rd = C.critic_rounds(sm, TASK, k=4, rounds=5, n_tasks=24)
     assert rd["rounds"] == [0, 1, 2, 3, 4, 5]
@@ -434,12 +468,17 @@ def test_experiments_end_to_end(small_models, tmp_path):
     ms = C.critic_model_size(sizes, TASK, k=4, n_tasks=24)
     assert ms["sizes"] == [m.num_parameters for m in sizes]
     assert len(ms["gain"]) == 2 and ms["config"][1]["n_embd"] == 16
+    assert set(ms["by_critic"]) == {"oracle", "quality"}
+    assert ms["gain"] == ms["by_critic"]["oracle"]["gain"]
+    assert ms["by_critic"]["quality"]["error_before"] == ms["error_before"]
+    with pytest.raises(ValueError, match="model"):
+        C.critic_model_size(sizes, TASK, critics=[C.SelfCritic(sm)], n_tasks=4)
 
     for res in (ag, rd, ms):
         json.loads(json.dumps(res, allow_nan=False))
     rows = C.critic_claims(ag, rd, ms)
-    assert [r["experiment"] for r in rows] == ["critic_accuracy_gain", "critic_rounds",
-                                              "critic_rounds", "critic_model_size"]
+    assert [r["experiment"] for r in rows] == ["critic_accuracy_gain"] * 2 + \
+        ["critic_rounds"] * 3 + ["critic_model_size"] * 2
     assert all(isinstance(r["passed"], bool) and r["evidence"] and r["criterion"]
                for r in rows)
     assert C.claims_markdown(rows).count("\n") == len(rows) + 2
@@ -458,9 +497,12 @@ def test_experiments_end_to_end(small_models, tmp_path):
 def test_claims_follow_the_numbers():
     ag = {"pearson_r": 0.6, "p_value": 0.01, "slope": 0.2, "n_points": 20,
           "p_value_permutation": 0.01}
-    assert C.claim_accuracy_gain(ag)["passed"]
-    assert not C.claim_accuracy_gain({**ag, "p_value": 0.2})["passed"]
-    assert not C.claim_accuracy_gain({**ag, "pearson_r": -0.6})["passed"]
+    assert C.claim_accuracy_gain(ag)[0]["passed"]
+    assert not C.claim_accuracy_gain({**ag, "p_value": 0.2})[0]["passed"]
+    assert not C.claim_accuracy_gain({**ag, "pearson_r": -0.6})[0]["passed"]
+    two = {"variants": [ag, {**ag, "reference": "quality", "context": "oracle",
+                             "p_value": 0.3}]}
+    assert [r["passed"] for r in C.claim_accuracy_gain(two)] == [True, False]
     rd = {"curves": {"oracle": [0.5, 0.4, 0.35, 0.33, 0.34, 0.36],
                      "self": [0.5, 0.48, 0.55, 0.6, 0.62, 0.65]},
           "gain_se": {"oracle": [0.0] + [0.01] * 5, "self": [0.0] + [0.01] * 5},
@@ -480,9 +522,12 @@ def test_claims_follow_the_numbers():
     assert [r["passed"] for r in C.claim_rounds(rd2)] == [False, False]
     ms = {"sizes": [100, 1000, 10000], "gain": [0.001, 0.02, 0.1], "gain_se": [0.01] * 3,
           "labels": ["a", "b", "c"], "critic": "oracle", "rounds": 1}
-    assert C.claim_model_size(ms)["passed"]
-    assert not C.claim_model_size({**ms, "gain": [0.05, 0.02, 0.1]})["passed"]
-    assert not C.claim_model_size({**ms, "gain": [0.0, 0.0, 0.01]})["passed"]
+    assert C.claim_model_size(ms)[0]["passed"]
+    assert not C.claim_model_size({**ms, "gain": [0.05, 0.02, 0.1]})[0]["passed"]
+    assert not C.claim_model_size({**ms, "gain": [0.0, 0.0, 0.01]})[0]["passed"]
+    both = {**ms, "by_critic": {"oracle": {"gain": [0.0, 0.0, 0.01], "gain_se": [0.01] * 3},
+                                "quality": {"gain": [0.0, 0.05, 0.1], "gain_se": [0.01] * 3}}}
+    assert [r["passed"] for r in C.claim_model_size(both)] == [False, True]
 
 
 # ------------------------------------------------------------------------- notebook 03
@@ -541,7 +586,7 @@ def test_registry_runs_the_critic_experiments_on_smoke(tmp_path):
     report = (d / "report.md").read_text()
     assert C.CLAIM_SECTION in report
     rows = ex.all_claims(results)
-    assert len([r for r in rows if r.section == C.CLAIM_SECTION]) == 4
+    assert len([r for r in rows if r.section == C.CLAIM_SECTION]) == 7   # 2 + 3 + 2
     back = C.load_or_run("smoke", str(tmp_path), progress=False)
     assert back["critic_rounds"]["curves"] == results["critic_rounds"]["curves"]
     assert os.path.exists(runner.model_path(ce.self_critic_spec(prof)))

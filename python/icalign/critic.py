@@ -67,7 +67,7 @@ from .task import AlignmentTask, TaskBatch
 _NORM_EPS = 1e-12
 _TIE_TOL = 1e-12
 #: version of the experiment results' layout (stored as "format"; bump when keys change)
-RESULT_FORMAT = 2
+RESULT_FORMAT = 3
 
 # ---------------------------------------------------------------------------- critics
 
@@ -193,6 +193,29 @@ class Critic:
         return f"{type(self).__name__}({self.label!r})"
 
 
+REFERENCES = ("oracle", "quality")
+
+
+def reference_rewards(reference: str, responses, ystar, eps) -> np.ndarray:
+    """The perfect critic named ``reference``: 'oracle' (``oracle_rewards``, the issue's
+    definition) or 'quality' (``quality_rewards``)."""
+    if reference == "oracle":
+        return oracle_rewards(responses, ystar, eps)
+    if reference == "quality":
+        return quality_rewards(responses, ystar, eps)
+    raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+
+
+def _check_base(base):
+    if base not in REFERENCES:
+        raise ValueError(f"the reference (base) critic must be one of {REFERENCES}, got "
+                         f"{base!r}")
+
+
+def _suffix(base):
+    return "" if base == "oracle" else f" ({base})"
+
+
 class OracleCritic(Critic):
     """The mixing weight that best explains a response (``oracle_rewards``)."""
 
@@ -204,8 +227,9 @@ class OracleCritic(Critic):
 
 class QualityCritic(Critic):
     """Grades by measured quality: ``quality_rewards`` (the weight of the equally good
-    task response). Not one of the issue's critics; shown beside the oracle in the rounds
-    experiment because the oracle rewards every overshooting answer with 1."""
+    task response). Not one of the issue's critics: the oracle gives 1 to every answer
+    that overshoots y* (as seen from eps), however far, and the trained models' answers
+    mostly do; this one is the perfect critic of the error that is measured."""
 
     label = "quality"
 
@@ -221,49 +245,60 @@ def _check_prob(name, value):
 
 
 class ReplaceCritic(Critic):
-    """The oracle, each score independently replaced by a fresh U(0, 1) draw with
-    probability ``p`` (the reward noise of SPEC section 1): p = 0 is the oracle,
-    p = 1 a useless critic."""
+    """A perfect critic (``base``: 'oracle' or 'quality'), each score independently
+    replaced by a fresh U(0, 1) draw with probability ``p`` (the reward noise of SPEC
+    section 1): p = 0 is the base critic, p = 1 a useless critic."""
 
-    def __init__(self, p: float):
+    def __init__(self, p: float, base: str = "oracle"):
         self.p = _check_prob("ReplaceCritic p", p)
-        self.label = f"replace p={self.p:g}"
+        _check_base(base)
+        self.base = base
+        self.label = f"replace p={self.p:g}{_suffix(base)}"
 
     def __call__(self, inp, rng):
-        r = oracle_rewards(inp.responses, inp.ystar, inp.eps)
+        r = reference_rewards(self.base, inp.responses, inp.ystar, inp.eps)
         coin = rng.random(r.shape) < self.p
         fresh = rng.random(r.shape)
         return np.where(coin, fresh, r)
 
     def to_dict(self):
-        return {**super().to_dict(), "p": self.p}
+        return {**super().to_dict(), "p": self.p, "base": self.base}
 
 
 class GaussianCritic(Critic):
-    """The oracle plus Gaussian noise of standard deviation ``sigma``, clipped to [0, 1]."""
+    """A perfect critic (``base``) plus Gaussian noise of standard deviation ``sigma``,
+    clipped to [0, 1]."""
 
-    def __init__(self, sigma: float):
+    def __init__(self, sigma: float, base: str = "oracle"):
         sigma = float(sigma)
         if not (sigma >= 0.0 and math.isfinite(sigma)):
             raise ValueError(f"GaussianCritic sigma must be a finite number >= 0, got {sigma}")
+        _check_base(base)
         self.sigma = sigma
-        self.label = f"gauss s={sigma:g}"
+        self.base = base
+        self.label = f"gauss s={sigma:g}{_suffix(base)}"
 
     def __call__(self, inp, rng):
-        r = oracle_rewards(inp.responses, inp.ystar, inp.eps)
+        r = reference_rewards(self.base, inp.responses, inp.ystar, inp.eps)
         return np.clip(r + self.sigma * rng.standard_normal(r.shape), 0.0, 1.0)
 
     def to_dict(self):
-        return {**super().to_dict(), "sigma": self.sigma}
+        return {**super().to_dict(), "sigma": self.sigma, "base": self.base}
 
 
 class InvertedCritic(Critic):
-    """1 - oracle: orders every pair the wrong way (it rewards the distractor)."""
+    """1 - a perfect critic (``base``): orders every pair the wrong way."""
 
-    label = "inverted"
+    def __init__(self, base: str = "oracle"):
+        _check_base(base)
+        self.base = base
+        self.label = f"inverted{_suffix(base)}"
 
     def __call__(self, inp, rng):
-        return 1.0 - oracle_rewards(inp.responses, inp.ystar, inp.eps)
+        return 1.0 - reference_rewards(self.base, inp.responses, inp.ystar, inp.eps)
+
+    def to_dict(self):
+        return {**super().to_dict(), "base": self.base}
 
 
 class SelfCritic(Critic):
@@ -291,9 +326,10 @@ class SelfCritic(Critic):
         return np.clip(rhat[:, n:n + 1].astype(np.float64), 0.0, 1.0)
 
 
-def make_critic(spec, model=None) -> Critic:
-    """A critic from a ``Critic`` or a short name: 'oracle', 'inverted', 'quality', 'self',
-    'replace:P', 'gauss:SIGMA'. 'self' needs ``model`` (with a reward head)."""
+def make_critic(spec, model=None, base: str = "oracle") -> Critic:
+    """A critic from a ``Critic`` or a short name: 'oracle', 'quality', 'inverted', 'self',
+    'replace:P', 'gauss:SIGMA'. 'self' needs ``model`` (with a reward head); the noisy ones
+    and 'inverted' are built on the perfect critic ``base`` ('oracle' or 'quality')."""
     if isinstance(spec, Critic):
         return spec
     if not isinstance(spec, str):
@@ -301,21 +337,20 @@ def make_critic(spec, model=None) -> Critic:
     name, _, arg = spec.partition(":")
     if name == "oracle" and not arg:
         return OracleCritic()
-    if name == "inverted" and not arg:
-        return InvertedCritic()
     if name == "quality" and not arg:
         return QualityCritic()
+    if name == "inverted" and not arg:
+        return InvertedCritic(base)
     if name == "self" and not arg:
         if model is None:
             raise ValueError("critic 'self' needs the model")
         return SelfCritic(model)
     if name == "replace" and arg:
-        return ReplaceCritic(float(arg))
+        return ReplaceCritic(float(arg), base)
     if name == "gauss" and arg:
-        return GaussianCritic(float(arg))
-    raise ValueError(f"unknown critic {spec!r}; expected 'oracle', 'inverted', 'quality', "
-                     f"'self', "
-                     f"'replace:P' or 'gauss:SIGMA'")
+        return GaussianCritic(float(arg), base)
+    raise ValueError(f"unknown critic {spec!r}; expected 'oracle', 'quality', 'inverted', "
+                     f"'self', 'replace:P' or 'gauss:SIGMA'")
 
 
 # ------------------------------------------------------------------- the self-correction loop
@@ -329,8 +364,10 @@ class SelfCorrection:
     appended: (B, R, d) the responses appended at positions k..k+R-1 (rescaled ŷ_0..ŷ_{R-1});
     xs, ys, rs: (B, k+R, d/d/-) the full context built: the k task triplets with the
         critic's rewards, then the appended triplets (x, ŷ, r̂);
-    true_rewards: (B, k+R) the true mixing weights: the task's r_i for the context, the
-        oracle's r̂ for the appended answers;
+    true_rewards: (B, k+R) the true weights: the task's r_i for the context, the reference
+        critic's score ('oracle' by default, or 'quality') for the appended answers;
+    oracle_appended: (B, R) the oracle's scores of the appended answers (whatever the
+        reference);
     errors: (B, R+1) 1 - cos(ŷ_j, y*).
     """
 
@@ -346,6 +383,8 @@ class SelfCorrection:
     critic: str
     context_critic: str
     rescale: str
+    reference: str = "oracle"
+    oracle_appended: np.ndarray | None = None
     info: dict = field(default_factory=dict)
 
     def mean_errors(self) -> list[float]:
@@ -364,7 +403,7 @@ class SelfCorrection:
         [0, 1]): for these the oracle cannot tell a better answer from a worse one."""
         if self.rounds == 0:
             return float("nan")
-        return float(np.mean(self.true_rewards[:, self.k:] >= 1.0 - 1e-9))
+        return float(np.mean(self.oracle_appended >= 1.0 - 1e-9))
 
     def accuracy(self, rounds: int | None = None, positions: str = "all") -> np.ndarray:
         """Per-task pairwise critic accuracy (see ``pairwise_accuracy``) over the k context
@@ -425,8 +464,8 @@ RESCALE_MODES = ("context", "none")
 
 
 def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
-                 context_critic=None, rescale: str = "context", seed: int = 0
-                 ) -> SelfCorrection:
+                 context_critic=None, rescale: str = "context", seed: int = 0,
+                 reference: str = "oracle") -> SelfCorrection:
     """Run ``rounds`` rounds of self-correction on every task of ``batch`` at once.
 
     The context is the first ``k`` examples of each task with rewards from
@@ -437,7 +476,8 @@ def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
     the answer at x-token n sees only triplets 0..n-1 (the model must be causal), so the
     zero placeholders at the answer's own position are never read. Needs
     ``k + rounds + 1 <= model.config.n_points``. Critic noise comes from
-    ``numpy.random.default_rng(seed)``.
+    ``numpy.random.default_rng(seed)``. ``reference`` ('oracle' or 'quality') gives the
+    true weights of the appended answers, against which critic accuracy is measured.
     """
     cfg = model.config
     if not cfg.causal:
@@ -461,6 +501,7 @@ def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
         raise ValueError(f"the batch has d={batch.n_dims}, the model n_dims={cfg.n_dims}")
     if rescale not in RESCALE_MODES:
         raise ValueError(f"rescale must be one of {RESCALE_MODES}, got {rescale!r}")
+    _check_base(reference)
     critic = make_critic(critic, model)
     context_critic = critic if context_critic is None else make_critic(context_critic, model)
     rng = np.random.default_rng(seed)
@@ -475,6 +516,7 @@ def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
     rs = np.zeros((B, n_total), dtype=np.float32)
     true_r = np.zeros((B, n_total), dtype=np.float64)
     true_r[:, :k] = batch.rs_true[:, :k]
+    oracle_app = np.zeros((B, rounds), dtype=np.float64)
     ystar = batch.ystar.astype(np.float64)
     eps = batch.eps.astype(np.float64)
 
@@ -500,7 +542,10 @@ def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
         if j > 0:
             prev = answers[:, j - 1]
             ys[:, n - 1] = _rescale(prev, ctx_norm) if rescale == "context" else prev
-            true_r[:, n - 1] = oracle_rewards(ys[:, n - 1].astype(np.float64), ystar, eps)
+            appended = ys[:, n - 1].astype(np.float64)
+            oracle_app[:, j - 1] = oracle_rewards(appended, ystar, eps)
+            true_r[:, n - 1] = oracle_app[:, j - 1] if reference == "oracle" else \
+                reference_rewards(reference, appended, ystar, eps)
             rs[:, n - 1] = score(critic, [n - 1])[:, 0]
         pred = model.predict(xs[:, :n + 1], ys[:, :n + 1], rs[:, :n + 1])
         answers[:, j] = pred[:, n]
@@ -510,7 +555,7 @@ def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
                           appended=ys[:, k:m].astype(np.float64).copy(), xs=xs[:, :m].copy(),
                           ys=ys[:, :m].copy(), rs=rs[:, :m].copy(), true_rewards=true_r[:, :m],
                           errors=errors, critic=critic.label, context_critic=context_critic.label,
-                          rescale=rescale)
+                          rescale=rescale, reference=reference, oracle_appended=oracle_app)
 
 
 # ------------------------------------------------------------------ self-check accuracy
@@ -534,9 +579,13 @@ def self_check_accuracy(model, batch: TaskBatch, n_context: int | None = None) -
 
 # ------------------------------------------------------------------------- experiments
 
-DEFAULT_ACCURACY_CRITICS = ("oracle", "gauss:0.1", "gauss:0.3", "gauss:1", "replace:0.25",
+DEFAULT_ACCURACY_CRITICS = ("reference", "gauss:0.1", "gauss:0.3", "gauss:1", "replace:0.25",
                             "replace:0.5", "replace:0.75", "replace:1", "inverted", "self")
 DEFAULT_ROUND_CRITICS = ("oracle", "quality", "gauss:0.3", "replace:0.5", "self")
+#: (reference, context) variants of experiment 1: the issue's (the oracle's noisy versions
+#: score the context and the answers) first, then the quality critic's noisy versions
+#: judging only the answers (context by the oracle, so ŷ_0 is shared)
+DEFAULT_VARIANTS = (("oracle", "critic"), ("quality", "oracle"))
 
 
 def _mean_se(values) -> tuple[float, float]:
@@ -564,16 +613,18 @@ def _eval_batch(model, task, n_tasks, seed, offset, batch=None):
 CONTEXT_MODES = ("critic", "oracle")
 
 
-def _critic_runs(model, critics, context, self_both=False):
+def _critic_runs(model, critics, context, self_both=False, base="oracle"):
     """Expand critic specs into (label, critic, context_critic) runs.
 
     ``context='critic'``: each critic also scores the k context triplets;
     ``'oracle'``: the oracle scores the context and the critic only the model's answers,
-    so ŷ_0 is the same for every critic. 'self' runs only with a reward head; with
+    so ŷ_0 is the same for every critic. 'reference' is the perfect critic ``base``; noisy
+    critics and 'inverted' are built on ``base``. 'self' runs only with a reward head; with
     ``self_both`` (and context='critic') it gives a second run 'self (oracle context)'.
     """
     if context not in CONTEXT_MODES:
         raise ValueError(f"context must be one of {CONTEXT_MODES}, got {context!r}")
+    _check_base(base)
     include_self = bool(model.config.reward_head)
     runs = []
     for spec in critics:
@@ -585,40 +636,19 @@ def _critic_runs(model, critics, context, self_both=False):
             if self_both and context == "critic":
                 runs.append((f"{sc.label} (oracle context)", sc, OracleCritic()))
         else:
-            c = make_critic(spec, model)
+            c = make_critic(base if spec == "reference" else spec, model, base=base)
             runs.append((c.label, c, OracleCritic() if context == "oracle" else None))
     return runs
 
 
-def critic_accuracy_gain(model, task: AlignmentTask | None = None,
-                         critics: Iterable = DEFAULT_ACCURACY_CRITICS,
-                         k_values: Iterable[int] = (2, 4, 8), rounds: int = 1,
-                         n_tasks: int = 256, seed: int = 0, offset: int = 10**9,
-                         rescale: str = "context", context: str = "critic",
-                         n_permutations: int = 10_000, batch: TaskBatch | None = None) -> dict:
-    """Experiment 1: self-correction gain against critic accuracy.
-
-    For every critic setting and every k, ``rounds`` rounds of self-correction on the same
-    ``n_tasks`` held-out tasks (``offset`` keeps them away from training streams); one point
-    per (critic, k) with its mean gain error(ŷ_0) - error(ŷ_rounds) and mean pairwise
-    accuracy: over the context and the appended answers when the critic also scores the
-    context (``context='critic'``, the default), over the pairs involving the model's
-    answers when the oracle scores the context (``context='oracle'``; then ŷ_0 is the same
-    for every critic and only the judgement of the answers differs). Pearson r, the
-    least-squares line and a two-sided p-value (exact t test, and a permutation test) over
-    the points. The 'self' critic runs only if the model has a reward head. ``batch``:
-    evaluate on its first ``n_tasks`` tasks (e.g. the registry's fixed evaluation set,
-    exact rewards) instead of ``task.sample(n_tasks, seed, offset)``; the same holds for
-    ``critic_rounds`` and ``critic_model_size``.
-    """
-    k_values = [int(k) for k in k_values]
-    batch = _eval_batch(model, task, n_tasks, seed, offset, batch)
-    runs = _critic_runs(model, critics, context)
+def _accuracy_gain_variant(model, batch, critics, k_values, rounds, reference, context,
+                           rescale, seed, n_permutations):
+    runs = _critic_runs(model, critics, context, base=reference)
     points = []
     for k in k_values:
         for i, (label, crit, ctx) in enumerate(runs):
             res = self_correct(model, batch, crit, k, rounds, context_critic=ctx,
-                               rescale=rescale, seed=seed + 1000 * k + i)
+                               rescale=rescale, seed=seed + 1000 * k + i, reference=reference)
             gain, gain_se = _mean_se(res.gains())
             acc, acc_se = _mean_se(res.accuracy(
                 positions="all" if context == "critic" else "answers"))
@@ -634,15 +664,58 @@ def critic_accuracy_gain(model, task: AlignmentTask | None = None,
     above = acc >= 0.5
     st_above = pearson(acc[above], gain[above]) if above.sum() >= 3 and \
         np.ptp(acc[above]) > 0 and np.ptp(gain[above]) > 0 else None
-    return {"experiment": "critic_accuracy_gain", "format": RESULT_FORMAT, "points": points,
+    return {"reference": reference, "context": context, "points": points,
             "pearson_r": st["pearson_r"], "p_value": st["p_value"], "slope": st["slope"],
             "intercept": st["intercept"], "n_points": st["n"],
             "p_value_permutation": permutation_pvalue(acc, gain, n_permutations, seed=seed),
             "above_chance": None if st_above is None else
             {"pearson_r": st_above["pearson_r"], "p_value": st_above["p_value"],
-             "slope": st_above["slope"], "n_points": st_above["n"]},
-            "rounds": int(rounds), "k_values": k_values, "n_tasks": int(n_tasks),
-            "seed": int(seed), "rescale": rescale, "context": context,
+             "slope": st_above["slope"], "n_points": st_above["n"]}}
+
+
+def critic_accuracy_gain(model, task: AlignmentTask | None = None,
+                         critics: Iterable = DEFAULT_ACCURACY_CRITICS,
+                         k_values: Iterable[int] = (2, 4, 8), rounds: int = 1,
+                         n_tasks: int = 256, seed: int = 0, offset: int = 10**9,
+                         rescale: str = "context",
+                         variants: Sequence[tuple] = DEFAULT_VARIANTS,
+                         n_permutations: int = 10_000, batch: TaskBatch | None = None) -> dict:
+    """Experiment 1: self-correction gain against critic accuracy.
+
+    For every critic setting and every k, ``rounds`` rounds of self-correction on the same
+    ``n_tasks`` held-out tasks (``offset`` keeps them away from training streams); one point
+    per (critic, k) with its mean gain error(ŷ_0) - error(ŷ_rounds) and mean pairwise
+    accuracy against the true weights (the task's for context responses, the reference
+    critic's for the answers). Pearson r, the least-squares line and a two-sided p-value
+    (exact t test, and a permutation test) over the points.
+
+    ``variants``: (reference, context) pairs, each a full set of points. ``reference``
+    ('oracle' or 'quality') is the perfect critic: 'reference' in ``critics`` and the base
+    of the noisy and inverted critics, and the truth of accuracy. ``context='critic'``:
+    the critic also scores the k context triplets, accuracy over all pairs (the issue's
+    set-up); ``'oracle'``: the oracle scores the context, so ŷ_0 is the same for every
+    critic, and accuracy counts the pairs involving the model's answers. The first variant
+    gives the top-level numbers; all are under "variants". The 'self' critic runs only if
+    the model has a reward head. ``batch``: evaluate on its first ``n_tasks`` tasks (e.g.
+    the registry's fixed evaluation set, exact rewards) instead of ``task.sample(n_tasks,
+    seed, offset)``; the same holds for ``critic_rounds`` and ``critic_model_size``.
+    """
+    k_values = [int(k) for k in k_values]
+    variants = [tuple(v) for v in variants]
+    if not variants or any(len(v) != 2 for v in variants):
+        raise ValueError(f"variants must be a non-empty list of (reference, context) pairs, "
+                         f"got {variants!r}")
+    for ref, ctx in variants:
+        _check_base(ref)
+        if ctx not in CONTEXT_MODES:
+            raise ValueError(f"context must be one of {CONTEXT_MODES}, got {ctx!r}")
+    batch = _eval_batch(model, task, n_tasks, seed, offset, batch)
+    results = [_accuracy_gain_variant(model, batch, list(critics), k_values, rounds, ref, ctx,
+                                      rescale, seed, n_permutations) for ref, ctx in variants]
+    main = results[0]
+    return {"experiment": "critic_accuracy_gain", "format": RESULT_FORMAT, **main,
+            "variants": results, "rounds": int(rounds), "k_values": k_values,
+            "n_tasks": int(n_tasks), "seed": int(seed), "rescale": rescale,
             "model": _model_info(model)}
 
 
@@ -690,18 +763,24 @@ def critic_rounds(model, task: AlignmentTask | None = None,
             "model": _model_info(model)}
 
 
-def critic_model_size(models: Sequence, task: AlignmentTask | None = None, critic="oracle",
-                      k: int = 4, rounds: int = 1, n_tasks: int = 256, seed: int = 0,
-                      offset: int = 10**9, rescale: str = "context",
-                      labels: Sequence[str] | None = None,
+def critic_model_size(models: Sequence, task: AlignmentTask | None = None,
+                      critics: Sequence = ("oracle", "quality"), k: int = 4, rounds: int = 1,
+                      n_tasks: int = 256, seed: int = 0, offset: int = 10**9,
+                      rescale: str = "context", labels: Sequence[str] | None = None,
                       batch: TaskBatch | None = None) -> dict:
-    """Experiment 3: gain with a near-perfect critic (default: the oracle) for trained models
-    of several sizes, on the same tasks. ``sizes`` are parameter counts, in the order given;
-    ``gain`` the mean gain after ``rounds`` rounds, with its standard error, and the errors
-    before/after. ``config``: each model's ModelConfig as a dict."""
+    """Experiment 3: gain with near-perfect critics (default: the oracle, and the quality
+    critic) for trained models of several sizes, on the same tasks. ``sizes`` are parameter
+    counts, in the order given; ``gain`` (with ``gain_se``, ``error_after``, ``accuracy``)
+    the mean gain after ``rounds`` rounds with the first critic, ``by_critic`` the same for
+    every critic; ``error_before`` is shared (both perfect critics score task responses
+    alike). ``config``: each model's ModelConfig as a dict."""
     models = list(models)
-    if not models:
-        raise ValueError("critic_model_size needs at least one model")
+    critics = [make_critic(c) for c in critics]
+    if not models or not critics:
+        raise ValueError("critic_model_size needs at least one model and one critic")
+    if any(isinstance(c, SelfCritic) for c in critics):
+        raise ValueError("critic_model_size compares models: use critics that do not depend "
+                         "on the model ('oracle', 'quality', noisy ones)")
     if labels is not None and len(labels) != len(models):
         raise ValueError(f"{len(labels)} labels for {len(models)} models")
     dims = {(m.config.n_dims, m.config.n_points) for m in models}
@@ -710,24 +789,32 @@ def critic_model_size(models: Sequence, task: AlignmentTask | None = None, criti
         raise ValueError(f"all models must share n_dims, got {sorted(dims)}")
     batch = _eval_batch(models[0], task or AlignmentTask(
         n_dims, min(m.config.n_points for m in models)), n_tasks, seed, offset, batch)
-    out = {"experiment": "critic_model_size", "format": RESULT_FORMAT, "sizes": [], "gain": [],
-           "gain_se": [], "error_before": [], "error_after": [], "accuracy": [], "labels": [],
-           "answers_oracle_at_1": [], "config": []}
+    by = {c.label: {"gain": [], "gain_se": [], "error_before": [], "error_after": [],
+                    "accuracy": []} for c in critics}
+    out = {"experiment": "critic_model_size", "format": RESULT_FORMAT, "sizes": [],
+           "labels": [], "answers_oracle_at_1": [], "config": []}
     for i, m in enumerate(models):
-        res = self_correct(m, batch, critic, k, rounds, rescale=rescale, seed=seed)
-        g, g_se = _mean_se(res.gains())
-        c = m.config
+        for c in critics:
+            res = self_correct(m, batch, c, k, rounds, rescale=rescale, seed=seed)
+            g, g_se = _mean_se(res.gains())
+            row = by[c.label]
+            row["gain"].append(g)
+            row["gain_se"].append(g_se)
+            row["error_before"].append(float(res.errors[:, 0].mean()))
+            row["error_after"].append(float(res.errors[:, -1].mean()))
+            row["accuracy"].append(float(np.nanmean(res.accuracy())))
+            if c is critics[0]:
+                out["answers_oracle_at_1"].append(res.oracle_at_one())
+        cfg = m.config
         out["sizes"].append(int(m.num_parameters))
-        out["gain"].append(g)
-        out["gain_se"].append(g_se)
-        out["error_before"].append(float(res.errors[:, 0].mean()))
-        out["error_after"].append(float(res.errors[:, -1].mean()))
-        out["accuracy"].append(float(np.nanmean(res.accuracy())))
-        out["answers_oracle_at_1"].append(res.oracle_at_one())
         out["labels"].append(labels[i] if labels is not None else
-                             f"E{c.n_embd} L{c.n_layer} H{c.n_head}")
-        out["config"].append(c.to_dict())
-    out.update({"critic": make_critic(critic).label, "k": int(k), "rounds": int(rounds),
+                             f"E{cfg.n_embd} L{cfg.n_layer} H{cfg.n_head}")
+        out["config"].append(cfg.to_dict())
+    first = by[critics[0].label]
+    out.update({"gain": first["gain"], "gain_se": first["gain_se"],
+                "error_before": first["error_before"], "error_after": first["error_after"],
+                "accuracy": first["accuracy"], "by_critic": by, "critic": critics[0].label,
+                "critics": [c.label for c in critics], "k": int(k), "rounds": int(rounds),
                 "n_tasks": int(n_tasks), "seed": int(seed), "rescale": rescale})
     return out
 
@@ -755,43 +842,59 @@ def _row(experiment, claim, evidence, passed, criterion):
             "evidence": evidence, "passed": bool(passed), "criterion": criterion}
 
 
-def claim_accuracy_gain(result: Mapping, alpha: float = 0.05) -> dict:
+def _variant_words(v):
+    ref = "the oracle (the issue's critic)" if v.get("reference", "oracle") == "oracle" \
+        else f"the {v['reference']} critic"
+    ctx = ("each critic scores the context and the answers"
+           if v.get("context", "critic") == "critic"
+           else "the oracle scores the context, the critic only the model's answers")
+    return ref, ctx
+
+
+def claim_accuracy_gain(result: Mapping, alpha: float = 0.05) -> list[dict]:
     """Paper: self-correction gain correlates positively and significantly (p < 0.05)
-    with the critic's (self-check) accuracy."""
-    r, p = result["pearson_r"], result["p_value"]
-    scorer = "each critic" if result.get("context", "critic") == "critic" else "the oracle"
-    evidence = (f"Pearson r = {_fmt(r)}, p = {_fmt(p)} (t test; permutation p = "
-                f"{_fmt(result.get('p_value_permutation'))}), slope = {_fmt(result['slope'])} "
-                f"gain per unit accuracy over {result['n_points']} (critic, k) settings "
-                f"(context scored by {scorer}, {result.get('rounds', 1)} round(s))")
-    ab = result.get("above_chance")
-    if ab:
-        evidence += (f"; accuracy >= 0.5 only: r = {_fmt(ab['pearson_r'])}, "
-                     f"p = {_fmt(ab['p_value'])} ({ab['n_points']} settings)")
-    return _row("critic_accuracy_gain",
-                "Self-correction gain grows with critic accuracy (paper: significant positive "
-                "correlation)", evidence, r > 0 and p < alpha,
-                f"Pearson r > 0 with two-sided p < {alpha:g} over all settings")
+    with the critic's (self-check) accuracy. One row per (reference, context) variant."""
+    rows = []
+    for v in result.get("variants") or [result]:
+        r, p = v["pearson_r"], v["p_value"]
+        ref, ctx = _variant_words(v)
+        evidence = (f"Pearson r = {_fmt(r)}, p = {_fmt(p)} (t test; permutation p = "
+                    f"{_fmt(v.get('p_value_permutation'))}), slope = {_fmt(v['slope'])} gain "
+                    f"per unit accuracy over {v['n_points']} (critic, k) settings; "
+                    f"{result.get('rounds', 1)} round(s)")
+        ab = v.get("above_chance")
+        if ab:
+            evidence += (f"; accuracy >= 0.5 only: r = {_fmt(ab['pearson_r'])}, "
+                         f"p = {_fmt(ab['p_value'])} ({ab['n_points']} settings)")
+        rows.append(_row("critic_accuracy_gain",
+                         f"Self-correction gain grows with critic accuracy (paper: significant "
+                         f"positive correlation) — noisy versions of {ref}; {ctx}",
+                         evidence, r > 0 and p < alpha,
+                         f"Pearson r > 0 with two-sided p < {alpha:g} over all settings"))
+    return rows
 
 
-def claim_rounds(result: Mapping, accurate: str = "oracle", poor: str = "self") -> list[dict]:
+def claim_rounds(result: Mapping, accurate: Sequence[str] = ("oracle", "quality"),
+                 poor: str = "self") -> list[dict]:
     """Paper: with an accurate critic the error keeps falling for a few rounds (~3); with
     the model's own (poor) critic it degrades after about one round. Differences are judged
     by their paired standard errors over tasks (``gain_se``, ``after_best``)."""
     rows = []
     curves = result["curves"]
     acc = result.get("accuracy", {})
-    if accurate in curves:
-        c = curves[accurate]
+    for label in ([accurate] if isinstance(accurate, str) else accurate):
+        if label not in curves:
+            continue
+        c = curves[label]
         b = int(np.argmin(c))
-        gse = result["gain_se"][accurate][b]
+        gse = result["gain_se"][label][b]
         gain = c[0] - c[b]
         rows.append(_row("critic_rounds",
-                         f"With an accurate critic ({accurate}) self-correction keeps gaining "
+                         f"With an accurate critic ({label}) self-correction keeps gaining "
                          f"for a few rounds (paper: up to ~3)",
                          f"error by round {[round(v, 3) for v in c]}; lowest at round {b}, "
                          f"gain {_fmt(gain)} ± {_fmt(gse)} (critic accuracy "
-                         f"{_fmt(acc.get(accurate))})",
+                         f"{_fmt(acc.get(label))})",
                          b >= 2 and gain > 2 * gse,
                          "error lowest at round >= 2, below round 0 by more than 2 paired "
                          "standard errors"))
@@ -814,22 +917,26 @@ def claim_rounds(result: Mapping, accurate: str = "oracle", poor: str = "self") 
     return rows
 
 
-def claim_model_size(result: Mapping) -> dict:
+def claim_model_size(result: Mapping) -> list[dict]:
     """Paper: a too-small model cannot self-correct even with a near-perfect critic (1.8B
-    failed, 7B succeeded)."""
+    failed, 7B succeeded). One row per critic."""
     sizes = np.asarray(result["sizes"])
-    gains, ses = np.asarray(result["gain"]), np.asarray(result["gain_se"])
     i_small, i_big = int(np.argmin(sizes)), int(np.argmax(sizes))
-    ok = (i_small != i_big and not gains[i_small] > 2 * ses[i_small]
-          and gains[i_big] > 2 * ses[i_big])
-    parts = [f"{lab} ({s:,} params): {_fmt(g)} ± {_fmt(se)}" for lab, s, g, se
-             in zip(result["labels"], result["sizes"], result["gain"], result["gain_se"])]
-    return _row("critic_model_size",
-                f"A too-small model cannot self-correct even with a near-perfect critic "
-                f"({result.get('critic', 'oracle')}); a larger one can",
-                f"gain after {result.get('rounds', 1)} round(s): " + "; ".join(parts),
-                ok, "smallest model's gain < 2 standard errors, largest model's gain > 2 "
-                    "standard errors")
+    by = result.get("by_critic") or {result.get("critic", "oracle"): result}
+    rows = []
+    for label, r in by.items():
+        gains, ses = np.asarray(r["gain"]), np.asarray(r["gain_se"])
+        ok = (i_small != i_big and not gains[i_small] > 2 * ses[i_small]
+              and gains[i_big] > 2 * ses[i_big])
+        parts = [f"{lab} ({s:,} params): {_fmt(g)} ± {_fmt(se)}" for lab, s, g, se
+                 in zip(result["labels"], result["sizes"], r["gain"], r["gain_se"])]
+        rows.append(_row("critic_model_size",
+                         f"A too-small model cannot self-correct even with a near-perfect "
+                         f"critic ({label}); the largest can",
+                         f"gain after {result.get('rounds', 1)} round(s): " + "; ".join(parts),
+                         ok, "smallest model's gain < 2 standard errors, largest model's "
+                             "gain > 2 standard errors"))
+    return rows
 
 
 def critic_claims(accuracy_gain: Mapping | None = None, rounds: Mapping | None = None,
@@ -837,11 +944,11 @@ def critic_claims(accuracy_gain: Mapping | None = None, rounds: Mapping | None =
     """Report rows {section, experiment, claim, evidence, passed, criterion}."""
     rows = []
     if accuracy_gain is not None:
-        rows.append(claim_accuracy_gain(accuracy_gain))
+        rows.extend(claim_accuracy_gain(accuracy_gain))
     if rounds is not None:
         rows.extend(claim_rounds(rounds))
     if model_size is not None:
-        rows.append(claim_model_size(model_size))
+        rows.extend(claim_model_size(model_size))
     return rows
 
 
@@ -865,24 +972,35 @@ def _axes(ax):
     return ax.figure, ax
 
 
-def plot_accuracy_gain(result: Mapping, ax=None):
-    """Scatter of gain vs critic accuracy (marker per k), LS line, r and p in the legend."""
-    fig, ax = _axes(ax)
-    pts = result["points"]
+def plot_accuracy_gain(result: Mapping, axes=None):
+    """Scatter of gain vs critic accuracy (marker per k), LS line, r and p in the legend;
+    one panel per (reference, context) variant."""
+    import matplotlib.pyplot as plt
+    variants = result.get("variants") or [result]
+    if axes is None:
+        fig, axes = plt.subplots(1, len(variants), figsize=(5.2 * len(variants), 4.2),
+                                 squeeze=False)
+        axes = axes[0]
+    fig = axes[0].figure
     markers = "osD^v<>"
-    for i, k in enumerate(sorted({p["k"] for p in pts})):
-        sel = [p for p in pts if p["k"] == k]
-        ax.scatter([p["accuracy"] for p in sel], [p["gain"] for p in sel],
-                   marker=markers[i % len(markers)], label=f"k = {k}", alpha=0.8)
-    xs = np.linspace(min(p["accuracy"] for p in pts), max(p["accuracy"] for p in pts), 50)
-    ax.plot(xs, result["slope"] * xs + result["intercept"], "k--",
-            label=f"LS fit: r = {result['pearson_r']:.2f}, p = {result['p_value']:.2g}")
-    ax.axhline(0.0, color="grey", lw=0.5)
-    ax.axvline(0.5, color="grey", lw=0.5, ls=":")
-    ax.set_xlabel("critic accuracy (pairwise ranking)")
-    ax.set_ylabel(f"gain after {result.get('rounds', 1)} round(s) (error drop)")
-    ax.set_title("Self-correction gain vs critic accuracy")
-    ax.legend(fontsize=8)
+    for ax, v in zip(axes, variants):
+        pts = v["points"]
+        for i, k in enumerate(sorted({p["k"] for p in pts})):
+            sel = [p for p in pts if p["k"] == k]
+            ax.scatter([p["accuracy"] for p in sel], [p["gain"] for p in sel],
+                       marker=markers[i % len(markers)], label=f"k = {k}", alpha=0.8)
+        xs = np.linspace(min(p["accuracy"] for p in pts), max(p["accuracy"] for p in pts), 50)
+        ax.plot(xs, v["slope"] * xs + v["intercept"], "k--",
+                label=f"LS fit: r = {v['pearson_r']:.2f}, p = {v['p_value']:.2g}")
+        ax.axhline(0.0, color="grey", lw=0.5)
+        ax.axvline(0.5, color="grey", lw=0.5, ls=":")
+        ax.set_xlabel("critic accuracy (pairwise ranking)")
+        ax.set_ylabel(f"gain after {result.get('rounds', 1)} round(s) (error drop)")
+        ctx = "critic scores context" if v.get("context", "critic") == "critic" \
+            else "oracle scores context"
+        ax.set_title(f"noisy {v.get('reference', 'oracle')} critics; {ctx}", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle("Self-correction gain vs critic accuracy")
     fig.tight_layout()
     return fig
 
@@ -905,17 +1023,21 @@ def plot_rounds(result: Mapping, ax=None):
 
 
 def plot_model_size(result: Mapping, ax=None):
-    """Gain with a near-perfect critic against model size (parameters, log axis)."""
+    """Gain with near-perfect critics against model size (parameters, log axis)."""
     fig, ax = _axes(ax)
-    ax.errorbar(result["sizes"], result["gain"], yerr=result.get("gain_se"), marker="o",
-                ls="none", capsize=3)
+    by = result.get("by_critic") or {result.get("critic", "oracle"): result}
+    for j, (label, r) in enumerate(by.items()):
+        ax.errorbar(np.asarray(result["sizes"]) * (1 + 0.04 * j), r["gain"],
+                    yerr=r.get("gain_se"), marker="o", ls="none", capsize=3,
+                    label=f"{label} critic")
     for s, g, lab in zip(result["sizes"], result["gain"], result["labels"]):
         ax.annotate(lab, (s, g), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xscale("log")
     ax.axhline(0.0, color="grey", lw=0.5)
     ax.set_xlabel("parameters")
     ax.set_ylabel(f"gain after {result.get('rounds', 1)} round(s)")
-    ax.set_title(f"Self-correction with the {result.get('critic', 'oracle')} critic vs size")
+    ax.set_title("Self-correction with a near-perfect critic vs model size")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

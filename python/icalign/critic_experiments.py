@@ -19,15 +19,18 @@ from .experiments import (PROFILES, Claim, Experiment, Profile, _depth_configs, 
                           register)
 
 #: Settings per profile (overridable through ``profile.extra["critic"]``):
-#: n_tasks evaluation tasks (the first of the runner's fixed evaluation set), the k values
-#: and rounds of experiment 1, k and rounds of experiment 2, the reward-head loss weight.
+#: n_tasks evaluation tasks (the first of the runner's fixed evaluation set), the k values,
+#: rounds and (reference, context) variants of experiment 1, k and rounds of experiment 2,
+#: the perfect critics of experiment 3, the reward-head loss weight.
+_COMMON = {"gain_rounds": 1, "k": 4, "rounds": 5, "reward_weight": 10.0, "seed": 0,
+           "variants": [list(v) for v in C.DEFAULT_VARIANTS],
+           "size_critics": ["oracle", "quality"]}
 CRITIC_SETTINGS = {
-    "smoke": {"n_tasks": 32, "k_values": [2, 4], "gain_rounds": 1, "k": 4, "rounds": 5,
-              "reward_weight": 10.0, "seed": 0},
-    "quick": {"n_tasks": 500, "k_values": [2, 4, 8], "gain_rounds": 1, "k": 4, "rounds": 5,
-              "reward_weight": 10.0, "seed": 0},
-    "paper": {"n_tasks": 2000, "k_values": [2, 4, 8], "gain_rounds": 1, "k": 4, "rounds": 5,
-              "reward_weight": 10.0, "seed": 0},
+    "smoke": {**_COMMON, "n_tasks": 32, "k_values": [2, 4]},
+    "quick": {**_COMMON, "n_tasks": 500, "k_values": [2, 4, 8]},
+    "paper": {**_COMMON, "n_tasks": 2000, "k_values": [2, 4, 8],
+              "variants": [["oracle", "critic"], ["quality", "oracle"], ["oracle", "oracle"],
+                           ["quality", "critic"]]},
 }
 _DEFAULT = CRITIC_SETTINGS["quick"]
 
@@ -68,7 +71,7 @@ def _run_accuracy_gain(runner) -> dict:
     model = runner.trained_model(spec)
     res = C.critic_accuracy_gain(model, runner.task, k_values=s["k_values"],
                                  rounds=s["gain_rounds"], n_tasks=s["n_tasks"], seed=s["seed"],
-                                 batch=batch)
+                                 variants=s["variants"], batch=batch)
     res["self_check"] = C.self_check_accuracy(model, batch[:s["n_tasks"]])
     res["models"] = {"self": runner.model_info(spec)}
     return res
@@ -89,8 +92,8 @@ def _run_model_size(runner) -> dict:
     items = size_configs(runner.profile)
     specs = [runner.profile.train_spec(cfg) for _, cfg in items]
     models = [runner.trained_model(sp) for sp in specs]
-    res = C.critic_model_size(models, runner.task, k=s["k"], rounds=s["gain_rounds"],
-                              n_tasks=s["n_tasks"], seed=s["seed"],
+    res = C.critic_model_size(models, runner.task, critics=s["size_critics"], k=s["k"],
+                              rounds=s["gain_rounds"], n_tasks=s["n_tasks"], seed=s["seed"],
                               labels=[lab for lab, _ in items], batch=batch)
     res["models"] = {lab: runner.model_info(sp) for (lab, _), sp in zip(items, specs)}
     return res
@@ -99,7 +102,6 @@ def _run_model_size(runner) -> dict:
 def _claims(fn, name):
     def claims(results):
         rows = fn(results[name])
-        rows = rows if isinstance(rows, list) else [rows]
         return [Claim(section=r["section"], claim=r["claim"], evidence=r["evidence"],
                       passed=r["passed"], criterion=r["criterion"]) for r in rows]
     return claims
