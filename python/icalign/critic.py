@@ -9,13 +9,14 @@ the model answers again at the next x-token.
 Critics
 -------
 ``OracleCritic``       r̂ = argmax_{r in [0,1]} cos(ŷ, r y* + (1 - r) eps) (closed form).
-``ReplaceCritic(p)``   the oracle, each score replaced by U(0,1) with probability p.
-``GaussianCritic(s)``  the oracle plus N(0, s²), clipped to [0, 1].
-``InvertedCritic()``   1 - oracle.
-``QualityCritic()``    the weight of the task response as good as ŷ (an extra, see its notes).
+``QualityCritic()``    the weight of the task response as good as ŷ (an extra, see below).
+``ReplaceCritic(p)``   a perfect critic (``base``: oracle or quality), each score replaced
+                       by U(0,1) with probability p.
+``GaussianCritic(s)``  a perfect critic plus N(0, s²), clipped to [0, 1].
+``InvertedCritic()``   1 - a perfect critic.
 ``SelfCritic(model)``  the model's own reward head (``ModelConfig(reward_head=True)``).
 
-Design decisions (see also the README of the experiments):
+Design decisions:
 
 * **Rescaling.** The transformer is trained with the cosine policy reward, so the
   norm of its answer is arbitrary (it is whatever the read-out happens to give,
@@ -49,6 +50,13 @@ Design decisions (see also the README of the experiments):
   The head only ever sees task responses, which lie on the segment between eps
   and y*; the model's own answers do not, so its accuracy on them is lower
   (``SelfCorrection.accuracy(positions="answers")``).
+* **Two perfect critics.** The issue's oracle gives the weight that best *explains* an
+  answer; answers beyond y* (as seen from eps) all get exactly 1 however far off
+  they are, and trained models' answers mostly lie there (the PL/cosine objective
+  favours directions like y* - c eps). The quality critic gives the weight of the
+  task response with the same error. Both are exact on task responses; the
+  experiments report both (``DEFAULT_VARIANTS``, ``critic_model_size(critics=...)``)
+  with the issue's set-up first.
 * **Noise.** Every critic draws from one ``numpy.random.default_rng(seed)`` per run.
 """
 from __future__ import annotations
