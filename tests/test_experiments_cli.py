@@ -62,8 +62,9 @@ def test_reproduce_writes_json_png_report(smoke_run):
     assert curves["tf_vs_gd"]["TF"] == curves["reward_noise"]["TF p=0"] == \
         curves["depth"]["layers=2"] == curves["attention"]["softmax"] == curves["ffn"]["ffn"]
     models = sorted(os.listdir(d / "models"))
-    assert len(models) == len(ex.plan(ex.PROFILES["smoke"])) == 6
-    assert "[model 6/6]" in proc.stderr and "[experiment 6/6]" in proc.stderr
+    # 6 models of the synthetic panels + the self-critic model of the critic experiments
+    assert len(models) == len(ex.plan(ex.PROFILES["smoke"])) == 7
+    assert "[model 7/7]" in proc.stderr and "[experiment 9/9]" in proc.stderr
     noise = json.loads((d / "reward_noise.json").read_text())
     assert noise["gd_steps"] == {"p=0": 50, "p=0.25": 43, "p=0.5": 37, "p=0.75": 31, "p=1": 25}
 
@@ -186,9 +187,11 @@ def test_profiles_are_consistent():
             paper.lr, paper.lr_schedule) == (96, 20, 3, 256, 3000, 1e-4, None)
     assert paper.depths == (5, 10, 15, 20) and paper.heads == (1, 3, 4, 6)
     specs = ex.plan(paper)
-    # 4 depths + linear + 3 heads at head size 32 + 3 at E=96 + no ffn, default shared
-    assert len(specs) == 12
+    # 4 depths + linear + 3 heads at head size 32 + 3 at E=96 + no ffn, default shared,
+    # + the self-critic model (default config with a reward head)
+    assert len(specs) == 13
     assert sorted(s.config.n_embd for s in specs if s.config.n_layer == 20 and s.config.ffn
+                  and not s.config.reward_head
                   and s.config.softmax) == [32, 96, 96, 96, 96, 128, 192]
     quick = ex.PROFILES["quick"]
     assert len(quick.depths) == 4 and len(quick.heads) == 4

@@ -24,6 +24,7 @@ def test_notebooks_exist():
     names = [os.path.basename(p) for p in NOTEBOOKS]
     assert "01_in_context_alignment.ipynb" in names
     assert "02_architecture_ablations.ipynb" in names
+    assert "03_critic_quality.ipynb" in names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)

@@ -17,6 +17,13 @@ from .evaluate import (EVAL_SEED_BASE, error_curves, evaluation_set, normalized_
 from .model import Transformer
 from .task import AlignmentTask, TaskBatch
 from .training import TrainHistory, load_checkpoint, save_checkpoint, train
+from . import critic, stats
+from .critic import (Critic, OracleCritic, ReplaceCritic, GaussianCritic, InvertedCritic,
+                     QualityCritic, SelfCritic, SelfCorrection, make_critic, oracle_rewards,
+                     quality_rewards, pairwise_accuracy,
+                     self_correct, self_check_accuracy, critic_accuracy_gain, critic_rounds,
+                     critic_model_size, critic_claims)
+from .stats import pearson, permutation_pvalue
 
 __version__ = "0.1.0"
 
@@ -49,6 +56,12 @@ __all__ = [
     "ModelConfig", "Transformer", "pl_loss", "bt_loss", "sequence_loss",
     "AlignmentTask", "TaskBatch", "gd_baseline", "simple_baseline", "mean_baseline",
     "best_baseline", "weighted_baseline", "oracle_baseline", "normalized_error",
-    "error_curves", "evaluation_set", "EVAL_SEED_BASE", "transformer_predictions", "train", "TrainHistory", "load_checkpoint", "save_checkpoint",
+    "error_curves", "evaluation_set", "EVAL_SEED_BASE", "transformer_predictions",
+    "train", "TrainHistory", "load_checkpoint", "save_checkpoint",
+    "critic", "stats", "Critic", "OracleCritic", "ReplaceCritic", "GaussianCritic",
+    "InvertedCritic", "QualityCritic", "SelfCritic", "SelfCorrection", "make_critic",
+    "oracle_rewards", "quality_rewards",
+    "pairwise_accuracy", "self_correct", "self_check_accuracy", "critic_accuracy_gain",
+    "critic_rounds", "critic_model_size", "critic_claims", "pearson", "permutation_pvalue",
     "set_num_threads", "get_num_threads", "simd_path", "set_simd_path", "__version__",
 ]

@@ -1044,3 +1044,6 @@ register(Experiment("heads", "(e) number of attention heads", _run_heads,
                     _plot("plot_heads"), _claims_heads, aliases=("e",)))
 register(Experiment("ffn", "(f) with and without the FFN", _ffn_run, _ffn_models,
                     _plot("plot_ablation"), _claims_ffn, aliases=("f",)))
+
+# The critic-quality experiments of issue 4 register themselves here.
+from . import critic_experiments  # noqa: E402,F401
