@@ -88,6 +88,22 @@ def _setup(kw, B, N, seed=7):
     return cfg, params, model, xs, ys, rs
 
 
+_REFERENCE = {}
+
+
+def _reference(case):
+    """The reference's prediction, loss and gradients of a case, computed once
+    for all paths (the paper-size case is the slow part of this file)."""
+    name, kw, B, N, objective, reward = case
+    if name not in _REFERENCE:
+        cfg, params, _, xs, ys, rs = _setup(kw, B, N)
+        f64 = [a.astype(np.float64) for a in (xs, ys, rs)]
+        pred = ref.forward(params, cfg, *f64)[0]
+        loss, grads = ref.total_loss_and_grad(params, cfg, *f64, objective, reward, 1.0)
+        _REFERENCE[name] = (pred, loss, grads)
+    return _REFERENCE[name]
+
+
 def _max_rel(got, want):
     scale = np.max(np.abs(want))
     return float(np.max(np.abs(np.asarray(got, np.float64) - want)) / max(scale, 1e-30))
@@ -96,14 +112,13 @@ def _max_rel(got, want):
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_path_matches_reference(simd_path, case):
     _, kw, B, N, objective, reward = case
-    cfg, params, model, xs, ys, rs = _setup(kw, B, N)
-    f64 = [a.astype(np.float64) for a in (xs, ys, rs)]
+    pred_ref, loss_ref, grads_ref = _reference(case)
+    _, _, model, xs, ys, rs = _setup(kw, B, N)
 
-    pred_ref = ref.forward(params, cfg, *f64)[0]
     pred = model.predict(xs, ys, rs)
-    assert _max_rel(pred, pred_ref) <= 1e-4, f"{simd_path}: forward error {_max_rel(pred, pred_ref):.2e}"
+    err = _max_rel(pred, pred_ref)
+    assert err <= 1e-4, f"{simd_path}: forward error {err:.2e}"
 
-    loss_ref, grads_ref = ref.total_loss_and_grad(params, cfg, *f64, objective, reward, 1.0)
     loss, grads = model.loss_and_grad(xs, ys, rs, objective=objective, reward=reward)
     assert abs(loss - loss_ref) <= 1e-4 * max(1.0, abs(loss_ref))
     errors = {name: _max_rel(grads[name], g) for name, g in grads_ref.items()

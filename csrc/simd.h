@@ -1,0 +1,249 @@
+/*
+ * simd.h: one small vector vocabulary over three instruction sets, so that each
+ * vector kernel is written once (simd_kernels.h) and compiled once per ISA.
+ *
+ * No include guard: a file includes it once per ISA after defining SIMD_WIDTH
+ *   16  AVX-512 (F, DQ, VL, BW) + FMA, zmm registers
+ *    8  AVX2 + FMA, ymm registers
+ *    1  portable C (float "vectors", libm exp/tanh)
+ * inside a `#pragma GCC target` region for that ISA (see simd_avx512.c etc.).
+ *
+ * vocabulary: vec, VW (lanes), ISA(name) (per-ISA symbol), vzero, vset1, vload,
+ * vstore, vload_n / vstore_n (first n lanes, 0 <= n <= VW: never touch memory
+ * past p + n; vload_nfill puts `fill` in the other lanes; vkeep_n zeroes
+ * lanes >= n of a register), vtranspose (a VW x VW block), vadd, vsub, vmul, vdiv, vmax, vmin, vfma(a, b, c) = a * b + c (fused
+ * on the vector paths), vsum / vhmax (horizontal, in a fixed lane order), vsqrt,
+ * vrcp, vexp.
+ *
+ * vexp (vector paths): Cephes-style range reduction x = n ln2 + r, |r| <= ln2/2,
+ * degree-6 polynomial, times 2^n (scalef on AVX-512, exponent bits on AVX2);
+ * input clamped to [-87.3, 88.3], so exp(x < -87.3) is 1.2e-38, not 0.
+ * vrcp (vector paths): hardware estimate (14 / 12 bits) refined by one Newton
+ * step. Measured maximum errors (tests/test_dispatch.py::test_vector_math
+ * checks them): see simd_kernels.h, gelu.
+ */
+#undef VW
+#undef ISA
+#undef ISA_CAT
+#undef ISA_CAT2
+
+#define ISA_CAT2(a, b) a##_##b
+#define ISA_CAT(a, b) ISA_CAT2(a, b)
+
+#if SIMD_WIDTH == 16
+#include <immintrin.h>
+#define VW 16
+#define ISA(name) ISA_CAT(name, avx512)
+typedef __m512 vec;
+static inline vec ISA(vzero)(void) { return _mm512_setzero_ps(); }
+static inline vec ISA(vset1)(float x) { return _mm512_set1_ps(x); }
+static inline vec ISA(vload)(const float *p) { return _mm512_loadu_ps(p); }
+static inline void ISA(vstore)(float *p, vec v) { _mm512_storeu_ps(p, v); }
+static inline __mmask16 ISA(lanes)(int n) { return (__mmask16)((1u << n) - 1u); }
+static inline vec ISA(vload_n)(const float *p, int n) {
+    return _mm512_maskz_loadu_ps(ISA(lanes)(n), p);
+}
+static inline void ISA(vstore_n)(float *p, vec v, int n) {
+    _mm512_mask_storeu_ps(p, ISA(lanes)(n), v);
+}
+static inline vec ISA(vadd)(vec a, vec b) { return _mm512_add_ps(a, b); }
+static inline vec ISA(vsub)(vec a, vec b) { return _mm512_sub_ps(a, b); }
+static inline vec ISA(vmul)(vec a, vec b) { return _mm512_mul_ps(a, b); }
+static inline vec ISA(vdiv)(vec a, vec b) { return _mm512_div_ps(a, b); }
+static inline vec ISA(vmax)(vec a, vec b) { return _mm512_max_ps(a, b); }
+static inline vec ISA(vmin)(vec a, vec b) { return _mm512_min_ps(a, b); }
+static inline vec ISA(vfma)(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vec ISA(vsqrt)(vec a) { return _mm512_sqrt_ps(a); }
+static inline float ISA(vsum)(vec v) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+static inline float ISA(vhmax)(vec v) {
+    __m256 h = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 q = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_max_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+static inline vec ISA(vround)(vec v) {
+    return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline vec ISA(vscale2)(vec p, vec n) { return _mm512_scalef_ps(p, n); } /* p 2^n */
+static inline vec ISA(vrcp)(vec d) { /* 1/d: 14-bit estimate + one Newton step */
+    vec r = _mm512_rcp14_ps(d);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+static inline vec ISA(vkeep_n)(vec v, int n) { /* lanes >= n set to 0 */
+    return _mm512_maskz_mov_ps(ISA(lanes)(n), v);
+}
+static inline vec ISA(vload_nfill)(const float *p, int n, float fill) { /* fill beyond n */
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), ISA(lanes)(n), p);
+}
+/* dst rows i < cols (row stride ldd, VW floats each) = column i of the block
+ * of `rows` rows x `cols` columns at src (row stride lds); lanes >= rows 0.
+ * In-register 16 x 16 transpose: 4 shuffle stages. */
+static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds,
+                                   int rows, int cols) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(ISA(lanes)(cols), src + i * lds)
+                        : _mm512_setzero_ps();
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    for (int h = 0; h < 16; h += 8)
+        for (int i = 0; i < 4; i++) {
+            t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+            t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+    for (int i = 0; i < cols; i++) _mm512_storeu_ps(dst + i * ldd, r[i]);
+}
+
+#elif SIMD_WIDTH == 8
+#include <immintrin.h>
+#define VW 8
+#define ISA(name) ISA_CAT(name, avx2)
+typedef __m256 vec;
+static inline vec ISA(vzero)(void) { return _mm256_setzero_ps(); }
+static inline vec ISA(vset1)(float x) { return _mm256_set1_ps(x); }
+static inline vec ISA(vload)(const float *p) { return _mm256_loadu_ps(p); }
+static inline void ISA(vstore)(float *p, vec v) { _mm256_storeu_ps(p, v); }
+static inline __m256i ISA(lanes)(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline vec ISA(vload_n)(const float *p, int n) {
+    return _mm256_maskload_ps(p, ISA(lanes)(n));
+}
+static inline void ISA(vstore_n)(float *p, vec v, int n) {
+    _mm256_maskstore_ps(p, ISA(lanes)(n), v);
+}
+static inline vec ISA(vadd)(vec a, vec b) { return _mm256_add_ps(a, b); }
+static inline vec ISA(vsub)(vec a, vec b) { return _mm256_sub_ps(a, b); }
+static inline vec ISA(vmul)(vec a, vec b) { return _mm256_mul_ps(a, b); }
+static inline vec ISA(vdiv)(vec a, vec b) { return _mm256_div_ps(a, b); }
+static inline vec ISA(vmax)(vec a, vec b) { return _mm256_max_ps(a, b); }
+static inline vec ISA(vmin)(vec a, vec b) { return _mm256_min_ps(a, b); }
+static inline vec ISA(vfma)(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vec ISA(vsqrt)(vec a) { return _mm256_sqrt_ps(a); }
+static inline float ISA(vsum)(vec v) {
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+static inline float ISA(vhmax)(vec v) {
+    __m128 q = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_max_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+static inline vec ISA(vround)(vec v) {
+    return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline vec ISA(vscale2)(vec p, vec n) { /* p 2^n, integral n in [-126, 127] */
+    __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(e, 23)));
+}
+static inline vec ISA(vrcp)(vec d) { /* 1/d: 12-bit estimate + one Newton step */
+    vec r = _mm256_rcp_ps(d);
+    return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+}
+static inline vec ISA(vkeep_n)(vec v, int n) {
+    return _mm256_and_ps(v, _mm256_castsi256_ps(ISA(lanes)(n)));
+}
+static inline vec ISA(vload_nfill)(const float *p, int n, float fill) {
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), ISA(vload_n)(p, n),
+                            _mm256_castsi256_ps(ISA(lanes)(n)));
+}
+/* 8 x 8 in-register transpose; contract as in the AVX-512 block above */
+static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds,
+                                   int rows, int cols) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = i < rows ? ISA(vload_n)(src + i * lds, cols) : _mm256_setzero_ps();
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+        t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+    }
+    for (int i = 0; i < cols; i++) _mm256_storeu_ps(dst + i * ldd, t[i]);
+}
+
+#elif SIMD_WIDTH == 1
+#include <math.h>
+#define VW 1
+#define ISA(name) ISA_CAT(name, scalar)
+typedef float vec;
+static inline vec ISA(vzero)(void) { return 0.0f; }
+static inline vec ISA(vset1)(float x) { return x; }
+static inline vec ISA(vload)(const float *p) { return *p; }
+static inline void ISA(vstore)(float *p, vec v) { *p = v; }
+static inline vec ISA(vload_n)(const float *p, int n) { return n > 0 ? *p : 0.0f; }
+static inline void ISA(vstore_n)(float *p, vec v, int n) {
+    if (n > 0) *p = v;
+}
+static inline vec ISA(vadd)(vec a, vec b) { return a + b; }
+static inline vec ISA(vsub)(vec a, vec b) { return a - b; }
+static inline vec ISA(vmul)(vec a, vec b) { return a * b; }
+static inline vec ISA(vdiv)(vec a, vec b) { return a / b; }
+static inline vec ISA(vmax)(vec a, vec b) { return a > b ? a : b; }
+static inline vec ISA(vmin)(vec a, vec b) { return a < b ? a : b; }
+/* not fused: a libm fmaf without hardware FMA would be slow, and this path is
+ * the plain-C one */
+static inline vec ISA(vfma)(vec a, vec b, vec c) { return a * b + c; }
+static inline vec ISA(vsqrt)(vec a) { return sqrtf(a); }
+static inline float ISA(vsum)(vec v) { return v; }
+static inline float ISA(vhmax)(vec v) { return v; }
+static inline vec ISA(vrcp)(vec d) { return 1.0f / d; }
+static inline vec ISA(vkeep_n)(vec v, int n) { return n > 0 ? v : 0.0f; }
+static inline vec ISA(vload_nfill)(const float *p, int n, float fill) { return n > 0 ? *p : fill; }
+static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds,
+                                   int rows, int cols) {
+    (void)ldd, (void)lds;
+    if (cols > 0) *dst = rows > 0 ? *src : 0.0f;
+}
+static inline vec ISA(vexp)(vec x) { return expf(x); }
+
+#else
+#error "SIMD_WIDTH must be 16, 8 or 1"
+#endif
+
+#if SIMD_WIDTH > 1
+static inline vec ISA(vexp)(vec x) {
+    x = ISA(vmin)(ISA(vmax)(x, ISA(vset1)(-87.3f)), ISA(vset1)(88.3f));
+    vec n = ISA(vround)(ISA(vmul)(x, ISA(vset1)(1.44269504088896341f)));
+    vec r = ISA(vfma)(n, ISA(vset1)(-0.693359375f), x); /* ln2 in two parts: exact n*hi */
+    r = ISA(vfma)(n, ISA(vset1)(2.12194440e-4f), r);
+    vec p = ISA(vset1)(1.9875691500e-4f);
+    p = ISA(vfma)(p, r, ISA(vset1)(1.3981999507e-3f));
+    p = ISA(vfma)(p, r, ISA(vset1)(8.3334519073e-3f));
+    p = ISA(vfma)(p, r, ISA(vset1)(4.1665795894e-2f));
+    p = ISA(vfma)(p, r, ISA(vset1)(1.6666665459e-1f));
+    p = ISA(vfma)(p, r, ISA(vset1)(5.0000001201e-1f));
+    p = ISA(vfma)(p, ISA(vmul)(r, r), ISA(vadd)(r, ISA(vset1)(1.0f)));
+    return ISA(vscale2)(p, n);
+}
+#endif

@@ -1,0 +1,380 @@
+/*
+ * The inner vector kernels, written once against simd.h and compiled once per
+ * ISA by simd_avx512.c, simd_avx2.c and simd_scalar.c (each defines SIMD_WIDTH,
+ * GEMM_MR, GEMM_NV and includes simd.h, then this file). They are single-
+ * threaded and allocation-free; the drivers in matmul.c, attention.c,
+ * layernorm.c, mlp.c and adam.c split the work over threads and reach them
+ * through ica_vk(). No include guard (one inclusion per ISA).
+ *
+ * Every reduction here runs in an order fixed by its arguments, so a result
+ * depends on the dispatch path but never on how a driver splits the work.
+ */
+
+#define NR (GEMM_NV * VW) /* columns of the register tile */
+
+#define vzero ISA(vzero)
+#define vset1 ISA(vset1)
+#define vload ISA(vload)
+#define vstore ISA(vstore)
+#define vload_n ISA(vload_n)
+#define vstore_n ISA(vstore_n)
+#define vadd ISA(vadd)
+#define vsub ISA(vsub)
+#define vmul ISA(vmul)
+#define vdiv ISA(vdiv)
+#define vmax ISA(vmax)
+#define vfma ISA(vfma)
+#define vsqrt ISA(vsqrt)
+#define vsum ISA(vsum)
+#define vhmax ISA(vhmax)
+#define vexp ISA(vexp)
+#define vrcp ISA(vrcp)
+#define vload_nfill ISA(vload_nfill)
+#define vtranspose ISA(vtranspose)
+#define vkeep_n ISA(vkeep_n)
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* lanes of the vector starting at column j of a row of n columns */
+ALWAYS_INLINE int ISA(lane_count)(int n, int j) {
+    int left = n - j;
+    return left < 0 ? 0 : left > VW ? VW : left;
+}
+#define lane_count ISA(lane_count)
+
+/* ----------------------------------------------------------------- gemm */
+
+/* The register-blocked GEMM tile, the one product kernel of the library:
+ *   c (mr x nr, row stride ldc) = [cin] + [bias] + sum_{p < kc} A(i, p) B(p, j)
+ *   A(i, p) = a[i * a_rs + p * a_cs]   (any strides: rows of inp for the
+ *             forward pass, columns of inp for the weight gradient)
+ *   B(p, j) = b[p * ldb + j]           (rows contiguous)
+ * cin (row stride ldc) may be NULL, a residual stream, or c itself (to
+ * accumulate); bias (nr) may be NULL. mr <= GEMM_MR, nr <= NR.
+ * GEMM_MR x GEMM_NV accumulators stay in registers for the whole kc loop
+ * (AVX-512 8 x 3 zmm, AVX2 6 x 2 ymm): per step GEMM_NV loads of B and GEMM_MR
+ * broadcasts of A feed GEMM_MR * GEMM_NV FMAs. Rows i >= mr re-read row mr - 1
+ * (valid memory) and are not stored, so tails need no second kernel.
+ * Each output is summed over p in order, then + bias, then + cin.
+ * The tile is compiled for every vector count nv = ceil(nr / VW) <= GEMM_NV
+ * (and for full / masked last vectors), so narrow tiles (the hs-wide and
+ * causal ones of attention) run only the FMAs they need. */
+ALWAYS_INLINE void ISA(gemm_tile_impl)(float *c, ptrdiff_t ldc, const float *cin,
+                                       const float *bias, const float *a, ptrdiff_t a_rs,
+                                       ptrdiff_t a_cs, const float *b, ptrdiff_t ldb, int kc,
+                                       int mr, int nr, const int nv, const int full) {
+    vec acc[GEMM_MR][GEMM_NV];
+    const float *row[GEMM_MR];
+    const int last = nr - (nv - 1) * VW; /* lanes of the last vector */
+#pragma GCC unroll 16
+    for (int i = 0; i < GEMM_MR; i++) row[i] = a + (ptrdiff_t)(i < mr ? i : mr - 1) * a_rs;
+#pragma GCC unroll 16
+    for (int i = 0; i < GEMM_MR; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < nv; v++) acc[i][v] = vzero();
+    for (int p = 0; p < kc; p++) {
+        const ptrdiff_t off = p * a_cs;
+        vec bv[GEMM_NV];
+#pragma GCC unroll 16
+        for (int v = 0; v < nv; v++)
+            bv[v] = full || v < nv - 1 ? vload(b + v * VW) : vload_n(b + v * VW, last);
+#pragma GCC unroll 16
+        for (int i = 0; i < GEMM_MR; i++) {
+            vec ai = vset1(row[i][off]);
+#pragma GCC unroll 16
+            for (int v = 0; v < nv; v++) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
+        }
+        b += ldb;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < GEMM_MR; i++) {
+        if (i >= mr) break;
+        float *ci = c + i * ldc;
+        const float *cini = cin ? cin + i * ldc : NULL;
+#pragma GCC unroll 16
+        for (int v = 0; v < nv; v++) {
+            vec x = acc[i][v];
+            if (full || v < nv - 1) {
+                if (bias) x = vadd(x, vload(bias + v * VW));
+                if (cini) x = vadd(x, vload(cini + v * VW));
+                vstore(ci + v * VW, x);
+            } else {
+                if (bias) x = vadd(x, vload_n(bias + v * VW, last));
+                if (cini) x = vadd(x, vload_n(cini + v * VW, last));
+                vstore_n(ci + v * VW, x, last);
+            }
+        }
+    }
+}
+
+static void ISA(gemm_tile)(float *c, ptrdiff_t ldc, const float *cin, const float *bias,
+                           const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float *b,
+                           ptrdiff_t ldb, int kc, int mr, int nr) {
+    const int nv = (nr + VW - 1) / VW, full = nr == nv * VW;
+#define GEMM_CASE(n)                                                                               \
+    case n:                                                                                        \
+        if (full)                                                                                  \
+            ISA(gemm_tile_impl)(c, ldc, cin, bias, a, a_rs, a_cs, b, ldb, kc, mr, nr, n, 1);       \
+        else                                                                                       \
+            ISA(gemm_tile_impl)(c, ldc, cin, bias, a, a_rs, a_cs, b, ldb, kc, mr, nr, n, 0);       \
+        break;
+    switch (nv) {
+        GEMM_CASE(1)
+#if GEMM_NV >= 2
+        GEMM_CASE(2)
+#endif
+#if GEMM_NV >= 3
+        GEMM_CASE(3)
+#endif
+#if GEMM_NV >= 4
+        GEMM_CASE(4)
+#endif
+    default: break;
+    }
+#undef GEMM_CASE
+}
+
+/* sum (n) = [sum +] column sums of x (rows x n, row stride ld), n <= NR: the
+ * bias gradient. Two interleaved row streams hide the add latency; the order
+ * (evens, odds, then their sum, then + sum) is fixed by `rows`. */
+static void ISA(colsum)(float *sum, const float *x, ptrdiff_t ld, int rows, int n,
+                        int accumulate) {
+    vec even[GEMM_NV], odd[GEMM_NV];
+    int cnt[GEMM_NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < GEMM_NV; v++) {
+        cnt[v] = lane_count(n, v * VW);
+        even[v] = odd[v] = vzero();
+    }
+    int r = 0;
+    for (; r + 1 < rows; r += 2)
+#pragma GCC unroll 16
+        for (int v = 0; v < GEMM_NV; v++) {
+            even[v] = vadd(even[v], vload_n(x + r * ld + v * VW, cnt[v]));
+            odd[v] = vadd(odd[v], vload_n(x + (r + 1) * ld + v * VW, cnt[v]));
+        }
+    if (r < rows)
+#pragma GCC unroll 16
+        for (int v = 0; v < GEMM_NV; v++)
+            even[v] = vadd(even[v], vload_n(x + r * ld + v * VW, cnt[v]));
+#pragma GCC unroll 16
+    for (int v = 0; v < GEMM_NV; v++) {
+        vec s = vadd(even[v], odd[v]);
+        if (accumulate) s = vadd(vload_n(sum + v * VW, cnt[v]), s);
+        vstore_n(sum + v * VW, s, cnt[v]);
+    }
+}
+
+/* ------------------------------------------------------------ attention */
+
+/* xt (hs, ldt) = x^T for the T rows x + t * ld of hs floats each, by VW x VW
+ * in-register block transposes (whole-vector stores); columns T..ldt are
+ * zero. ldt is a multiple of VW. */
+static void ISA(transpose)(float *xt, const float *x, ptrdiff_t ld, int T, int ldt, int hs) {
+    for (int t0 = 0; t0 < ldt; t0 += VW)
+        for (int i0 = 0; i0 < hs; i0 += VW)
+            vtranspose(xt + (size_t)i0 * ldt + t0, ldt, x + t0 * ld + i0, ld, lane_count(T, t0),
+                       lane_count(hs, i0));
+}
+
+/* One row of attention probabilities, in place, n (a multiple of VW) floats:
+ * p[0..visible) holds the raw scores q.k; softmax: p = exp(scale p - max) /
+ * sum, else (linear attention) p = scale p; p[visible..n) = 0 (masked).
+ * Whole vectors only: the masked lanes of the last visible vector load as
+ * -inf for the max and are zeroed (vkeep_n) before the sum and the store. */
+static void ISA(softmax_row)(float *p, int visible, int n, float scale, int softmax) {
+    vec sc = vset1(scale);
+    int j;
+    if (softmax) {
+        vec mx = vset1(-INFINITY);
+        for (j = 0; j < visible; j += VW)
+            mx = vmax(mx, vload_nfill(p + j, lane_count(visible, j), -INFINITY));
+        vec m = vset1(vhmax(mx) * scale), s = vzero(); /* scale > 0: max commutes */
+        for (j = 0; j < visible; j += VW) {
+            vec e = vkeep_n(vexp(vsub(vmul(vload(p + j), sc), m)), lane_count(visible, j));
+            vstore(p + j, e);
+            s = vadd(s, e);
+        }
+        vec inv = vset1(1.0f / vsum(s));
+        for (j = 0; j < visible; j += VW) vstore(p + j, vmul(vload(p + j), inv));
+    } else {
+        for (j = 0; j < visible; j += VW)
+            vstore(p + j, vkeep_n(vmul(vload(p + j), sc), lane_count(visible, j)));
+    }
+    for (; j < n; j += VW) vstore(p + j, vzero());
+}
+
+/* Backward of softmax_row, in place on ds (n floats), which holds dP = dO . v
+ * on entry (computed at least up to the vector holding visible - 1):
+ * softmax: ds = scale * p * (dP - sum(p * dP)) (p is 0 past visible); linear:
+ * ds = scale * dP. ds[visible..n) = 0. scale folds the 1/sqrt(hs) of the
+ * scores in. */
+static void ISA(softmax_backward_row)(float *ds, const float *p, int visible, int n, int softmax,
+                                      float scale) {
+    vec sc = vset1(scale);
+    int j;
+    if (softmax) {
+        vec dot = vzero();
+        for (j = 0; j < visible; j += VW) dot = vfma(vload(p + j), vload(ds + j), dot);
+        vec d = vset1(vsum(dot));
+        for (j = 0; j < visible; j += VW)
+            vstore(ds + j, vmul(vmul(vload(p + j), vsub(vload(ds + j), d)), sc));
+    } else {
+        for (j = 0; j < visible; j += VW)
+            vstore(ds + j, vkeep_n(vmul(vload(ds + j), sc), lane_count(visible, j)));
+    }
+    for (; j < n; j += VW) vstore(ds + j, vzero());
+}
+
+/* ------------------------------------------------------------ layernorm */
+
+/* Mean and 1/std of one row (biased variance, eps as torch). */
+ALWAYS_INLINE void ISA(row_stats)(const float *x, int C, float eps, float *mean, float *rstd) {
+    vec s = vzero();
+    for (int c = 0; c < C; c += VW) s = vadd(s, vload_n(x + c, lane_count(C, c)));
+    float m = vsum(s) / (float)C;
+    float mrow[VW]; /* m in every lane: loaded with vload_n, masked lanes get 0 - 0 */
+    for (int l = 0; l < VW; l++) mrow[l] = m;
+    vec q = vzero();
+    for (int c = 0; c < C; c += VW) {
+        int n = lane_count(C, c);
+        vec dev = vsub(vload_n(x + c, n), vload_n(mrow, n));
+        q = vfma(dev, dev, q);
+    }
+    *mean = m;
+    *rstd = 1.0f / sqrtf(vsum(q) / (float)C + eps);
+}
+
+/* out = (x - mean) * rstd * weight + bias for one row. */
+ALWAYS_INLINE void ISA(row_normalize)(float *o, const float *x, float mean, float rstd,
+                                      const float *w, const float *b, int C) {
+    vec mv = vset1(mean), sv = vset1(rstd);
+    for (int c = 0; c < C; c += VW) {
+        int n = lane_count(C, c);
+        vec norm = vmul(vsub(vload_n(x + c, n), mv), sv);
+        vstore_n(o + c, vfma(norm, vload_n(w + c, n), vload_n(b + c, n)), n);
+    }
+}
+
+/* rows of (C): out = LN(inp), saving mean, rstd (rows). */
+static void ISA(layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                                   const float *w, const float *b, int rows, int C, float eps) {
+    for (int r = 0; r < rows; r++) {
+        const float *x = inp + (size_t)r * C;
+        ISA(row_stats)(x, C, eps, &mean[r], &rstd[r]);
+        ISA(row_normalize)(out + (size_t)r * C, x, mean[r], rstd[r], w, b, C);
+    }
+}
+
+/* rows of (C): out = LN(inp) from saved statistics, bit-identical to forward. */
+static void ISA(layernorm_apply)(float *out, const float *inp, const float *mean,
+                                 const float *rstd, const float *w, const float *b, int rows,
+                                 int C) {
+    for (int r = 0; r < rows; r++)
+        ISA(row_normalize)(out + (size_t)r * C, inp + (size_t)r * C, mean[r], rstd[r], w, b, C);
+}
+
+/* rows of (C): dinp += LN backward of dout; pw += sum_r norm * dout and
+ * pb += sum_r dout (the chunk partials of the parameter gradients). */
+static void ISA(layernorm_backward)(float *dinp, float *pw, float *pb, const float *dout,
+                                    const float *inp, const float *mean, const float *rstd,
+                                    const float *w, int rows, int C) {
+    for (int r = 0; r < rows; r++) {
+        const float *x = inp + (size_t)r * C, *g = dout + (size_t)r * C;
+        float *dx = dinp + (size_t)r * C;
+        vec mv = vset1(mean[r]), sv = vset1(rstd[r]), sd = vzero(), sdn = vzero();
+        for (int c = 0; c < C; c += VW) {
+            int n = lane_count(C, c);
+            vec gv = vload_n(g + c, n);
+            vec norm = vmul(vsub(vload_n(x + c, n), mv), sv), dnorm = vmul(vload_n(w + c, n), gv);
+            sd = vadd(sd, dnorm); /* masked lanes: g = 0, so dnorm = 0 */
+            sdn = vfma(dnorm, norm, sdn);
+            vstore_n(pw + c, vfma(norm, gv, vload_n(pw + c, n)), n);
+            vstore_n(pb + c, vadd(vload_n(pb + c, n), gv), n);
+        }
+        vec mean_d = vset1(vsum(sd) / (float)C), mean_dn = vset1(vsum(sdn) / (float)C);
+        for (int c = 0; c < C; c += VW) {
+            int n = lane_count(C, c);
+            vec norm = vmul(vsub(vload_n(x + c, n), mv), sv);
+            vec dnorm = vmul(vload_n(w + c, n), vload_n(g + c, n));
+            vec t = vsub(vsub(dnorm, mean_d), vmul(norm, mean_dn));
+            vstore_n(dx + c, vfma(sv, t, vload_n(dx + c, n)), n);
+        }
+    }
+}
+
+/* ----------------------------------------------------------------- gelu */
+
+/* gelu(x) = 0.5 x (1 + tanh(y)), y = sqrt(2/pi) (x + 0.044715 x^3), computed as
+ * x s with s = 0.5 (1 + tanh y) = 1 / (1 + exp(-2y)): one exp and one
+ * reciprocal per element. gelu'(x) = s + x s (1 - s) (2y)'.
+ * Measured on the vector paths against double precision over [-10, 10]
+ * (bench_kernels prints it): max |error| of gelu ~3e-7 * max(1, |x|), of
+ * gelu' ~5e-7; the scalar path uses libm expf and an exact division. */
+#define GELU_2Y_0 -1.5957691216057308f   /* -2 sqrt(2/pi) */
+#define GELU_2Y_1 -0.07135481627159719f  /* -2 sqrt(2/pi) 0.044715 */
+
+/* out = gelu(inp) over n floats. */
+static void ISA(gelu_forward)(float *out, const float *inp, size_t n) {
+    vec one = vset1(1.0f), c0 = vset1(GELU_2Y_0), c1 = vset1(GELU_2Y_1);
+    for (size_t i = 0; i < n; i += VW) {
+        int cnt = n - i < VW ? (int)(n - i) : VW;
+        vec x = vload_n(inp + i, cnt);
+        vec s = vrcp(vadd(one, vexp(vmul(x, vfma(c1, vmul(x, x), c0)))));
+        vstore_n(out + i, vmul(x, s), cnt);
+    }
+}
+
+/* dinout *= gelu'(inp) over n floats. */
+static void ISA(gelu_backward)(float *dinout, const float *inp, size_t n) {
+    vec one = vset1(1.0f), c0 = vset1(GELU_2Y_0), c1 = vset1(GELU_2Y_1);
+    vec d0 = vset1(-GELU_2Y_0), d1 = vset1(-3.0f * GELU_2Y_1);
+    for (size_t i = 0; i < n; i += VW) {
+        int cnt = n - i < VW ? (int)(n - i) : VW;
+        vec x = vload_n(inp + i, cnt), x2 = vmul(x, x);
+        vec s = vrcp(vadd(one, vexp(vmul(x, vfma(c1, x2, c0)))));
+        vec dy = vmul(x, vfma(d1, x2, d0)); /* x (2y)' */
+        vec grad = vmul(s, vfma(vsub(one, s), dy, one));
+        vstore_n(dinout + i, vmul(vload_n(dinout + i, cnt), grad), cnt);
+    }
+}
+
+/* ----------------------------------------------------------------- adam */
+
+/* m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ * p -= step_size * m / (sqrt(v) / bc2_sqrt + eps), over n floats. */
+static void ISA(adam)(float *params, const float *grads, float *m, float *v, size_t n,
+                      float beta1, float beta2, float eps, float step_size, float bc2_sqrt) {
+    vec b1 = vset1(beta1), c1 = vset1(1.0f - beta1), b2 = vset1(beta2), c2 = vset1(1.0f - beta2);
+    vec e = vset1(eps), ss = vset1(step_size), bc = vset1(bc2_sqrt);
+    for (size_t i = 0; i < n; i += VW) {
+        int cnt = n - i < VW ? (int)(n - i) : VW;
+        vec g = vload_n(grads + i, cnt);
+        vec mi = vadd(vmul(b1, vload_n(m + i, cnt)), vmul(c1, g));
+        vec vi = vadd(vmul(b2, vload_n(v + i, cnt)), vmul(vmul(c2, g), g));
+        vec denom = vadd(vdiv(vsqrt(vi), bc), e);
+        vec p = vsub(vload_n(params + i, cnt), vdiv(vmul(ss, mi), denom));
+        vstore_n(m + i, mi, cnt);
+        vstore_n(v + i, vi, cnt);
+        vstore_n(params + i, p, cnt);
+    }
+}
+
+/* ---------------------------------------------------------------- table */
+
+const ica_vector_kernels ISA(ica_vk) = {
+    .name = ISA_NAME,
+    .gemm_mr = GEMM_MR,
+    .gemm_nr = NR,
+    .gemm_tile = ISA(gemm_tile),
+    .colsum = ISA(colsum),
+    .transpose = ISA(transpose),
+    .softmax_row = ISA(softmax_row),
+    .softmax_backward_row = ISA(softmax_backward_row),
+    .layernorm_forward = ISA(layernorm_forward),
+    .layernorm_apply = ISA(layernorm_apply),
+    .layernorm_backward = ISA(layernorm_backward),
+    .gelu_forward = ISA(gelu_forward),
+    .gelu_backward = ISA(gelu_backward),
+    .adam = ISA(adam),
+};
