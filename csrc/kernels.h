@@ -80,7 +80,8 @@ typedef struct {
                                const float *inp, const float *mean, const float *rstd,
                                const float *w, int rows, int C);
     void (*gelu_forward)(float *out, const float *inp, size_t n);
-    void (*gelu_backward)(float *dinout, const float *inp, size_t n);
+    void (*gelu_forward_grad)(float *out, float *grad, const float *inp, size_t n);
+    void (*mul_inplace)(float *x, const float *y, size_t n);
     void (*adam)(float *params, const float *grads, float *m, float *v, size_t n, float beta1,
                  float beta2, float eps, float step_size, float bc2_sqrt);
 } ica_vector_kernels;
@@ -128,10 +129,10 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
  * packed once per step and layer. */
 void matmul_transpose(float *weight_t, const float *weight, int K, int N);
 /* dinp (M,K) = dout (M,N) @ weight^T, from weight_t (N,K) (overwrites); with
- * gelu_inp (M,K) not NULL, dinp is then multiplied by gelu'(gelu_inp) (the
- * GELU backward fused into the epilogue, while the block is in cache). */
+ * scale (M,K) not NULL, dinp is then multiplied by it elementwise (the GELU
+ * derivative, applied while the block is in cache). */
 void matmul_backward_input(float *dinp, const float *dout, const float *weight_t,
-                           const float *gelu_inp, int M, int K, int N);
+                           const float *scale, int M, int K, int N);
 /* dweight (K,N) [+]= inp^T @ dout; dbias (N) [+]= column sums of dout (may be
  * NULL); accumulate = 0 overwrites. Each output is summed over M in one fixed
  * order (chunks of rows, rows in order), then added to the old value. */
@@ -180,8 +181,8 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
 
 /* GELU, tanh approximation (GPT-2): out (n) = gelu(inp). */
 void gelu_forward(float *out, const float *inp, size_t n);
-/* dinout (n) = dinout * gelu'(inp): in place on the incoming gradient. */
-void gelu_backward_inplace(float *dinout, const float *inp, size_t n);
+/* out (n) = gelu(inp), grad (n) = gelu'(inp). */
+void gelu_forward_grad(float *out, float *grad, const float *inp, size_t n);
 
 /* --------------------------------------------------------------- losses */
 

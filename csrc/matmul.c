@@ -11,16 +11,16 @@
 
 #include <string.h>
 
-#define ROW_BLOCK_TILES 8 /* row tiles per thread work item: A block stays in L1/L2 */
+#define ROW_BLOCK_TILES 16 /* row tiles per work item: one block covers a 2-sequence chunk */
 #define WGRAD_CHUNK 256   /* rows of inp/dout per pass of the weight gradient (L2) */
 
-/* c (M, N; row stride ldc) = [cin] + [bias] + A (M, kc) @ b (kc, N; row stride
- * ldb), A rows a + m * lda. Parallel over blocks of rows; within a block the
+/* c (M, N; row stride ldc) = ([cin] + [bias] + A (M, kc) @ b (kc, N; row stride
+ * ldb)) [* scale (M, N; row stride ldc)], A rows a + m * lda. Parallel over blocks of rows; within a block the
  * columns go panel by panel so a (kc, NR) panel of b stays in L1 while the
  * block's rows pass over it. */
 static void gemm_rows(float *c, ptrdiff_t ldc, const float *cin, const float *bias,
                       const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int M, int N,
-                      int kc, const float *gelu_inp) {
+                      int kc, const float *scale) {
     const ica_vector_kernels *k = ica_vk();
     const int MR = k->gemm_mr, NR = k->gemm_nr, MB = MR * ROW_BLOCK_TILES;
     const int blocks = (M + MB - 1) / MB;
@@ -36,9 +36,9 @@ static void gemm_rows(float *c, ptrdiff_t ldc, const float *cin, const float *bi
                              nr);
             }
         }
-        if (gelu_inp) /* the block is still in L1/L2 */
+        if (scale) /* the block is still in L1/L2 */
             for (int m = blk * MB; m < m_end; m++)
-                k->gelu_backward(c + m * ldc, gelu_inp + m * ldc, (size_t)N);
+                k->mul_inplace(c + m * ldc, scale + m * ldc, (size_t)N);
     }
 }
 
@@ -57,10 +57,10 @@ void matmul_transpose(float *weight_t, const float *weight, int K, int N) {
 }
 
 void matmul_backward_input(float *dinp, const float *dout, const float *weight_t,
-                           const float *gelu_inp, int M, int K, int N) {
+                           const float *scale, int M, int K, int N) {
     /* dinp (M,K) = dout (M,N) @ weight^T: the rows of weight_t (N,K) are the
      * contiguous B operand. */
-    gemm_rows(dinp, K, NULL, NULL, dout, N, weight_t, K, M, K, N, gelu_inp);
+    gemm_rows(dinp, K, NULL, NULL, dout, N, weight_t, K, M, K, N, scale);
 }
 
 void matmul_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,

@@ -14,13 +14,13 @@ void gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
-void gelu_backward_inplace(float *dinout, const float *inp, size_t n) {
+void gelu_forward_grad(float *out, float *grad, const float *inp, size_t n) {
     const ica_vector_kernels *k = ica_vk();
     long chunks = (long)((n + ICA_ELEMENT_CHUNK - 1) / ICA_ELEMENT_CHUNK);
 #pragma omp parallel for schedule(static) num_threads(ica_threads())
     for (long c = 0; c < chunks; c++) {
         size_t i = (size_t)c * ICA_ELEMENT_CHUNK;
-        k->gelu_backward(dinout + i, inp + i,
-                         n - i < ICA_ELEMENT_CHUNK ? n - i : ICA_ELEMENT_CHUNK);
+        k->gelu_forward_grad(out + i, grad + i, inp + i,
+                             n - i < ICA_ELEMENT_CHUNK ? n - i : ICA_ELEMENT_CHUNK);
     }
 }

@@ -242,8 +242,8 @@ ica_status ica_model_tensor_info(const ica_model *m, int index, const char **nam
 
 typedef struct { /* one thread's workspace for a chunk of rows (Mc = SEQS_PER_CHUNK T) */
     float *lnout;      /* (Mc,E): LayerNorm output */
-    float *fcg;        /* (Mc,4E): GELU output */
-    float *dfc;        /* (Mc,4E): gradient of the MLP pre-activation */
+    float *fcg;        /* (Mc,4E): GELU output, then the gradient of its input */
+    float *dgelu;      /* (Mc,4E): GELU derivative */
     float *dln;        /* (Mc,E): gradient of a LayerNorm output */
     float *dqkv;       /* (Mc,3E) */
     float *ln_scratch; /* layernorm_backward partials */
@@ -265,6 +265,7 @@ typedef struct {
     workspace *ws;               /* n_ws per-thread workspaces */
     int n_ws;
     size_t res_stride, layer_bt, layer_qkv, layer_bte, layer_fch;
+    size_t rows; /* B * T */
     /* training only */
     float *dres;    /* (B,T,E): gradient of the residual stream, one layer at a time */
     float *dln;     /* (B,T,E): gradient of the final LayerNorm output */
@@ -315,6 +316,7 @@ static size_t layout_activations(const ica_model *m, int B, int N, int train, in
     a->layer_qkv = train ? BT * 3 * E : 0;
     a->layer_fch = train ? BT * 4 * E : 0;
     a->res_stride = a->layer_bte;
+    a->rows = BT;
     a->tokens = take(base, &cur, BT * c->n_dims);
     a->res = take(base, &cur, (train ? L + 1 : 1) * BT * E);
     a->ln1_mean = take(base, &cur, layers * BT);
@@ -336,7 +338,7 @@ static size_t layout_activations(const ica_model *m, int B, int N, int train, in
         workspace w;
         w.lnout = take(base, &cur, Mc * E);
         w.fcg = take(base, &cur, Mc * 4 * E);
-        w.dfc = train ? take(base, &cur, Mc * 4 * E) : NULL;
+        w.dgelu = train ? take(base, &cur, Mc * 4 * E) : NULL;
         w.dln = train ? take(base, &cur, Mc * E) : NULL;
         w.dqkv = train ? take(base, &cur, Mc * 3 * E) : NULL;
         w.ln_scratch = train ? take(base, &cur, layernorm_scratch_floats((int)Mc, (int)E)) : NULL;
@@ -472,6 +474,15 @@ static workspace *my_workspace(activations *a) {
     return &a->ws[tid < a->n_ws ? tid : 0];
 }
 
+/* Prefetch n floats at p for reading, or for writing (the line is fetched
+ * in the exclusive state, so the stores that follow do not wait on memory). */
+static void prefetch(const float *p, size_t n, int write) {
+    if (write)
+        for (size_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 1, 2);
+    else
+        for (size_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 2);
+}
+
 /* Layer l on rows [r0, r0 + Mc) (S whole sequences of T tokens). */
 static void layer_forward(const ica_model *m, activations *a, workspace *w, int l, size_t r0,
                           int Mc, int S, int T) {
@@ -482,6 +493,17 @@ static void layer_forward(const ica_model *m, activations *a, workspace *w, int 
     float *res_in = a->res + l * a->res_stride + r0 * E, *res_out = res_in + a->res_stride;
     float *qkv = a->qkv + l * a->layer_qkv + r0 * 3 * E, *atty = a->atty + l * a->layer_bte + r0 * E;
     size_t bt = l * a->layer_bt + r0;
+    if (r0 + 2 * (size_t)Mc <= a->rows) { /* the next chunk: input and outputs */
+        size_t nx = Mc;
+        prefetch(res_in + nx * E, (size_t)Mc * E, 0);
+        prefetch(qkv + nx * 3 * E, (size_t)Mc * 3 * E, 1);
+        prefetch(atty + nx * E, (size_t)Mc * E, 1);
+        prefetch(res_out + nx * E, (size_t)Mc * E, 1);
+        if (c->ffn) {
+            prefetch(a->res2 + l * a->layer_bte + (r0 + nx) * E, (size_t)Mc * E, 1);
+            prefetch(a->fch + l * a->layer_fch + (r0 + nx) * 4 * E, (size_t)Mc * 4 * E, 1);
+        }
+    }
 
     layernorm_forward(w->lnout, a->ln1_mean + bt, a->ln1_rstd + bt, res_in, P + lo->ln1_w,
                       P + lo->ln1_b, Mc, E);
@@ -510,29 +532,40 @@ static void forward(ica_model *m, activations *a, const float *xs, const float *
     int chunks = (B + SEQS_PER_CHUNK - 1) / SEQS_PER_CHUNK;
 
     build_tokens(a->tokens, xs, ys, rs, B, N, d);
-    /* Every layer of a chunk before the next chunk: the chunk's residual
-     * stream stays in cache across layers (the weights, 0.45 MB a layer at the
-     * paper's size, come from L3). No reduction crosses rows, so the result
-     * does not depend on the chunking. */
+    /* Layer by layer, each thread over its chunks: a layer's weights stay in
+     * the thread's L2 while its chunks pass. The static schedule gives a
+     * thread the same chunks in every loop, and no reduction crosses rows, so
+     * the loops need no barrier and the result does not depend on the
+     * chunking. */
 #pragma omp parallel num_threads(ica_threads())
     {
         workspace *w = my_workspace(a);
+#pragma omp for schedule(static) nowait
+        for (int ch = 0; ch < chunks; ch++) {
+            int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
+            size_t r0 = (size_t)s0 * T;
+            float *h = a->res + r0 * E;
+            matmul_forward(h, a->tokens + r0 * d, P + m->read_in_w, P + m->read_in_b, NULL, S * T,
+                           d, E);
+            for (int r = 0; r < S * T; r++) {
+                const float *pos = P + m->wpe + (size_t)(r % T) * E;
+                for (int e = 0; e < E; e++) h[(size_t)r * E + e] += pos[e];
+            }
+        }
+        for (int l = 0; l < c->n_layer; l++) {
+#pragma omp for schedule(static) nowait
+            for (int ch = 0; ch < chunks; ch++) {
+                int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
+                layer_forward(m, a, w, l, (size_t)s0 * T, S * T, S, T);
+            }
+        }
 #pragma omp for schedule(static)
         for (int ch = 0; ch < chunks; ch++) {
             int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
             size_t r0 = (size_t)s0 * T;
-            int Mc = S * T;
-            float *h = a->res + r0 * E;
-            matmul_forward(h, a->tokens + r0 * d, P + m->read_in_w, P + m->read_in_b, NULL, Mc, d,
-                           E);
-            for (int r = 0; r < Mc; r++) {
-                const float *pos = P + m->wpe + (size_t)(r % T) * E;
-                for (int e = 0; e < E; e++) h[(size_t)r * E + e] += pos[e];
-            }
-            for (int l = 0; l < c->n_layer; l++) layer_forward(m, a, w, l, r0, Mc, S, T);
             layernorm_forward(a->lnout + r0 * E, a->lnf_mean + r0, a->lnf_rstd + r0,
                               a->res + c->n_layer * a->res_stride + r0 * E, P + m->lnf_w,
-                              P + m->lnf_b, Mc, E);
+                              P + m->lnf_b, S * T, E);
         }
     }
     readout_forward(a->pred, a->lnout, P + m->read_out_w, P + m->read_out_b, B, N, E, d, 0);
@@ -548,6 +581,7 @@ static void forward(ica_model *m, activations *a, const float *xs, const float *
  * go to G (the group's partial slice, laid out as the layer's part of the
  * gradient arena, based at layer_base), added unless `first`. wt: the
  * layer's transposed weights. */
+
 static void layer_backward(const ica_model *m, activations *a, workspace *w, int l, size_t r0,
                            int Mc, int S, int T, float *G, size_t layer_base, int first) {
     const ica_config *c = &m->cfg;
@@ -561,18 +595,30 @@ static void layer_backward(const ica_model *m, activations *a, workspace *w, int
                 *wt_fcproj = wt_fc + 4 * E * E;
     float *dres = a->dres + r0 * E;
     size_t bt = l * a->layer_bt + r0;
+    if (r0 + 2 * (size_t)Mc <= a->rows) { /* the next chunk's inputs, from DRAM */
+        size_t nx = Mc;
+        prefetch(res_in + nx * E, (size_t)Mc * E, 0);
+        prefetch(qkv + nx * 3 * E, (size_t)Mc * 3 * E, 0);
+        prefetch(atty + nx * E, (size_t)Mc * E, 0);
+        prefetch(dres + nx * E, (size_t)Mc * E, 1);
+        if (c->ffn) {
+            prefetch(a->res2 + l * a->layer_bte + (r0 + nx) * E, (size_t)Mc * E, 0);
+            prefetch(a->fch + l * a->layer_fch + (r0 + nx) * 4 * E, (size_t)Mc * 4 * E, 0);
+        }
+    }
 #define GRAD(field) (G + (lo->field - layer_base))
     if (c->ffn) {
         const float *res2 = a->res2 + l * a->layer_bte + r0 * E;
         const float *fch = a->fch + l * a->layer_fch + r0 * 4 * E;
         const float *mean2 = a->ln2_mean + bt, *rstd2 = a->ln2_rstd + bt;
-        gelu_forward(w->fcg, fch, (size_t)Mc * 4 * E);
+        float *dfc = w->fcg; /* the GELU output is dead once fcproj's gradient is in */
+        gelu_forward_grad(w->fcg, w->dgelu, fch, (size_t)Mc * 4 * E);
         matmul_backward_weight(GRAD(fcproj_w), GRAD(fcproj_b), dres, w->fcg, Mc, 4 * E, E, acc);
-        /* d(GELU input) = (dres @ W^T) * gelu'(fch), fused */
-        matmul_backward_input(w->dfc, dres, wt_fcproj, fch, Mc, 4 * E, E);
+        /* d(GELU input) = (dres @ W^T) * gelu'(fch), the product in the epilogue */
+        matmul_backward_input(dfc, dres, wt_fcproj, w->dgelu, Mc, 4 * E, E);
         layernorm_apply(w->lnout, res2, mean2, rstd2, P + lo->ln2_w, P + lo->ln2_b, Mc, E);
-        matmul_backward_weight(GRAD(fc_w), GRAD(fc_b), w->dfc, w->lnout, Mc, E, 4 * E, acc);
-        matmul_backward_input(w->dln, w->dfc, wt_fc, NULL, Mc, E, 4 * E);
+        matmul_backward_weight(GRAD(fc_w), GRAD(fc_b), dfc, w->lnout, Mc, E, 4 * E, acc);
+        matmul_backward_input(w->dln, dfc, wt_fc, NULL, Mc, E, 4 * E);
         layernorm_backward(dres, GRAD(ln2_w), GRAD(ln2_b), w->ln_scratch, w->dln, res2, mean2,
                            rstd2, P + lo->ln2_w, Mc, E, acc);
     }

@@ -325,8 +325,9 @@ static void ISA(gelu_forward)(float *out, const float *inp, size_t n) {
     }
 }
 
-/* dinout *= gelu'(inp) over n floats. */
-static void ISA(gelu_backward)(float *dinout, const float *inp, size_t n) {
+/* out = gelu(inp) and grad = gelu'(inp) over n floats: the backward pass's
+ * recompute of the GELU output, with the derivative from the same exp. */
+static void ISA(gelu_forward_grad)(float *out, float *grad, const float *inp, size_t n) {
     vec one = vset1(1.0f), c0 = vset1(GELU_2Y_0), c1 = vset1(GELU_2Y_1);
     vec d0 = vset1(-GELU_2Y_0), d1 = vset1(-3.0f * GELU_2Y_1);
     for (size_t i = 0; i < n; i += VW) {
@@ -334,8 +335,16 @@ static void ISA(gelu_backward)(float *dinout, const float *inp, size_t n) {
         vec x = vload_n(inp + i, cnt), x2 = vmul(x, x);
         vec s = vrcp(vadd(one, vexp(vmul(x, vfma(c1, x2, c0)))));
         vec dy = vmul(x, vfma(d1, x2, d0)); /* x (2y)' */
-        vec grad = vmul(s, vfma(vsub(one, s), dy, one));
-        vstore_n(dinout + i, vmul(vload_n(dinout + i, cnt), grad), cnt);
+        vstore_n(out + i, vmul(x, s), cnt);
+        vstore_n(grad + i, vmul(s, vfma(vsub(one, s), dy, one)), cnt);
+    }
+}
+
+/* x *= y over n floats (the GELU derivative applied to an incoming gradient). */
+static void ISA(mul_inplace)(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i += VW) {
+        int cnt = n - i < VW ? (int)(n - i) : VW;
+        vstore_n(x + i, vmul(vload_n(x + i, cnt), vload_n(y + i, cnt)), cnt);
     }
 }
 
@@ -375,6 +384,7 @@ const ica_vector_kernels ISA(ica_vk) = {
     .layernorm_apply = ISA(layernorm_apply),
     .layernorm_backward = ISA(layernorm_backward),
     .gelu_forward = ISA(gelu_forward),
-    .gelu_backward = ISA(gelu_backward),
+    .gelu_forward_grad = ISA(gelu_forward_grad),
+    .mul_inplace = ISA(mul_inplace),
     .adam = ISA(adam),
 };
