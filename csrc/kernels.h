@@ -84,6 +84,10 @@ typedef struct {
     void (*mul_inplace)(float *x, const float *y, size_t n);
     void (*adam)(float *params, const float *grads, float *m, float *v, size_t n, float beta1,
                  float beta2, float eps, float step_size, float bc2_sqrt);
+    /* PL loss, cosine reward, for pl_lanes sequences at once (losses.c) */
+    int pl_lanes;
+    void (*pl_cosine_lanes)(const float *pred, const float *ys, const float *rs, int nseq, int N,
+                            int d, double scale, double *loss, float *dpred, double *work);
 } ica_vector_kernels;
 
 extern const ica_vector_kernels ica_vk_scalar;
@@ -195,9 +199,11 @@ double prefix_loss(const float *yhat, const float *ys, const int *order, int k, 
                    double *work);
 
 /* The batch objective of ica_sequence_loss with caller-owned scratch:
- * per_sequence (B) doubles, int_scratch (B*N) ints, dbl_scratch
- * (B*(2N+d)) doubles; sequence_loss_scratch_doubles() counts both double
- * buffers together. loss is the batch mean; dpred (B,N,d) overwritten. */
+ * per_sequence (B) doubles, int_scratch (B*N) ints, dbl_scratch doubles;
+ * sequence_loss_scratch_doubles() counts per_sequence and dbl_scratch together.
+ * loss is the batch mean; dpred (B,N,d) overwritten. PL with cosine reward (the
+ * training objective) runs ica_vk()->pl_cosine_lanes, several sequences per
+ * vector; the other objectives the scalar prefix_loss. */
 void sequence_loss_batch(const float *pred, const float *ys, const float *rs, int B, int N,
                          int d, ica_objective objective, ica_reward reward, double *loss,
                          float *dpred, double *per_sequence, int *int_scratch,

@@ -15,6 +15,10 @@
  * on the vector paths), vsum / vhmax (horizontal, in a fixed lane order), vsqrt,
  * vrcp, vexp.
  *
+ * Doubles (the PL loss): vecd with VWD lanes, vd_set1/load/store/add/sub/mul/
+ * div/fma/sqrt/max, vd_lt / vd_le (masks) and vd_sel(mask, a, b), vd_split
+ * (x = mant 2^exp), vd_rcp (1/x, full precision), vd_lanes (one float from each of VWD strided rows).
+ *
  * vexp (vector paths): Cephes-style range reduction x = n ln2 + r, |r| <= ln2/2,
  * degree-6 polynomial, times 2^n (scalef on AVX-512, exponent bits on AVX2);
  * input clamped to [-87.3, 88.3], so exp(x < -87.3) is 1.2e-38, not 0.
@@ -23,6 +27,7 @@
  * checks them): see simd_kernels.h, gelu.
  */
 #undef VW
+#undef VWD
 #undef ISA
 #undef ISA_CAT
 #undef ISA_CAT2
@@ -113,6 +118,43 @@ static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, 
     for (int i = 0; i < cols; i++) _mm512_storeu_ps(dst + i * ldd, r[i]);
 }
 
+/* doubles: vecd (8 lanes), masks from vd_lt */
+#define VWD 8
+typedef __m512d vecd;
+typedef __mmask8 vmaskd;
+static inline vecd ISA(vd_set1)(double x) { return _mm512_set1_pd(x); }
+static inline vecd ISA(vd_load)(const double *p) { return _mm512_loadu_pd(p); }
+static inline void ISA(vd_store)(double *p, vecd v) { _mm512_storeu_pd(p, v); }
+static inline vecd ISA(vd_add)(vecd a, vecd b) { return _mm512_add_pd(a, b); }
+static inline vecd ISA(vd_sub)(vecd a, vecd b) { return _mm512_sub_pd(a, b); }
+static inline vecd ISA(vd_mul)(vecd a, vecd b) { return _mm512_mul_pd(a, b); }
+static inline vecd ISA(vd_div)(vecd a, vecd b) { return _mm512_div_pd(a, b); }
+static inline vecd ISA(vd_fma)(vecd a, vecd b, vecd c) { return _mm512_fmadd_pd(a, b, c); }
+/* lane l = p[min(l, n - 1) * stride] as a double: one element of each of
+ * up to 8 sequences, built in registers (scalar stores read back by one
+ * vector load stall store forwarding) */
+static inline vecd ISA(vd_lanes)(const float *p, ptrdiff_t stride, int n) {
+#define LANE_(l) (double)p[((l) < n ? (l) : n - 1) * stride]
+    return _mm512_set_pd(LANE_(7), LANE_(6), LANE_(5), LANE_(4), LANE_(3), LANE_(2), LANE_(1),
+                         LANE_(0));
+#undef LANE_
+}
+static inline vecd ISA(vd_sqrt)(vecd a) { return _mm512_sqrt_pd(a); }
+static inline vecd ISA(vd_rcp)(vecd a) { /* 1/a: 14-bit estimate, two Newton steps (2^-56) */
+    __m512d r = _mm512_rcp14_pd(a), two = _mm512_set1_pd(2.0);
+    r = _mm512_mul_pd(r, _mm512_fnmadd_pd(a, r, two));
+    return _mm512_mul_pd(r, _mm512_fnmadd_pd(a, r, two));
+}
+static inline vecd ISA(vd_max)(vecd a, vecd b) { return _mm512_max_pd(a, b); }
+static inline vmaskd ISA(vd_lt)(vecd a, vecd b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
+static inline vmaskd ISA(vd_le)(vecd a, vecd b) { return _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ); }
+static inline vecd ISA(vd_sel)(vmaskd m, vecd a, vecd b) { return _mm512_mask_blend_pd(m, b, a); }
+/* x = mant * 2^exp, mant in [1, 2), for normal x > 0: returns exp, sets mant */
+static inline vecd ISA(vd_split)(vecd x, vecd *mant) {
+    *mant = _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+    return _mm512_getexp_pd(x);
+}
+
 #elif SIMD_WIDTH == 8
 #include <immintrin.h>
 #define VW 8
@@ -192,6 +234,40 @@ static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, 
     for (int i = 0; i < cols; i++) _mm256_storeu_ps(dst + i * ldd, t[i]);
 }
 
+/* doubles: vecd (4 lanes), masks from vd_lt */
+#define VWD 4
+typedef __m256d vecd;
+typedef __m256d vmaskd;
+static inline vecd ISA(vd_set1)(double x) { return _mm256_set1_pd(x); }
+static inline vecd ISA(vd_load)(const double *p) { return _mm256_loadu_pd(p); }
+static inline void ISA(vd_store)(double *p, vecd v) { _mm256_storeu_pd(p, v); }
+static inline vecd ISA(vd_add)(vecd a, vecd b) { return _mm256_add_pd(a, b); }
+static inline vecd ISA(vd_sub)(vecd a, vecd b) { return _mm256_sub_pd(a, b); }
+static inline vecd ISA(vd_mul)(vecd a, vecd b) { return _mm256_mul_pd(a, b); }
+static inline vecd ISA(vd_div)(vecd a, vecd b) { return _mm256_div_pd(a, b); }
+static inline vecd ISA(vd_fma)(vecd a, vecd b, vecd c) { return _mm256_fmadd_pd(a, b, c); }
+static inline vecd ISA(vd_lanes)(const float *p, ptrdiff_t stride, int n) {
+#define LANE_(l) (double)p[((l) < n ? (l) : n - 1) * stride]
+    return _mm256_set_pd(LANE_(3), LANE_(2), LANE_(1), LANE_(0));
+#undef LANE_
+}
+static inline vecd ISA(vd_sqrt)(vecd a) { return _mm256_sqrt_pd(a); }
+static inline vecd ISA(vd_rcp)(vecd a) { return _mm256_div_pd(_mm256_set1_pd(1.0), a); }
+static inline vecd ISA(vd_max)(vecd a, vecd b) { return _mm256_max_pd(a, b); }
+static inline vmaskd ISA(vd_lt)(vecd a, vecd b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+static inline vmaskd ISA(vd_le)(vecd a, vecd b) { return _mm256_cmp_pd(a, b, _CMP_LE_OQ); }
+static inline vecd ISA(vd_sel)(vmaskd m, vecd a, vecd b) { return _mm256_blendv_pd(b, a, m); }
+static inline vecd ISA(vd_split)(vecd x, vecd *mant) {
+    const __m256i mbits = _mm256_set1_epi64x(0x000fffffffffffffll);
+    __m256i bits = _mm256_castpd_si256(x);
+    *mant = _mm256_castsi256_pd(
+        _mm256_or_si256(_mm256_and_si256(bits, mbits), _mm256_set1_epi64x(0x3ff0000000000000ll)));
+    /* biased exponent e < 2^11 as a double: bits of (2^52 + e) minus 2^52 */
+    __m256i e = _mm256_srli_epi64(bits, 52);
+    __m256d big = _mm256_castsi256_pd(_mm256_or_si256(e, _mm256_set1_epi64x(0x4330000000000000ll)));
+    return _mm256_sub_pd(big, _mm256_set1_pd(4503599627370496.0 + 1023.0));
+}
+
 #elif SIMD_WIDTH == 1
 #include <math.h>
 #define VW 1
@@ -226,6 +302,34 @@ static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, 
     if (cols > 0) *dst = rows > 0 ? *src : 0.0f;
 }
 static inline vec ISA(vexp)(vec x) { return expf(x); }
+
+/* doubles: one lane */
+#define VWD 1
+typedef double vecd;
+typedef int vmaskd;
+static inline vecd ISA(vd_set1)(double x) { return x; }
+static inline vecd ISA(vd_load)(const double *p) { return *p; }
+static inline void ISA(vd_store)(double *p, vecd v) { *p = v; }
+static inline vecd ISA(vd_add)(vecd a, vecd b) { return a + b; }
+static inline vecd ISA(vd_sub)(vecd a, vecd b) { return a - b; }
+static inline vecd ISA(vd_mul)(vecd a, vecd b) { return a * b; }
+static inline vecd ISA(vd_div)(vecd a, vecd b) { return a / b; }
+static inline vecd ISA(vd_fma)(vecd a, vecd b, vecd c) { return a * b + c; }
+static inline vecd ISA(vd_lanes)(const float *p, ptrdiff_t stride, int n) {
+    (void)stride, (void)n;
+    return (double)p[0];
+}
+static inline vecd ISA(vd_sqrt)(vecd a) { return sqrt(a); }
+static inline vecd ISA(vd_rcp)(vecd a) { return 1.0 / a; }
+static inline vecd ISA(vd_max)(vecd a, vecd b) { return a > b ? a : b; }
+static inline vmaskd ISA(vd_lt)(vecd a, vecd b) { return a < b; }
+static inline vmaskd ISA(vd_le)(vecd a, vecd b) { return a <= b; }
+static inline vecd ISA(vd_sel)(vmaskd m, vecd a, vecd b) { return m ? a : b; }
+static inline vecd ISA(vd_split)(vecd x, vecd *mant) {
+    int e;
+    *mant = 2.0 * frexp(x, &e); /* frexp: [0.5, 1) */
+    return (double)(e - 1);
+}
 
 #else
 #error "SIMD_WIDTH must be 16, 8 or 1"

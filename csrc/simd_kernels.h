@@ -369,6 +369,168 @@ static void ISA(adam)(float *params, const float *grads, float *m, float *v, siz
     }
 }
 
+/* ------------------------------------------------------------ PL loss */
+
+#define vd_set1 ISA(vd_set1)
+#define vd_load ISA(vd_load)
+#define vd_store ISA(vd_store)
+#define vd_add ISA(vd_add)
+#define vd_sub ISA(vd_sub)
+#define vd_mul ISA(vd_mul)
+#define vd_div ISA(vd_div)
+#define vd_fma ISA(vd_fma)
+#define vd_lt ISA(vd_lt)
+#define vd_le ISA(vd_le)
+#define vd_sqrt ISA(vd_sqrt)
+#define vd_max ISA(vd_max)
+#define vd_lanes ISA(vd_lanes)
+#define vd_rcp ISA(vd_rcp)
+#define vd_sel ISA(vd_sel)
+
+/* e^x for |x| <= 1 (cosine scores): (Taylor_12(x / 4))^4, relative error
+ * < 1e-15. */
+ALWAYS_INLINE vecd ISA(exp_unit)(vecd x) {
+    static const double inv_fact[13] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120,
+                                        1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
+                                        1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600};
+    vecd r = vd_mul(x, vd_set1(0.25)), p = vd_set1(inv_fact[12]);
+    for (int i = 11; i >= 0; i--) p = vd_fma(p, r, vd_set1(inv_fact[i]));
+    p = vd_mul(p, p);
+    return vd_mul(p, p);
+}
+
+/* Plackett-Luce training objective with cosine reward (SPEC 3) for VWD
+ * sequences at once, one per lane, in double precision: lane l is sequence
+ * min(l, nseq - 1) of pred, ys (rows of N x d), rs (N). For n = 2..N-1 the
+ * prediction n is scored against pairs 0..n-1 ranked by shown reward (stable):
+ * the stable descending order of all N rewards restricted to indices < n, so
+ * every lane runs the same N ranks per prefix, masked. With s_j = cos(yhat,
+ * y_j) in [-1, 1], e^s needs no shift:
+ *   loss = sum_i log S_i - sum_i s_i,  S_i = sum_{j >= i} e^{s_j},
+ *   dL/ds_j = e^{s_j} sum_{i <= j} 1/S_i - 1,
+ * and sum_i log S_i is one running product per lane, renormalised by its
+ * exponent (one log per sequence at the end).
+ * loss[l]: the sequence's summed loss (unscaled); dpred rows of the real lanes
+ * receive scale * dL/dpred (rows 0, 1 zero). work: see losses.c. */
+static void ISA(pl_cosine_lanes)(const float *pred, const float *ys, const float *rs, int nseq,
+                                 int N, int d, double scale, double *loss, float *dpred,
+                                 double *work) {
+    enum { L = VWD };
+    const double eps = 1e-8; /* cosine norms are clamped below at this value */
+    double *U = work;                     /* (N, d, L) responses / |response|, ranked */
+    double *rank = U + (size_t)N * d * L; /* (N, L) pair index at each rank */
+    double *sv = rank + (size_t)N * L, *ev = sv + (size_t)N * L, *Sv = ev + (size_t)N * L;
+    double *yn = Sv + (size_t)N * L, *yraw = yn + (size_t)d * L; /* (d, L) each */
+    double *A = yraw + (size_t)d * L;                               /* (d, L) */
+    double *rv = A + (size_t)d * L;                                 /* (N, L) rewards */
+    double tmp[L], lane[L];
+    const vecd one = vd_set1(1.0), zero = vd_set1(0.0), veps = vd_set1(eps);
+    /* rank of pair k: pairs with a larger reward, or an equal one and a lower
+     * index, come first (stable). Counted with vector compares, no branches. */
+    for (int k = 0; k < N; k++) vd_store(rv + (size_t)k * L, vd_lanes(rs + k, N, nseq));
+    for (int k = 0; k < N; k++) {
+        vecd rk = vd_load(rv + (size_t)k * L), pos = zero;
+        for (int j = 0; j < N; j++) {
+            vecd rj = vd_load(rv + (size_t)j * L);
+            vmaskd before = j < k ? vd_le(rk, rj) : vd_lt(rk, rj);
+            pos = vd_add(pos, vd_sel(before, one, zero));
+        }
+        /* the response over its norm, then scattered to its rank */
+        vecd sq = zero;
+        for (int i = 0; i < d; i++) {
+            vecd y = vd_lanes(ys + (size_t)k * d + i, (ptrdiff_t)N * d, nseq);
+            vd_store(yn + (size_t)i * L, y);
+            sq = vd_fma(y, y, sq);
+        }
+        vecd inv = vd_div(one, vd_max(vd_sqrt(sq), veps));
+        vd_store(tmp, pos);
+        for (int i = 0; i < d; i++) {
+            vd_store(lane, vd_mul(vd_load(yn + (size_t)i * L), inv));
+            for (int l = 0; l < L; l++) U[((size_t)tmp[l] * d + i) * L + l] = lane[l];
+        }
+        for (int l = 0; l < L; l++) rank[(size_t)tmp[l] * L + l] = k;
+    }
+
+    vecd lsum = zero, prod = one, expo = zero;
+    for (int n = 2; n < N; n++) {
+        /* the prediction over its norm; the clamped norm is constant, and only
+         * then does cos lose its yhat term (radial = 0) */
+        vecd sq = zero;
+        for (int i = 0; i < d; i++) {
+            vecd y = vd_lanes(pred + (size_t)n * d + i, (ptrdiff_t)N * d, nseq);
+            vd_store(yraw + (size_t)i * L, y);
+            sq = vd_fma(y, y, sq);
+        }
+        vecd norm = vd_sqrt(sq), na = vd_max(norm, veps), inv_na = vd_div(one, na);
+        vecd radial = vd_sel(vd_lt(veps, norm), vd_mul(inv_na, inv_na), zero);
+        for (int i = 0; i < d; i++)
+            vd_store(yn + (size_t)i * L, vd_mul(vd_load(yraw + (size_t)i * L), inv_na));
+        const vecd cut = vd_set1((double)n);
+        /* worst rank first: scores, exps, suffix sums and their product */
+        vecd S = zero;
+        for (int p = N - 1; p >= 0; p--) {
+            const double *Up = U + (size_t)p * d * L;
+            vecd dot = zero;
+            for (int i = 0; i < d; i++)
+                dot = vd_fma(vd_load(yn + (size_t)i * L), vd_load(Up + (size_t)i * L), dot);
+            vmaskd valid = vd_lt(vd_load(rank + (size_t)p * L), cut);
+            vecd e = vd_sel(valid, ISA(exp_unit)(dot), zero);
+            S = vd_add(S, e);
+            vd_store(sv + (size_t)p * L, dot);
+            vd_store(ev + (size_t)p * L, e);
+            vd_store(Sv + (size_t)p * L, S);
+            prod = vd_mul(prod, vd_sel(valid, S, one));
+            lsum = vd_sub(lsum, vd_sel(valid, dot, zero));
+            if ((p & 15) == 0) { /* S <= N e: keep the product in range */
+                vecd mant, ex = ISA(vd_split)(prod, &mant);
+                prod = mant;
+                expo = vd_add(expo, ex);
+            }
+        }
+        /* best rank first: dL/ds_j (into ev), C = sum_j g_j s_j */
+        vecd R = zero, C = zero;
+        for (int p = 0; p < N; p++) {
+            vmaskd valid = vd_lt(vd_load(rank + (size_t)p * L), cut);
+            R = vd_add(R, vd_sel(valid, vd_rcp(vd_load(Sv + (size_t)p * L)), zero));
+            vecd g = vd_sel(valid, vd_sub(vd_mul(vd_load(ev + (size_t)p * L), R), one), zero);
+            C = vd_fma(g, vd_load(sv + (size_t)p * L), C);
+            vd_store(ev + (size_t)p * L, g);
+        }
+        /* A = sum_j g_j u_j, eight dimensions at a time held in registers */
+        for (int i0 = 0; i0 < d; i0 += 8) {
+            vecd acc[8];
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) acc[j] = zero;
+            for (int p = 0; p < N; p++) {
+                const double *Up = U + ((size_t)p * d + i0) * L;
+                vecd g = vd_load(ev + (size_t)p * L);
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++)
+                    if (i0 + j < d) acc[j] = vd_fma(g, vd_load(Up + (size_t)j * L), acc[j]);
+            }
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                if (i0 + j < d) vd_store(A + (size_t)(i0 + j) * L, acc[j]);
+        }
+        /* dL/dyhat = A / |yhat| - C radial yhat, scaled, to the real lanes */
+        vecd vs = vd_set1(scale), Cr = vd_mul(C, radial);
+        for (int i = 0; i < d; i++) {
+            vecd g = vd_sub(vd_mul(vd_load(A + (size_t)i * L), inv_na),
+                            vd_mul(Cr, vd_load(yraw + (size_t)i * L)));
+            vd_store(lane, vd_mul(vs, g));
+            for (int l = 0; l < nseq && l < L; l++) dpred[((size_t)l * N + n) * d + i] = (float)lane[l];
+        }
+    }
+    double pr[L], ex[L], ls[L];
+    vd_store(pr, prod);
+    vd_store(ex, expo);
+    vd_store(ls, lsum);
+    for (int l = 0; l < nseq && l < L; l++) {
+        loss[l] = log(pr[l]) + ex[l] * 0.69314718055994530942 + ls[l];
+        for (int i = 0; i < 2 * d; i++) dpred[(size_t)l * N * d + i] = 0.0f;
+    }
+}
+
 /* ---------------------------------------------------------------- table */
 
 const ica_vector_kernels ISA(ica_vk) = {
@@ -387,4 +549,6 @@ const ica_vector_kernels ISA(ica_vk) = {
     .gelu_forward_grad = ISA(gelu_forward_grad),
     .mul_inplace = ISA(mul_inplace),
     .adam = ISA(adam),
+    .pl_lanes = VWD,
+    .pl_cosine_lanes = ISA(pl_cosine_lanes),
 };
