@@ -13,18 +13,19 @@
  * past p + n; vload_nfill puts `fill` in the other lanes; vkeep_n zeroes
  * lanes >= n of a register), vtranspose (a VW x VW block), vadd, vsub, vmul, vdiv, vmax, vmin, vfma(a, b, c) = a * b + c (fused
  * on the vector paths), vsum / vhmax (horizontal, in a fixed lane order), vsqrt,
- * vrcp, vexp.
+ * vrcp, vexp2.
  *
  * Doubles (the PL loss): vecd with VWD lanes, vd_set1/load/store/add/sub/mul/
  * div/fma/sqrt/max, vd_lt / vd_le (masks) and vd_sel(mask, a, b), vd_split
  * (x = mant 2^exp), vd_rcp (1/x, full precision), vd_lanes (one float from each of VWD strided rows).
  *
- * vexp (vector paths): Cephes-style range reduction x = n ln2 + r, |r| <= ln2/2,
- * degree-6 polynomial, times 2^n (scalef on AVX-512, exponent bits on AVX2);
- * input clamped to [-87.3, 88.3], so exp(x < -87.3) is 1.2e-38, not 0.
- * vrcp (vector paths): hardware estimate (14 / 12 bits) refined by one Newton
- * step. Measured maximum errors (tests/test_dispatch.py::test_vector_math
- * checks them): see simd_kernels.h, gelu.
+ * vexp2 (vector paths): 2^x = 2^n 2^f, n = round(x), |f| <= 1/2, 2^f by its
+ * degree-6 Taylor polynomial (relative error < 1.3e-7), times 2^n (scalef on
+ * AVX-512, exponent bits on AVX2); x clamped to [-126, 127], so 2^x never
+ * overflows and bottoms out at 1.2e-38. Callers fold log2(e) into their own
+ * constants (one multiply fewer than a natural exp). The scalar path uses
+ * libm exp2f. vrcp (vector paths): hardware estimate (14 / 12 bits) refined
+ * by one Newton step.
  */
 #undef VW
 #undef VWD
@@ -301,7 +302,7 @@ static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, 
     (void)ldd, (void)lds;
     if (cols > 0) *dst = rows > 0 ? *src : 0.0f;
 }
-static inline vec ISA(vexp)(vec x) { return expf(x); }
+static inline vec ISA(vexp2)(vec x) { return exp2f(x); }
 
 /* doubles: one lane */
 #define VWD 1
@@ -336,18 +337,18 @@ static inline vecd ISA(vd_split)(vecd x, vecd *mant) {
 #endif
 
 #if SIMD_WIDTH > 1
-static inline vec ISA(vexp)(vec x) {
-    x = ISA(vmin)(ISA(vmax)(x, ISA(vset1)(-87.3f)), ISA(vset1)(88.3f));
-    vec n = ISA(vround)(ISA(vmul)(x, ISA(vset1)(1.44269504088896341f)));
-    vec r = ISA(vfma)(n, ISA(vset1)(-0.693359375f), x); /* ln2 in two parts: exact n*hi */
-    r = ISA(vfma)(n, ISA(vset1)(2.12194440e-4f), r);
-    vec p = ISA(vset1)(1.9875691500e-4f);
-    p = ISA(vfma)(p, r, ISA(vset1)(1.3981999507e-3f));
-    p = ISA(vfma)(p, r, ISA(vset1)(8.3334519073e-3f));
-    p = ISA(vfma)(p, r, ISA(vset1)(4.1665795894e-2f));
-    p = ISA(vfma)(p, r, ISA(vset1)(1.6666665459e-1f));
-    p = ISA(vfma)(p, r, ISA(vset1)(5.0000001201e-1f));
-    p = ISA(vfma)(p, ISA(vmul)(r, r), ISA(vadd)(r, ISA(vset1)(1.0f)));
+/* 2^x: n = round(x), f = x - n in [-1/2, 1/2], 2^f by its degree-6 Taylor
+ * polynomial (relative error < 1.3e-7), times 2^n; x clamped to [-126, 127]. */
+static inline vec ISA(vexp2)(vec x) {
+    x = ISA(vmin)(ISA(vmax)(x, ISA(vset1)(-126.0f)), ISA(vset1)(127.0f));
+    vec n = ISA(vround)(x), f = ISA(vsub)(x, n);
+    vec p = ISA(vset1)(1.5403530393381606e-4f); /* ln2^6 / 6! */
+    p = ISA(vfma)(p, f, ISA(vset1)(1.3333558146428443e-3f));
+    p = ISA(vfma)(p, f, ISA(vset1)(9.6181291076284772e-3f));
+    p = ISA(vfma)(p, f, ISA(vset1)(5.5504108664821580e-2f));
+    p = ISA(vfma)(p, f, ISA(vset1)(2.4022650695910071e-1f));
+    p = ISA(vfma)(p, f, ISA(vset1)(6.9314718055994531e-1f));
+    p = ISA(vfma)(p, f, ISA(vset1)(1.0f));
     return ISA(vscale2)(p, n);
 }
 #endif

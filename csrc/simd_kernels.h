@@ -27,7 +27,7 @@
 #define vsqrt ISA(vsqrt)
 #define vsum ISA(vsum)
 #define vhmax ISA(vhmax)
-#define vexp ISA(vexp)
+#define vexp2 ISA(vexp2)
 #define vrcp ISA(vrcp)
 #define vload_nfill ISA(vload_nfill)
 #define vtranspose ISA(vtranspose)
@@ -189,9 +189,11 @@ static void ISA(softmax_row)(float *p, int visible, int n, float scale, int soft
         vec mx = vset1(-INFINITY);
         for (j = 0; j < visible; j += VW)
             mx = vmax(mx, vload_nfill(p + j, lane_count(visible, j), -INFINITY));
-        vec m = vset1(vhmax(mx) * scale), s = vzero(); /* scale > 0: max commutes */
+        /* exp(scale (x - max)) = 2^(x k - max k), k = scale log2(e) > 0 */
+        const float k = scale * 1.4426950408889634f;
+        vec kv = vset1(k), mk = vset1(-vhmax(mx) * k), s = vzero();
         for (j = 0; j < visible; j += VW) {
-            vec e = vkeep_n(vexp(vsub(vmul(vload(p + j), sc), m)), lane_count(visible, j));
+            vec e = vkeep_n(vexp2(vfma(vload(p + j), kv, mk)), lane_count(visible, j));
             vstore(p + j, e);
             s = vadd(s, e);
         }
@@ -306,37 +308,40 @@ static void ISA(layernorm_backward)(float *dinp, float *pw, float *pb, const flo
 /* ----------------------------------------------------------------- gelu */
 
 /* gelu(x) = 0.5 x (1 + tanh(y)), y = sqrt(2/pi) (x + 0.044715 x^3), computed as
- * x s with s = 0.5 (1 + tanh y) = 1 / (1 + exp(-2y)): one exp and one
- * reciprocal per element. gelu'(x) = s + x s (1 - s) (2y)'.
- * Measured on the vector paths against double precision over [-10, 10]
- * (bench_kernels prints it): max |error| of gelu ~3e-7 * max(1, |x|), of
- * gelu' ~5e-7; the scalar path uses libm expf and an exact division. */
-#define GELU_2Y_0 -1.5957691216057308f   /* -2 sqrt(2/pi) */
-#define GELU_2Y_1 -0.07135481627159719f  /* -2 sqrt(2/pi) 0.044715 */
+ * x s with s = 0.5 (1 + tanh y) = 1 / (1 + e), e = exp(-2y) = 2^t (log2(e)
+ * folded into the cubic's coefficients): one exp2 and one reciprocal per
+ * element. gelu'(x) = s + x s (1 - s) (2y)' with 1 - s = e s (no cancellation
+ * for large x). Measured against double precision over [-10, 10] (see
+ * benchmarks/README.md): gelu within 2e-7 max(1, |x|), gelu' within 1e-6; the
+ * scalar path uses libm exp2f and an exact division. */
+#define GELU_T0 -2.3022081981f /* -2 sqrt(2/pi) log2(e) */
+#define GELU_T1 -0.1029432396f /* -2 sqrt(2/pi) 0.044715 log2(e) */
+#define GELU_D0 1.5957691216f  /* (2y)' = 2 sqrt(2/pi) (1 + 3 0.044715 x^2) */
+#define GELU_D1 0.2140644488f
 
 /* out = gelu(inp) over n floats. */
 static void ISA(gelu_forward)(float *out, const float *inp, size_t n) {
-    vec one = vset1(1.0f), c0 = vset1(GELU_2Y_0), c1 = vset1(GELU_2Y_1);
+    vec one = vset1(1.0f), c0 = vset1(GELU_T0), c1 = vset1(GELU_T1);
     for (size_t i = 0; i < n; i += VW) {
         int cnt = n - i < VW ? (int)(n - i) : VW;
         vec x = vload_n(inp + i, cnt);
-        vec s = vrcp(vadd(one, vexp(vmul(x, vfma(c1, vmul(x, x), c0)))));
+        vec s = vrcp(vadd(one, vexp2(vmul(x, vfma(c1, vmul(x, x), c0)))));
         vstore_n(out + i, vmul(x, s), cnt);
     }
 }
 
 /* out = gelu(inp) and grad = gelu'(inp) over n floats: the backward pass's
- * recompute of the GELU output, with the derivative from the same exp. */
+ * recompute of the GELU output, with the derivative from the same exp2. */
 static void ISA(gelu_forward_grad)(float *out, float *grad, const float *inp, size_t n) {
-    vec one = vset1(1.0f), c0 = vset1(GELU_2Y_0), c1 = vset1(GELU_2Y_1);
-    vec d0 = vset1(-GELU_2Y_0), d1 = vset1(-3.0f * GELU_2Y_1);
+    vec one = vset1(1.0f), c0 = vset1(GELU_T0), c1 = vset1(GELU_T1);
+    vec d0 = vset1(GELU_D0), d1 = vset1(GELU_D1);
     for (size_t i = 0; i < n; i += VW) {
         int cnt = n - i < VW ? (int)(n - i) : VW;
         vec x = vload_n(inp + i, cnt), x2 = vmul(x, x);
-        vec s = vrcp(vadd(one, vexp(vmul(x, vfma(c1, x2, c0)))));
+        vec e = vexp2(vmul(x, vfma(c1, x2, c0))), s = vrcp(vadd(one, e));
         vec dy = vmul(x, vfma(d1, x2, d0)); /* x (2y)' */
         vstore_n(out + i, vmul(x, s), cnt);
-        vstore_n(grad + i, vmul(s, vfma(vsub(one, s), dy, one)), cnt);
+        vstore_n(grad + i, vmul(s, vfma(vmul(e, s), dy, one)), cnt);
     }
 }
 
