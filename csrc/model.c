@@ -687,11 +687,12 @@ static void backward(ica_model *m, activations *a, int B, int N) {
             const float *src = a->partial + (te->offset - base);
 #pragma omp for schedule(static)
             for (size_t i0 = 0; i0 < te->numel; i0 += 256) {
-                size_t i1 = i0 + 256 < te->numel ? i0 + 256 : te->numel;
-                for (size_t i = i0; i < i1; i++) {
-                    float sum = src[i];
-                    for (int g = 1; g < groups; g++) sum += src[(size_t)g * a->layer_slice + i];
-                    G[te->offset + i] = sum;
+                size_t n = te->numel - i0 < 256 ? te->numel - i0 : 256;
+                float *dst = G + te->offset + i0;
+                memcpy(dst, src + i0, n * sizeof(float));
+                for (int g = 1; g < groups; g++) { /* groups outer: vectorised adds */
+                    const float *pg = src + (size_t)g * a->layer_slice + i0;
+                    for (size_t i = 0; i < n; i++) dst[i] += pg[i];
                 }
             }
         }
