@@ -93,8 +93,7 @@ static void attention_probs(const ica_vector_kernels *k, float *P, float *kt, co
     const int tp = TP(T);
     k->transpose(kt, key, ld, T, tp, hs);
     rows_gemm(k, P, tp, q, ld, kt, tp, T, tp, hs, causal, 1, 16); /* visible part only */
-    for (int t = 0; t < T; t++)
-        k->softmax_row(P + (size_t)t * tp, causal ? t + 1 : T, tp, scale, softmax);
+    k->softmax_rows(P, tp, T, causal, scale, softmax);
 }
 
 void attention_forward(float *out, float *scratch, const float *qkv, int B, int T, int E, int H,
@@ -138,9 +137,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
         /* dP = dO V^T (T, TP), then dS = scale * softmax backward, in place */
         k->transpose(xt, v, row, T, tp, hs);
         rows_gemm(k, dS, tp, dO, E, xt, tp, T, tp, hs, causal, 1, 16);
-        for (int t = 0; t < T; t++)
-            k->softmax_backward_row(dS + (size_t)t * tp, P + (size_t)t * tp, causal ? t + 1 : T,
-                                    tp, softmax, scale);
+        k->softmax_backward_rows(dS, P, tp, T, causal, scale, softmax);
         cols_gemm(k, dv, row, P, tp, dO, E, T, hs, causal);              /* dV = P^T dO */
         rows_gemm(k, dq, row, dS, tp, key, row, T, hs, T, causal, 0, 1); /* dQ = dS K */
         cols_gemm(k, dk, row, dS, tp, q, row, T, hs, causal);            /* dK = dS^T Q */

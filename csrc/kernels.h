@@ -66,12 +66,12 @@ typedef struct {
     /* xt (hs, ldt) = transpose of T rows x + t*ld of hs floats; columns
      * T..ldt of xt zeroed; ldt a multiple of 16 */
     void (*transpose)(float *xt, const float *x, ptrdiff_t ld, int T, int ldt, int hs);
-    /* rows of n floats, n a multiple of 16:
-     * p (n) = softmax(scale * p[0..visible)) or scale * p (linear); p[visible..n) = 0;
-     * ds (n) = scale * (p * (ds - sum(p * ds)) or ds), 0 from visible on */
-    void (*softmax_row)(float *p, int visible, int n, float scale, int softmax);
-    void (*softmax_backward_row)(float *ds, const float *p, int visible, int n, int softmax,
-                                 float scale);
+    /* T rows of stride ld (a multiple of 16), row t visible up to causal ? t+1 : T:
+     * P = softmax(scale * scores) or scale * scores (linear), 0 past visible;
+     * dS = scale * (P * (dP - rowsum(P * dP)) or dP), in place on dP */
+    void (*softmax_rows)(float *P, int ld, int T, int causal, float scale, int softmax);
+    void (*softmax_backward_rows)(float *dS, const float *P, int ld, int T, int causal,
+                                  float scale, int softmax);
     void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
                               const float *w, const float *b, int rows, int C, float eps);
     void (*layernorm_apply)(float *out, const float *inp, const float *mean, const float *rstd,

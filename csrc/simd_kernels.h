@@ -177,55 +177,90 @@ static void ISA(transpose)(float *xt, const float *x, ptrdiff_t ld, int T, int l
                        lane_count(hs, i0));
 }
 
-/* One row of attention probabilities, in place, n (a multiple of VW) floats:
- * p[0..visible) holds the raw scores q.k; softmax: p = exp(scale p - max) /
- * sum, else (linear attention) p = scale p; p[visible..n) = 0 (masked).
- * Whole vectors only: the masked lanes of the last visible vector load as
- * -inf for the max and are zeroed (vkeep_n) before the sum and the store. */
-static void ISA(softmax_row)(float *p, int visible, int n, float scale, int softmax) {
-    vec sc = vset1(scale);
-    int j;
-    if (softmax) {
-        vec mx = vset1(-INFINITY);
-        for (j = 0; j < visible; j += VW)
-            mx = vmax(mx, vload_nfill(p + j, lane_count(visible, j), -INFINITY));
-        /* exp(scale (x - max)) = 2^(x k - max k), k = scale log2(e) > 0 */
-        const float k = scale * 1.4426950408889634f;
-        vec kv = vset1(k), mk = vset1(-vhmax(mx) * k), s = vzero();
-        for (j = 0; j < visible; j += VW) {
-            vec e = vkeep_n(vexp2(vfma(vload(p + j), kv, mk)), lane_count(visible, j));
-            vstore(p + j, e);
-            s = vadd(s, e);
+/* Attention probabilities of T rows of scores, in place: row t (stride ld, a
+ * multiple of VW) holds q_t.k in its first visible_t = causal ? t + 1 : T
+ * entries; softmax: p = exp(scale p - max) / sum, else (linear attention)
+ * p = scale p; p[visible_t..ld) = 0 (masked). Whole vectors only: the masked
+ * lanes of the last visible vector load as -inf for the max and are zeroed
+ * (vkeep_n) before the sum and the store. Rows go in blocks of 16, one pass
+ * per stage over the block (max, exp and sum, normalise): the rows of a stage
+ * are independent, so their latency chains overlap. */
+static void ISA(softmax_rows)(float *P, int ld, int T, int causal, float scale, int softmax) {
+    const float k = scale * 1.4426950408889634f; /* exp(scale x) = 2^(k x), k > 0 */
+    const vec kv = vset1(k), sc = vset1(scale);
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        int t1 = t0 + 16 < T ? t0 + 16 : T;
+        float mk[16], inv[16];
+        if (softmax) {
+            for (int t = t0; t < t1; t++) {
+                const float *p = P + (size_t)t * ld;
+                int visible = causal ? t + 1 : T;
+                vec mx = vset1(-INFINITY);
+                for (int j = 0; j < visible; j += VW)
+                    mx = vmax(mx, vload_nfill(p + j, lane_count(visible, j), -INFINITY));
+                mk[t - t0] = -vhmax(mx) * k;
+            }
+            for (int t = t0; t < t1; t++) {
+                float *p = P + (size_t)t * ld;
+                int visible = causal ? t + 1 : T;
+                vec mkv = vset1(mk[t - t0]), s = vzero();
+                for (int j = 0; j < visible; j += VW) {
+                    vec e = vkeep_n(vexp2(vfma(vload(p + j), kv, mkv)), lane_count(visible, j));
+                    vstore(p + j, e);
+                    s = vadd(s, e);
+                }
+                inv[t - t0] = 1.0f / vsum(s);
+            }
         }
-        vec inv = vset1(1.0f / vsum(s));
-        for (j = 0; j < visible; j += VW) vstore(p + j, vmul(vload(p + j), inv));
-    } else {
-        for (j = 0; j < visible; j += VW)
-            vstore(p + j, vkeep_n(vmul(vload(p + j), sc), lane_count(visible, j)));
+        for (int t = t0; t < t1; t++) {
+            float *p = P + (size_t)t * ld;
+            int visible = causal ? t + 1 : T, j;
+            if (softmax) {
+                vec iv = vset1(inv[t - t0]);
+                for (j = 0; j < visible; j += VW) vstore(p + j, vmul(vload(p + j), iv));
+            } else {
+                for (j = 0; j < visible; j += VW)
+                    vstore(p + j, vkeep_n(vmul(vload(p + j), sc), lane_count(visible, j)));
+            }
+            for (; j < ld; j += VW) vstore(p + j, vzero());
+        }
     }
-    for (; j < n; j += VW) vstore(p + j, vzero());
 }
 
-/* Backward of softmax_row, in place on ds (n floats), which holds dP = dO . v
- * on entry (computed at least up to the vector holding visible - 1):
- * softmax: ds = scale * p * (dP - sum(p * dP)) (p is 0 past visible); linear:
- * ds = scale * dP. ds[visible..n) = 0. scale folds the 1/sqrt(hs) of the
- * scores in. */
-static void ISA(softmax_backward_row)(float *ds, const float *p, int visible, int n, int softmax,
-                                      float scale) {
-    vec sc = vset1(scale);
-    int j;
-    if (softmax) {
-        vec dot = vzero();
-        for (j = 0; j < visible; j += VW) dot = vfma(vload(p + j), vload(ds + j), dot);
-        vec d = vset1(vsum(dot));
-        for (j = 0; j < visible; j += VW)
-            vstore(ds + j, vmul(vmul(vload(p + j), vsub(vload(ds + j), d)), sc));
-    } else {
-        for (j = 0; j < visible; j += VW)
-            vstore(ds + j, vkeep_n(vmul(vload(ds + j), sc), lane_count(visible, j)));
+/* Backward of softmax_rows, in place on dS (T rows, stride ld), which holds
+ * dP = dO . v on entry (computed at least up to the vector holding
+ * visible_t - 1): softmax: dS = scale * P * (dP - sum(P * dP)) (P is 0 past
+ * visible); linear: dS = scale * dP. dS[visible_t..ld) = 0. scale folds the
+ * 1/sqrt(hs) of the scores in. Blocks of 16 rows, as above. */
+static void ISA(softmax_backward_rows)(float *dS, const float *P, int ld, int T, int causal,
+                                       float scale, int softmax) {
+    const vec sc = vset1(scale);
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        int t1 = t0 + 16 < T ? t0 + 16 : T;
+        float dot[16];
+        if (softmax)
+            for (int t = t0; t < t1; t++) {
+                const float *p = P + (size_t)t * ld, *ds = dS + (size_t)t * ld;
+                int visible = causal ? t + 1 : T;
+                vec acc = vzero();
+                for (int j = 0; j < visible; j += VW) acc = vfma(vload(p + j), vload(ds + j), acc);
+                dot[t - t0] = vsum(acc);
+            }
+        for (int t = t0; t < t1; t++) {
+            const float *p = P + (size_t)t * ld;
+            float *ds = dS + (size_t)t * ld;
+            int visible = causal ? t + 1 : T, j;
+            if (softmax) {
+                vec d = vset1(dot[t - t0]);
+                for (j = 0; j < visible; j += VW)
+                    vstore(ds + j, vmul(vmul(vload(p + j), vsub(vload(ds + j), d)), sc));
+            } else {
+                for (j = 0; j < visible; j += VW)
+                    vstore(ds + j, vkeep_n(vmul(vload(ds + j), sc), lane_count(visible, j)));
+            }
+            for (; j < ld; j += VW) vstore(ds + j, vzero());
+        }
     }
-    for (; j < n; j += VW) vstore(ds + j, vzero());
 }
 
 /* ------------------------------------------------------------ layernorm */
@@ -545,8 +580,8 @@ const ica_vector_kernels ISA(ica_vk) = {
     .gemm_tile = ISA(gemm_tile),
     .colsum = ISA(colsum),
     .transpose = ISA(transpose),
-    .softmax_row = ISA(softmax_row),
-    .softmax_backward_row = ISA(softmax_backward_row),
+    .softmax_rows = ISA(softmax_rows),
+    .softmax_backward_rows = ISA(softmax_backward_rows),
     .layernorm_forward = ISA(layernorm_forward),
     .layernorm_apply = ISA(layernorm_apply),
     .layernorm_backward = ISA(layernorm_backward),
