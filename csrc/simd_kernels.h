@@ -265,77 +265,110 @@ static void ISA(softmax_backward_rows)(float *dS, const float *P, int ld, int T,
 
 /* ------------------------------------------------------------ layernorm */
 
-/* Mean and 1/std of one row (biased variance, eps as torch). */
-ALWAYS_INLINE void ISA(row_stats)(const float *x, int C, float eps, float *mean, float *rstd) {
-    vec s = vzero();
-    for (int c = 0; c < C; c += VW) s = vadd(s, vload_n(x + c, lane_count(C, c)));
-    float m = vsum(s) / (float)C;
-    float mrow[VW]; /* m in every lane: loaded with vload_n, masked lanes get 0 - 0 */
-    for (int l = 0; l < VW; l++) mrow[l] = m;
-    vec q = vzero();
-    for (int c = 0; c < C; c += VW) {
-        int n = lane_count(C, c);
-        vec dev = vsub(vload_n(x + c, n), vload_n(mrow, n));
-        q = vfma(dev, dev, q);
-    }
-    *mean = m;
-    *rstd = 1.0f / sqrtf(vsum(q) / (float)C + eps);
-}
-
-/* out = (x - mean) * rstd * weight + bias for one row. */
-ALWAYS_INLINE void ISA(row_normalize)(float *o, const float *x, float mean, float rstd,
-                                      const float *w, const float *b, int C) {
-    vec mv = vset1(mean), sv = vset1(rstd);
-    for (int c = 0; c < C; c += VW) {
-        int n = lane_count(C, c);
-        vec norm = vmul(vsub(vload_n(x + c, n), mv), sv);
-        vstore_n(o + c, vfma(norm, vload_n(w + c, n), vload_n(b + c, n)), n);
-    }
-}
-
-/* rows of (C): out = LN(inp), saving mean, rstd (rows). */
-static void ISA(layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
-                                   const float *w, const float *b, int rows, int C, float eps) {
-    for (int r = 0; r < rows; r++) {
-        const float *x = inp + (size_t)r * C;
-        ISA(row_stats)(x, C, eps, &mean[r], &rstd[r]);
-        ISA(row_normalize)(out + (size_t)r * C, x, mean[r], rstd[r], w, b, C);
-    }
-}
-
-/* rows of (C): out = LN(inp) from saved statistics, bit-identical to forward. */
+/* rows of (C): out = (x - mean) * rstd * weight + bias from saved statistics:
+ * the forward pass's own output code, so the backward recompute is
+ * bit-identical. */
 static void ISA(layernorm_apply)(float *out, const float *inp, const float *mean,
                                  const float *rstd, const float *w, const float *b, int rows,
                                  int C) {
-    for (int r = 0; r < rows; r++)
-        ISA(row_normalize)(out + (size_t)r * C, inp + (size_t)r * C, mean[r], rstd[r], w, b, C);
-}
-
-/* rows of (C): dinp += LN backward of dout; pw += sum_r norm * dout and
- * pb += sum_r dout (the chunk partials of the parameter gradients). */
-static void ISA(layernorm_backward)(float *dinp, float *pw, float *pb, const float *dout,
-                                    const float *inp, const float *mean, const float *rstd,
-                                    const float *w, int rows, int C) {
     for (int r = 0; r < rows; r++) {
-        const float *x = inp + (size_t)r * C, *g = dout + (size_t)r * C;
-        float *dx = dinp + (size_t)r * C;
-        vec mv = vset1(mean[r]), sv = vset1(rstd[r]), sd = vzero(), sdn = vzero();
-        for (int c = 0; c < C; c += VW) {
-            int n = lane_count(C, c);
-            vec gv = vload_n(g + c, n);
-            vec norm = vmul(vsub(vload_n(x + c, n), mv), sv), dnorm = vmul(vload_n(w + c, n), gv);
-            sd = vadd(sd, dnorm); /* masked lanes: g = 0, so dnorm = 0 */
-            sdn = vfma(dnorm, norm, sdn);
-            vstore_n(pw + c, vfma(norm, gv, vload_n(pw + c, n)), n);
-            vstore_n(pb + c, vadd(vload_n(pb + c, n), gv), n);
-        }
-        vec mean_d = vset1(vsum(sd) / (float)C), mean_dn = vset1(vsum(sdn) / (float)C);
+        const float *x = inp + (size_t)r * C;
+        float *o = out + (size_t)r * C;
+        vec mv = vset1(mean[r]), sv = vset1(rstd[r]);
         for (int c = 0; c < C; c += VW) {
             int n = lane_count(C, c);
             vec norm = vmul(vsub(vload_n(x + c, n), mv), sv);
-            vec dnorm = vmul(vload_n(w + c, n), vload_n(g + c, n));
-            vec t = vsub(vsub(dnorm, mean_d), vmul(norm, mean_dn));
-            vstore_n(dx + c, vfma(sv, t, vload_n(dx + c, n)), n);
+            vstore_n(o + c, vfma(norm, vload_n(w + c, n), vload_n(b + c, n)), n);
+        }
+    }
+}
+
+/* Rows go in blocks of LN_BLOCK, one pass per stage over the block (means,
+ * variances, outputs): a row's stages form a ~100-cycle latency chain of
+ * horizontal sums, and rows of one stage are independent, so they overlap. */
+#define LN_BLOCK 16
+
+/* x - m over one row's vector at c, with the masked lanes zero */
+ALWAYS_INLINE vec ISA(centred)(const float *x, int C, int c, vec m) {
+    int n = lane_count(C, c);
+    vec v = vsub(vload_n(x + c, n), m);
+    return n < VW ? vkeep_n(v, n) : v;
+}
+
+/* rows of (C): out = LN(inp) (biased variance, eps as torch), saving mean,
+ * rstd (rows). */
+static void ISA(layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                                   const float *w, const float *b, int rows, int C, float eps) {
+    for (int r0 = 0; r0 < rows; r0 += LN_BLOCK) {
+        int r1 = r0 + LN_BLOCK < rows ? r0 + LN_BLOCK : rows;
+        for (int r = r0; r < r1; r++) {
+            const float *x = inp + (size_t)r * C;
+            vec s = vzero();
+            for (int c = 0; c < C; c += VW) s = vadd(s, vload_n(x + c, lane_count(C, c)));
+            mean[r] = vsum(s) / (float)C;
+        }
+        for (int r = r0; r < r1; r++) {
+            const float *x = inp + (size_t)r * C;
+            vec m = vset1(mean[r]), q = vzero();
+            for (int c = 0; c < C; c += VW) {
+                vec dev = ISA(centred)(x, C, c, m);
+                q = vfma(dev, dev, q);
+            }
+            rstd[r] = 1.0f / sqrtf(vsum(q) / (float)C + eps);
+        }
+        ISA(layernorm_apply)(out + (size_t)r0 * C, inp + (size_t)r0 * C, mean + r0, rstd + r0, w,
+                             b, r1 - r0, C);
+    }
+}
+
+/* rows of (C): dinp += LN backward of dout; pw += sum_r norm * dout and
+ * pb += sum_r dout (the chunk partials of the parameter gradients), rows in
+ * order. Per block: the two row sums of every row, then pw/pb column by column
+ * (accumulators in registers across the block's rows), then dinp. */
+static void ISA(layernorm_backward)(float *dinp, float *pw, float *pb, const float *dout,
+                                    const float *inp, const float *mean, const float *rstd,
+                                    const float *w, int rows, int C) {
+    for (int r0 = 0; r0 < rows; r0 += LN_BLOCK) {
+        int r1 = r0 + LN_BLOCK < rows ? r0 + LN_BLOCK : rows;
+        float mean_d[LN_BLOCK], mean_dn[LN_BLOCK];
+        for (int r = r0; r < r1; r++) {
+            const float *x = inp + (size_t)r * C, *g = dout + (size_t)r * C;
+            vec mv = vset1(mean[r]), sv = vset1(rstd[r]), sd = vzero(), sdn = vzero();
+            for (int c = 0; c < C; c += VW) {
+                int n = lane_count(C, c);
+                vec norm = vmul(ISA(centred)(x, C, c, mv), sv);
+                vec dnorm = vmul(vload_n(w + c, n), vload_n(g + c, n)); /* masked lanes: 0 */
+                sd = vadd(sd, dnorm);
+                sdn = vfma(dnorm, norm, sdn);
+            }
+            mean_d[r - r0] = vsum(sd) / (float)C;
+            mean_dn[r - r0] = vsum(sdn) / (float)C;
+        }
+        for (int c = 0; c < C; c += VW) {
+            int n = lane_count(C, c);
+            vec accw = vload_n(pw + c, n), accb = vload_n(pb + c, n);
+            for (int r = r0; r < r1; r++) {
+                vec gv = vload_n(dout + (size_t)r * C + c, n);
+                vec norm = vmul(vsub(vload_n(inp + (size_t)r * C + c, n), vset1(mean[r])),
+                                vset1(rstd[r]));
+                accw = vfma(norm, gv, accw);
+                accb = vadd(accb, gv);
+            }
+            vstore_n(pw + c, accw, n);
+            vstore_n(pb + c, accb, n);
+        }
+        for (int r = r0; r < r1; r++) {
+            const float *x = inp + (size_t)r * C, *g = dout + (size_t)r * C;
+            float *dx = dinp + (size_t)r * C;
+            vec mv = vset1(mean[r]), sv = vset1(rstd[r]);
+            vec md = vset1(mean_d[r - r0]), mdn = vset1(mean_dn[r - r0]);
+            for (int c = 0; c < C; c += VW) {
+                int n = lane_count(C, c);
+                vec norm = vmul(vsub(vload_n(x + c, n), mv), sv);
+                vec dnorm = vmul(vload_n(w + c, n), vload_n(g + c, n));
+                vec t = vsub(vsub(dnorm, md), vmul(norm, mdn));
+                vstore_n(dx + c, vfma(sv, t, vload_n(dx + c, n)), n);
+            }
         }
     }
 }
