@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define ROW_BLOCK_TILES 16 /* row tiles per work item: one block covers a 2-sequence chunk */
-#define WGRAD_CHUNK 256   /* rows of inp/dout per pass of the weight gradient (L2) */
+#define WGRAD_CHUNK 128   /* rows of inp/dout per pass of the weight gradient */
 
 /* c (M, N; row stride ldc) = ([cin] + [bias] + A (M, kc) @ b (kc, N; row stride
  * ldb)) [* scale (M, N; row stride ldc)], A rows a + m * lda. Parallel over blocks of rows; within a block the
@@ -67,10 +67,12 @@ void matmul_backward_weight(float *dweight, float *dbias, const float *dout, con
                             int M, int K, int N, int accumulate) {
     /* dweight (K,N) = inp^T (K,M) @ dout (M,N); dbias (N) = sum over rows of dout.
      * Output tiles (MR rows of K x NR columns of N) are split statically over
-     * threads; every thread walks M in WGRAD_CHUNK-row chunks (in L2), and
-     * each tile accumulates chunk after chunk, rows in order within a chunk:
-     * an order fixed by M alone. The A operand is a column block of inp
-     * (a_rs = 1, a_cs = K), the B operand rows of dout: no packing. */
+     * threads; every thread walks M in WGRAD_CHUNK-row chunks, and each tile
+     * accumulates chunk after chunk, rows in order within a chunk: an order
+     * fixed by M alone. The A operand is a column block of inp (a_rs = 1,
+     * a_cs = K), the B operand rows of dout: no packing. Tiles go column
+     * panel by column panel, so a chunk's dout panel (WGRAD_CHUNK x NR, 24 KB)
+     * stays in L1 while the k-tiles pass over it. */
     const ica_vector_kernels *k = ica_vk();
     const int MR = k->gemm_mr, NR = k->gemm_nr;
     const int k_tiles = (K + MR - 1) / MR, n_tiles = (N + NR - 1) / NR;
@@ -86,7 +88,7 @@ void matmul_backward_weight(float *dweight, float *dbias, const float *dout, con
         for (int m0 = 0; m0 < M; m0 += WGRAD_CHUNK) {
             int rows = M - m0 < WGRAD_CHUNK ? M - m0 : WGRAD_CHUNK;
             for (int t = t_begin; t < t_end; t++) {
-                int k0 = (t / n_tiles) * MR, n0 = (t % n_tiles) * NR;
+                int k0 = (t % k_tiles) * MR, n0 = (t / k_tiles) * NR;
                 int mr = K - k0 < MR ? K - k0 : MR, nr = N - n0 < NR ? N - n0 : NR;
                 float *ct = dweight + (size_t)k0 * N + n0;
                 const float *g = dout + (size_t)m0 * N + n0;
