@@ -263,8 +263,9 @@ def main():
     isa = rows[0][1]["simd"]
     print(f"## Training step, paper model (batch {args.batch}, T 60, n_embd 96, 20 layers, "
           f"3 heads, PL/cosine, Adam): {flops / 1e9:.1f} GFLOP per step\n")
-    print("| threads | icalign s/step | icalign GFLOP/s | % of peak | torch s/step | "
-          "speed-up vs torch |\n|---|---|---|---|---|---|")
+    print("| threads | icalign s/step (median) | icalign CPU s/step | icalign GFLOP/s | "
+          "% of peak | torch s/step (median) | speed-up vs torch |\n"
+          "|---|---|---|---|---|---|---|")
     med = {}
     for th, ic, tt in rows:
         t_ic = statistics.median(ic["times"])
@@ -272,7 +273,8 @@ def main():
         peak = peaks.get((isa, th)) or peaks.get(("avx512", th))
         pct = f"{100 * flops / t_ic / 1e9 / peak:.1f}%" if peak else "n/a"
         t_t = statistics.median(tt["times"]) if tt else None
-        print(f"| {th} | {t_ic:.3f} | {flops / t_ic / 1e9:.1f} | {pct} | "
+        print(f"| {th} | {t_ic:.3f} | {statistics.median(ic['cpu']):.3f} | "
+              f"{flops / t_ic / 1e9:.1f} | {pct} | "
               f"{f'{t_t:.3f}' if t_t else 'n/a'} | {f'{t_t / t_ic:.2f}x' if t_t else 'n/a'} |")
     print()
     if 1 in med and 2 in med:

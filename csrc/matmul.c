@@ -70,13 +70,15 @@ void matmul_backward_weight(float *dweight, float *dbias, const float *dout, con
      * threads; every thread walks M in WGRAD_CHUNK-row chunks, and each tile
      * accumulates chunk after chunk, rows in order within a chunk: an order
      * fixed by M alone. The A operand is a column block of inp (a_rs = 1,
-     * a_cs = K), the B operand rows of dout: no packing. Tiles go column
-     * panel by column panel, so a chunk's dout panel (WGRAD_CHUNK x NR, 24 KB)
-     * stays in L1 while the k-tiles pass over it. */
+     * a_cs = K), the B operand rows of dout: no packing. The tile range of a
+     * thread runs along the smaller of K and N, so that each thread streams
+     * only its part of the larger operand (inp columns when K >= N, dout
+     * columns otherwise) and the smaller one whole; along N, a chunk's dout
+     * panel (WGRAD_CHUNK x NR, 24 KB) stays in L1 while the k-tiles pass. */
     const ica_vector_kernels *k = ica_vk();
     const int MR = k->gemm_mr, NR = k->gemm_nr;
     const int k_tiles = (K + MR - 1) / MR, n_tiles = (N + NR - 1) / NR;
-    const int tiles = k_tiles * n_tiles;
+    const int tiles = k_tiles * n_tiles, split_k = K >= N;
 #pragma omp parallel num_threads(ica_threads())
     {
         int nth = 1, tid = 0;
@@ -88,7 +90,9 @@ void matmul_backward_weight(float *dweight, float *dbias, const float *dout, con
         for (int m0 = 0; m0 < M; m0 += WGRAD_CHUNK) {
             int rows = M - m0 < WGRAD_CHUNK ? M - m0 : WGRAD_CHUNK;
             for (int t = t_begin; t < t_end; t++) {
-                int k0 = (t % k_tiles) * MR, n0 = (t / k_tiles) * NR;
+                int ki = split_k ? t / n_tiles : t % k_tiles;
+                int ni = split_k ? t % n_tiles : t / k_tiles;
+                int k0 = ki * MR, n0 = ni * NR;
                 int mr = K - k0 < MR ? K - k0 : MR, nr = N - n0 < NR ? N - n0 : NR;
                 float *ct = dweight + (size_t)k0 * N + n0;
                 const float *g = dout + (size_t)m0 * N + n0;
