@@ -5,7 +5,8 @@
  * No include guard: a file includes it once per ISA after defining SIMD_WIDTH
  *   16  AVX-512 (F, DQ, VL, BW) + FMA, zmm registers
  *    8  AVX2 + FMA, ymm registers
- *    1  portable C (float "vectors", libm exp/tanh)
+ *    4  portable C with GCC/clang vector extensions (SSE2 / NEON baseline)
+ *    1  plain C (other compilers), libm exp2
  * inside a `#pragma GCC target` region for that ISA (see simd_avx512.c etc.).
  *
  * vocabulary: vec, VW (lanes), ISA(name) (per-ISA symbol), vzero, vset1, vload,
@@ -267,6 +268,117 @@ static inline vecd ISA(vd_split)(vecd x, vecd *mant) {
     __m256i e = _mm256_srli_epi64(bits, 52);
     __m256d big = _mm256_castsi256_pd(_mm256_or_si256(e, _mm256_set1_epi64x(0x4330000000000000ll)));
     return _mm256_sub_pd(big, _mm256_set1_pd(4503599627370496.0 + 1023.0));
+}
+
+#elif SIMD_WIDTH == 4
+/* Portable C with GCC/clang vector extensions: 4 floats, compiled for the
+ * baseline of whatever the target is (SSE2 on x86-64, NEON on arm64); the
+ * library's portable path. Lane loops where there is no portable instruction. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#define VW 4
+#define ISA(name) ISA_CAT(name, scalar)
+typedef float vec __attribute__((vector_size(16)));
+typedef int32_t veci __attribute__((vector_size(16)));
+static inline vec ISA(vzero)(void) { return (vec){0.0f, 0.0f, 0.0f, 0.0f}; }
+static inline vec ISA(vset1)(float x) { return (vec){x, x, x, x}; }
+static inline vec ISA(vload)(const float *p) {
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void ISA(vstore)(float *p, vec v) { memcpy(p, &v, sizeof v); }
+static inline vec ISA(vload_n)(const float *p, int n) {
+    vec v = ISA(vzero)();
+    for (int l = 0; l < n; l++) v[l] = p[l];
+    return v;
+}
+static inline void ISA(vstore_n)(float *p, vec v, int n) {
+    for (int l = 0; l < n; l++) p[l] = v[l];
+}
+static inline vec ISA(vadd)(vec a, vec b) { return a + b; }
+static inline vec ISA(vsub)(vec a, vec b) { return a - b; }
+static inline vec ISA(vmul)(vec a, vec b) { return a * b; }
+static inline vec ISA(vdiv)(vec a, vec b) { return a / b; }
+static inline vec ISA(vsel_)(veci m, vec a, vec b) { /* a where m, else b */
+    return (vec)(((veci)a & m) | ((veci)b & ~m));
+}
+static inline vec ISA(vmax)(vec a, vec b) { return ISA(vsel_)(a > b, a, b); }
+static inline vec ISA(vmin)(vec a, vec b) { return ISA(vsel_)(a < b, a, b); }
+/* not fused: the portable path has no guaranteed FMA instruction */
+static inline vec ISA(vfma)(vec a, vec b, vec c) { return a * b + c; }
+static inline vec ISA(vsqrt)(vec a) {
+    for (int l = 0; l < 4; l++) a[l] = sqrtf(a[l]);
+    return a;
+}
+static inline float ISA(vsum)(vec v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+static inline float ISA(vhmax)(vec v) {
+    float a = v[0] > v[1] ? v[0] : v[1], b = v[2] > v[3] ? v[2] : v[3];
+    return a > b ? a : b;
+}
+static inline vec ISA(vrcp)(vec d) { return ISA(vset1)(1.0f) / d; }
+static inline vec ISA(vkeep_n)(vec v, int n) {
+    for (int l = n; l < 4; l++) v[l] = 0.0f;
+    return v;
+}
+static inline vec ISA(vload_nfill)(const float *p, int n, float fill) {
+    vec v = ISA(vset1)(fill);
+    for (int l = 0; l < n; l++) v[l] = p[l];
+    return v;
+}
+static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds,
+                                   int rows, int cols) {
+    for (int i = 0; i < cols; i++)
+        for (int l = 0; l < 4; l++) dst[i * ldd + l] = l < rows ? src[l * lds + i] : 0.0f;
+}
+static inline vec ISA(vround)(vec v) { /* to nearest, |v| < 2^22 (vexp2's range) */
+    const vec magic = ISA(vset1)(12582912.0f); /* 1.5 * 2^23 */
+    return (v + magic) - magic;
+}
+static inline vec ISA(vscale2)(vec p, vec n) { /* p 2^n, integral n in [-126, 127] */
+    veci e = (__builtin_convertvector(n, veci) + 127) << 23;
+    return p * (vec)e;
+}
+
+/* doubles: two lanes */
+#define VWD 2
+typedef double vecd __attribute__((vector_size(16)));
+typedef int64_t vmaskd __attribute__((vector_size(16)));
+static inline vecd ISA(vd_set1)(double x) { return (vecd){x, x}; }
+static inline vecd ISA(vd_load)(const double *p) {
+    vecd v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void ISA(vd_store)(double *p, vecd v) { memcpy(p, &v, sizeof v); }
+static inline vecd ISA(vd_add)(vecd a, vecd b) { return a + b; }
+static inline vecd ISA(vd_sub)(vecd a, vecd b) { return a - b; }
+static inline vecd ISA(vd_mul)(vecd a, vecd b) { return a * b; }
+static inline vecd ISA(vd_div)(vecd a, vecd b) { return a / b; }
+static inline vecd ISA(vd_fma)(vecd a, vecd b, vecd c) { return a * b + c; }
+static inline vecd ISA(vd_lanes)(const float *p, ptrdiff_t stride, int n) {
+    return (vecd){(double)p[0], (double)p[(1 < n ? 1 : n - 1) * stride]};
+}
+static inline vecd ISA(vd_sqrt)(vecd a) {
+    for (int l = 0; l < 2; l++) a[l] = sqrt(a[l]);
+    return a;
+}
+static inline vecd ISA(vd_rcp)(vecd a) { return ISA(vd_set1)(1.0) / a; }
+static inline vmaskd ISA(vd_lt)(vecd a, vecd b) { return a < b; }
+static inline vmaskd ISA(vd_le)(vecd a, vecd b) { return a <= b; }
+static inline vecd ISA(vd_sel)(vmaskd m, vecd a, vecd b) {
+    return (vecd)(((vmaskd)a & m) | ((vmaskd)b & ~m));
+}
+static inline vecd ISA(vd_max)(vecd a, vecd b) { return ISA(vd_sel)(a > b, a, b); }
+static inline vecd ISA(vd_split)(vecd x, vecd *mant) {
+    vecd e;
+    for (int l = 0; l < 2; l++) {
+        int k;
+        (*mant)[l] = 2.0 * frexp(x[l], &k); /* frexp: [0.5, 1) */
+        e[l] = (double)(k - 1);
+    }
+    return e;
 }
 
 #elif SIMD_WIDTH == 1
