@@ -2,10 +2,9 @@
  * 3 heads): GFLOP/s and % of peak of every matmul (forward, input gradient,
  * weight gradient), attention forward/backward, LayerNorm and GELU.
  *
- * Links the library's C sources (all of csrc/ but binding.c). Build and run
- * (bench_step.py does this for you, with the peak measured by peak.c):
- *   cc -std=c11 -O3 -fno-math-errno -fopenmp -Icsrc benchmarks/bench_kernels.c \
- *      $(ls csrc/*.c | grep -v binding.c) -lm -o bench_kernels
+ * Links the library's C sources (every .c file of csrc/ but binding.c). Build
+ * and run (bench_step.py does this for you, with the peak measured by peak.c;
+ * the exact command is in benchmarks/README.md), then
  *   ./bench_kernels [--threads N] [--simd avx512|avx2|scalar] [--peak GFLOPS] [--reps R]
  * --peak is the machine's fp32 FMA peak for the thread count used (GFLOP/s);
  * without it, % of peak is not printed. Times are the minimum over --reps
