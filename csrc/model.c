@@ -528,7 +528,7 @@ static void forward(ica_model *m, activations *a, const float *xs, const float *
                     const float *rs, int B, int N) {
     const ica_config *c = &m->cfg;
     const float *P = m->arena;
-    int d = c->n_dims, E = c->n_embd, T = 3 * N, M = B * T;
+    int d = c->n_dims, E = c->n_embd, T = 3 * N;
     int chunks = (B + SEQS_PER_CHUNK - 1) / SEQS_PER_CHUNK;
 
     build_tokens(a->tokens, xs, ys, rs, B, N, d);
@@ -571,7 +571,6 @@ static void forward(ica_model *m, activations *a, const float *xs, const float *
     readout_forward(a->pred, a->lnout, P + m->read_out_w, P + m->read_out_b, B, N, E, d, 0);
     if (c->reward_head)
         readout_forward(a->rhat, a->lnout, P + m->reward_w, P + m->reward_b, B, N, E, 1, 1);
-    (void)M;
 }
 
 /* ----------------------------------------------------------- backward */
@@ -579,9 +578,8 @@ static void forward(ica_model *m, activations *a, const float *xs, const float *
 /* Backward of layer l on rows [r0, r0 + Mc): a->dres rows hold the gradient
  * of the layer's output and receive that of its input; the weight gradients
  * go to G (the group's partial slice, laid out as the layer's part of the
- * gradient arena, based at layer_base), added unless `first`. wt: the
- * layer's transposed weights. */
-
+ * gradient arena, based at layer_base), added unless `first`. a->wt holds
+ * the layer's transposed weights. */
 static void layer_backward(const ica_model *m, activations *a, workspace *w, int l, size_t r0,
                            int Mc, int S, int T, float *G, size_t layer_base, int first) {
     const ica_config *c = &m->cfg;
