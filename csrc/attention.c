@@ -1,102 +1,145 @@
-/* Multi-head self-attention, one (batch, head) pair per task. The backward
- * pass is O(T^2) per pair: dS = P * (dP - rowsum(P * dP)) for softmax. */
+/* Multi-head self-attention, one (batch, head) pair per task; every product
+ * inside a pair (Q K^T, P V and the four backward ones) is a run of the
+ * library's GEMM tile over T x T and T x hs blocks that sit in L1/L2. The
+ * backward pass is O(T^2 hs) per pair: dS = P * (dP - rowsum(P * dP)).
+ * Causal masks skip the tiles above the diagonal.
+ *
+ * The probabilities P are not kept between the passes: the backward pass
+ * recomputes them per pair with the same code (so bit-identical), in a
+ * per-thread scratch that stays in cache. Keeping them would cost a
+ * (B,H,T,T) array per layer (44 MB at the paper's size, 880 MB for 20 layers)
+ * written once and read once through main memory, slower than the recompute
+ * (one T x T x hs product and T rows of exp per pair). */
 #include "kernels.h"
 
 #include <math.h>
-#include <string.h>
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int E, int H,
-                       int softmax, int causal) {
-    /* qkv (B,T,3E) -> out (B,T,E); att (B,H,T,T) */
-    const int hs = E / H, row = 3 * E;
-    const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(ica_threads())
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            const float *base = qkv + (size_t)b * T * row + h * hs;
-            float *P = att + ((size_t)b * H + h) * T * T;
-            for (int t = 0; t < T; t++) {
-                const float *q = base + (size_t)t * row;
-                float *p = P + (size_t)t * T;
-                int visible = causal ? t + 1 : T;
-                float maxval = -INFINITY;
-                for (int t2 = 0; t2 < visible; t2++) {
-                    const float *k = base + (size_t)t2 * row + E;
-                    float s = 0.0f;
-                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
-                    s *= scale;
-                    p[t2] = s;
-                    if (s > maxval) maxval = s;
-                }
-                for (int t2 = visible; t2 < T; t2++) p[t2] = 0.0f;
-                if (softmax) {
-                    float sum = 0.0f;
-                    for (int t2 = 0; t2 < visible; t2++) {
-                        p[t2] = expf(p[t2] - maxval);
-                        sum += p[t2];
-                    }
-                    float inv = 1.0f / sum;
-                    for (int t2 = 0; t2 < visible; t2++) p[t2] *= inv;
-                }
-                float *o = out + ((size_t)b * T + t) * E + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0.0f;
-                for (int t2 = 0; t2 < visible; t2++) {
-                    const float *v = base + (size_t)t2 * row + 2 * E;
-                    float w = p[t2];
-                    for (int i = 0; i < hs; i++) o[i] += w * v[i];
-                }
-            }
-        }
+/* The T x T blocks and the transposed K / V have rows padded to TP(T) floats
+ * (a multiple of every vector width), so their rows are written with whole
+ * vectors: masked stores are slow on some x86 cores and stop store-to-load
+ * forwarding into the next product. Padding columns hold zeros. */
+#define TP(T) (((T) + 15) / 16 * 16)
+
+/* per thread: K^T or V^T (hs, TP), P (T, TP), dS (T, TP) */
+size_t attention_scratch_floats(int T, int hs, int threads) {
+    size_t per_thread = (size_t)TP(T) * ((size_t)hs + 2 * (size_t)T);
+    return per_thread * (size_t)(threads > 0 ? threads : 1);
+}
+
+static float *thread_scratch(float *scratch, int T, int hs) {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    return scratch + attention_scratch_floats(T, hs, 1) * (size_t)tid;
+}
+
+/* Prefetch part `part` of `parts` of n floats at base. The (batch, head)
+ * loop walks qkv one batch element (a contiguous T x 3E block) at a time, and
+ * each head touches only hs columns of it at a stride: without this, the
+ * first head of every batch element waits on main memory row by row. Each
+ * head of element b fetches 1/H of element b + 1, spreading the requests. */
+static void prefetch_part(const float *base, size_t n, int part, int parts, int write) {
+    size_t begin = n * part / parts, end = n * (part + 1) / parts;
+    for (size_t i = begin / 16 * 16; i < end; i += 16) {
+        if (write)
+            __builtin_prefetch(base + i, 1, 3);
+        else
+            __builtin_prefetch(base + i, 0, 3);
     }
 }
 
-void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int E, int H, int softmax,
-                        int causal) {
-    /* dout (B,T,E) -> dqkv (B,T,3E), overwritten; datt (B,H,T,T) scratch */
-    const int hs = E / H, row = 3 * E;
-    const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(ica_threads())
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            const float *base = qkv + (size_t)b * T * row + h * hs;
-            float *dbase = dqkv + (size_t)b * T * row + h * hs;
-            const float *P = att + ((size_t)b * H + h) * T * T;
-            float *dS = datt + ((size_t)b * H + h) * T * T;
-            for (int t = 0; t < T; t++)
-                for (int part = 0; part < 3; part++)
-                    memset(dbase + (size_t)t * row + part * E, 0, sizeof(float) * hs);
-            for (int t = 0; t < T; t++) {
-                const float *q = base + (size_t)t * row;
-                const float *g = dout + ((size_t)b * T + t) * E + h * hs;
-                const float *p = P + (size_t)t * T;
-                float *ds = dS + (size_t)t * T;
-                float *dq = dbase + (size_t)t * row;
-                int visible = causal ? t + 1 : T;
-                float p_dot_dp = 0.0f;
-                for (int t2 = 0; t2 < visible; t2++) {
-                    const float *v = base + (size_t)t2 * row + 2 * E;
-                    float *dv = dbase + (size_t)t2 * row + 2 * E;
-                    float dp = 0.0f;
-                    for (int i = 0; i < hs; i++) {
-                        dp += g[i] * v[i];
-                        dv[i] += p[t2] * g[i];
-                    }
-                    ds[t2] = dp;
-                    p_dot_dp += p[t2] * dp;
-                }
-                if (softmax)
-                    for (int t2 = 0; t2 < visible; t2++) ds[t2] = p[t2] * (ds[t2] - p_dot_dp);
-                for (int t2 = 0; t2 < visible; t2++) {
-                    const float *k = base + (size_t)t2 * row + E;
-                    float *dk = dbase + (size_t)t2 * row + E;
-                    float w = ds[t2] * scale;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += w * k[i];
-                        dk[i] += w * q[i];
-                    }
-                }
-            }
+/* c (T, n) = A (T, kc) @ b (kc, n; row stride ldb), A(t, p) = a[t * a_rs + p],
+ * c row stride ldc. Causal: row block [t0, t0 + mr) needs only p < t0 + mr
+ * (A is zero beyond the diagonal) or, with `causal_cols`, only the columns
+ * < t0 + mr, rounded up to `n_align`. */
+static void rows_gemm(const ica_vector_kernels *k, float *c, ptrdiff_t ldc, const float *a,
+                      ptrdiff_t a_rs, const float *b, ptrdiff_t ldb, int T, int n, int kc,
+                      int causal, int causal_cols, int n_align) {
+    const int MR = k->gemm_mr, NR = k->gemm_nr;
+    for (int t0 = 0; t0 < T; t0 += MR) {
+        int mr = T - t0 < MR ? T - t0 : MR, reach = t0 + mr;
+        int kk = causal && !causal_cols && reach < kc ? reach : kc;
+        int nn = n;
+        if (causal && causal_cols) {
+            nn = (reach + n_align - 1) / n_align * n_align;
+            if (nn > n) nn = n;
         }
+        for (int n0 = 0; n0 < nn; n0 += NR)
+            k->gemm_tile(c + t0 * ldc + n0, ldc, NULL, NULL, a + t0 * a_rs, a_rs, 1, b + n0, ldb,
+                         kk, mr, nn - n0 < NR ? nn - n0 : NR);
+    }
+}
+
+/* c (T, hs) = A^T @ b (T, hs): c[j] = sum_t A[t][j] b[t], A (T, T) with row
+ * stride lda. Causal: A[t][j] = 0 for t < j, so row block [j0, ...) sums from
+ * t = j0. */
+static void cols_gemm(const ica_vector_kernels *k, float *c, ptrdiff_t ldc, const float *A,
+                      ptrdiff_t lda, const float *b, ptrdiff_t ldb, int T, int hs, int causal) {
+    const int MR = k->gemm_mr, NR = k->gemm_nr;
+    for (int j0 = 0; j0 < T; j0 += MR) {
+        int mr = T - j0 < MR ? T - j0 : MR, t_from = causal ? j0 : 0;
+        for (int n0 = 0; n0 < hs; n0 += NR)
+            k->gemm_tile(c + j0 * ldc + n0, ldc, NULL, NULL, A + t_from * lda + j0, 1, lda,
+                         b + t_from * ldb + n0, ldb, T - t_from, mr, hs - n0 < NR ? hs - n0 : NR);
+    }
+}
+
+/* P (T, TP) = softmax(Q K^T * scale) (or the masked scaled scores) of one
+ * (batch, head); kt (hs, TP) scratch. q, key: rows of stride ld. */
+static void attention_probs(const ica_vector_kernels *k, float *P, float *kt, const float *q,
+                            const float *key, ptrdiff_t ld, int T, int hs, float scale,
+                            int softmax, int causal) {
+    const int tp = TP(T);
+    k->transpose(kt, key, ld, T, tp, hs);
+    rows_gemm(k, P, tp, q, ld, kt, tp, T, tp, hs, causal, 1, 16); /* visible part only */
+    k->softmax_rows(P, tp, T, causal, scale, softmax);
+}
+
+void attention_forward(float *out, float *scratch, const float *qkv, int B, int T, int E, int H,
+                       int softmax, int causal) {
+    /* qkv (B,T,3E) -> out (B,T,E) */
+    const ica_vector_kernels *k = ica_vk();
+    const int hs = E / H, row = 3 * E, tp = TP(T);
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static) num_threads(ica_threads())
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        const float *q = qkv + (size_t)b * T * row + h * hs, *key = q + E, *v = q + 2 * E;
+        float *kt = thread_scratch(scratch, T, hs), *P = kt + (size_t)hs * tp;
+        if (b + 1 < B) prefetch_part(qkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 0);
+        attention_probs(k, P, kt, q, key, row, T, hs, scale, softmax, causal);
+        /* O = P V (T, hs) into the head's columns of out */
+        rows_gemm(k, out + (size_t)b * T * E + h * hs, E, P, tp, v, row, T, hs, T, causal, 0, 1);
+    }
+}
+
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, int B,
+                        int T, int E, int H, int softmax, int causal) {
+    /* dout (B,T,E) -> dqkv (B,T,3E), overwritten */
+    const ica_vector_kernels *k = ica_vk();
+    const int hs = E / H, row = 3 * E, tp = TP(T);
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static) num_threads(ica_threads())
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        const float *q = qkv + (size_t)b * T * row + h * hs, *key = q + E, *v = q + 2 * E;
+        const float *dO = dout + (size_t)b * T * E + h * hs;
+        float *dq = dqkv + (size_t)b * T * row + h * hs, *dk = dq + E, *dv = dq + 2 * E;
+        float *xt = thread_scratch(scratch, T, hs), *P = xt + (size_t)hs * tp;
+        float *dS = P + (size_t)T * tp;
+        if (b + 1 < B) {
+            prefetch_part(qkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 0);
+            prefetch_part(dout + (size_t)(b + 1) * T * E, (size_t)T * E, h, H, 0);
+            prefetch_part(dqkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 1);
+        }
+        attention_probs(k, P, xt, q, key, row, T, hs, scale, softmax, causal);
+        /* dP = dO V^T (T, TP), then dS = scale * softmax backward, in place */
+        k->transpose(xt, v, row, T, tp, hs);
+        rows_gemm(k, dS, tp, dO, E, xt, tp, T, tp, hs, causal, 1, 16);
+        k->softmax_backward_rows(dS, P, tp, T, causal, scale, softmax);
+        cols_gemm(k, dv, row, P, tp, dO, E, T, hs, causal);              /* dV = P^T dO */
+        rows_gemm(k, dq, row, dS, tp, key, row, T, hs, T, causal, 0, 1); /* dQ = dS K */
+        cols_gemm(k, dk, row, dS, tp, q, row, T, hs, causal);            /* dK = dS^T Q */
     }
 }

@@ -35,7 +35,14 @@ int ica_get_num_threads(void) {
 #endif
 }
 
-int ica_threads(void) { return ica_get_num_threads(); }
+/* Kernels called from inside a parallel region (the model's chunk loops) run
+ * on the calling thread alone. */
+int ica_threads(void) {
+#ifdef _OPENMP
+    if (omp_in_parallel()) return 1;
+#endif
+    return ica_get_num_threads();
+}
 
 int ica_has_openmp(void) {
 #ifdef _OPENMP
@@ -66,10 +73,11 @@ ptrdiff_t ica_find_nonfinite(const float *x, size_t n) {
 /* ------------------------------------------------------------- dispatch */
 
 static ica_simd_level supported_level(void) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if ICA_X86_DISPATCH
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl"))
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("fma"))
         return ICA_SIMD_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ICA_SIMD_AVX2;
 #endif
@@ -109,4 +117,14 @@ ica_status ica_set_simd_path(const char *name) {
                         name, level_names[best]);
     current_level = level;
     return ICA_OK;
+}
+
+const ica_vector_kernels *ica_vk(void) {
+    switch (ica_simd()) {
+#if ICA_X86_DISPATCH
+    case ICA_SIMD_AVX512: return &ica_vk_avx512;
+    case ICA_SIMD_AVX2: return &ica_vk_avx2;
+#endif
+    default: return &ica_vk_scalar;
+    }
 }

@@ -24,7 +24,9 @@ ica_status ica_fail(ica_status code, const char *fmt, ...)
 #endif
     ;
 
-/* Threads for the next parallel region (ica_set_num_threads or OpenMP default). */
+/* Threads for the next parallel region (ica_set_num_threads or OpenMP
+ * default); 1 inside a parallel region, so a kernel called from a thread of
+ * the model's chunk loop runs on that thread alone. */
 int ica_threads(void);
 
 /* 64-byte aligned, zero-filled allocation; NULL on failure. */
@@ -36,6 +38,69 @@ ptrdiff_t ica_find_nonfinite(const float *x, size_t n);
 
 typedef enum { ICA_SIMD_SCALAR = 0, ICA_SIMD_AVX2 = 1, ICA_SIMD_AVX512 = 2 } ica_simd_level;
 ica_simd_level ica_simd(void);
+
+/* ------------------------------------------------------- vector kernels */
+
+/* x86-64 with GCC or clang: the AVX2 and AVX-512 kernels are compiled (with
+ * target pragmas, so the build stays portable) and chosen at run time. */
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define ICA_X86_DISPATCH 1
+#else
+#define ICA_X86_DISPATCH 0
+#endif
+
+/* The single-threaded inner kernels of one dispatch path, written once in
+ * simd_kernels.h (see there for the exact contracts) and compiled per ISA by
+ * simd_avx512.c, simd_avx2.c, simd_scalar.c. The drivers below split work over
+ * threads and reach them through ica_vk(). */
+typedef struct {
+    const char *name;
+    int gemm_mr, gemm_nr; /* register tile: rows x columns */
+    /* c (mr,nr; row stride ldc) = [cin] + [bias] + sum_p A(i,p) b[p*ldb + j],
+     * A(i,p) = a[i*a_rs + p*a_cs]; cin (row stride ldc) may be c */
+    void (*gemm_tile)(float *c, ptrdiff_t ldc, const float *cin, const float *bias,
+                      const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float *b,
+                      ptrdiff_t ldb, int kc, int mr, int nr);
+    /* sum (n <= gemm_nr) [+]= column sums of x (rows, n; row stride ld) */
+    void (*colsum)(float *sum, const float *x, ptrdiff_t ld, int rows, int n, int accumulate);
+    /* xt (hs, ldt) = transpose of T rows x + t*ld of hs floats; columns
+     * T..ldt of xt zeroed; ldt a multiple of 16 */
+    void (*transpose)(float *xt, const float *x, ptrdiff_t ld, int T, int ldt, int hs);
+    /* T rows of stride ld (a multiple of 16), row t visible up to causal ? t+1 : T:
+     * P = softmax(scale * scores) or scale * scores (linear), 0 past visible;
+     * dS = scale * (P * (dP - rowsum(P * dP)) or dP), in place on dP */
+    void (*softmax_rows)(float *P, int ld, int T, int causal, float scale, int softmax);
+    void (*softmax_backward_rows)(float *dS, const float *P, int ld, int T, int causal,
+                                  float scale, int softmax);
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                              const float *w, const float *b, int rows, int C, float eps);
+    void (*layernorm_apply)(float *out, const float *inp, const float *mean, const float *rstd,
+                            const float *w, const float *b, int rows, int C);
+    void (*layernorm_backward)(float *dinp, float *pw, float *pb, const float *dout,
+                               const float *inp, const float *mean, const float *rstd,
+                               const float *w, int rows, int C);
+    void (*gelu_forward)(float *out, const float *inp, size_t n);
+    void (*gelu_forward_grad)(float *out, float *grad, const float *inp, size_t n);
+    void (*mul_inplace)(float *x, const float *y, size_t n);
+    void (*adam)(float *params, const float *grads, float *m, float *v, size_t n, float beta1,
+                 float beta2, float eps, float step_size, float bc2_sqrt);
+    /* PL loss, cosine reward, for pl_lanes sequences at once (losses.c) */
+    int pl_lanes;
+    void (*pl_cosine_lanes)(const float *pred, const float *ys, const float *rs, int nseq, int N,
+                            int d, double scale, double *loss, float *dpred, double *work);
+} ica_vector_kernels;
+
+extern const ica_vector_kernels ica_vk_scalar;
+#if ICA_X86_DISPATCH
+extern const ica_vector_kernels ica_vk_avx2, ica_vk_avx512;
+#endif
+
+/* The kernel table of the current dispatch path (ica_simd()). */
+const ica_vector_kernels *ica_vk(void);
+
+/* Elementwise kernels split n floats into chunks of this many (a multiple of
+ * every vector width), handed to threads statically. */
+#define ICA_ELEMENT_CHUNK 4096
 
 /* ------------------------------------------------------------------ rng */
 
@@ -59,16 +124,24 @@ double rng_normal(rng_stream *rng);  /* N(0, 1), Box-Muller, one value per call 
 
 /* --------------------------------------------------------------- matmul */
 
-/* out (M,N) = inp (M,K) @ weight (K,N) + bias (N); bias may be NULL. */
+/* out (M,N) = inp (M,K) @ weight (K,N) + bias (N) [+ residual (M,N)]: bias and
+ * residual may be NULL, residual may be out itself (the residual add of a
+ * block fused into its projection). Overwrites out. */
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    int M, int K, int N);
-/* dinp (M,K) = dout (M,N) @ weight^T (overwrites). */
-void matmul_backward_input(float *dinp, const float *dout, const float *weight, int M, int K,
-                           int N);
-/* dweight (K,N) = inp^T @ dout; dbias (N) = column sums of dout (may be NULL).
- * Overwrites: every weight is used once per step, so no zeroing pass is needed. */
+                    const float *residual, int M, int K, int N);
+/* weight_t (N,K) = weight (K,N)^T: the B operand of matmul_backward_input,
+ * packed once per step and layer. */
+void matmul_transpose(float *weight_t, const float *weight, int K, int N);
+/* dinp (M,K) = dout (M,N) @ weight^T, from weight_t (N,K) (overwrites); with
+ * scale (M,K) not NULL, dinp is then multiplied by it elementwise (the GELU
+ * derivative, applied while the block is in cache). */
+void matmul_backward_input(float *dinp, const float *dout, const float *weight_t,
+                           const float *scale, int M, int K, int N);
+/* dweight (K,N) [+]= inp^T @ dout; dbias (N) [+]= column sums of dout (may be
+ * NULL); accumulate = 0 overwrites. Each output is summed over M in one fixed
+ * order (chunks of rows, rows in order), then added to the old value. */
 void matmul_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
-                            int M, int K, int N);
+                            int M, int K, int N, int accumulate);
 
 /* ------------------------------------------------------------ layernorm */
 
@@ -83,32 +156,37 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 /* Recompute out from inp and the saved statistics, bit-identical to forward. */
 void layernorm_apply(float *out, const float *inp, const float *mean, const float *rstd,
                      const float *weight, const float *bias, int rows, int C);
-/* dinp (rows,C) += LN backward of dout; dweight, dbias (C) overwritten.
- * scratch: layernorm_scratch_floats(rows, C) floats. */
+/* dinp (rows,C) += LN backward of dout; dweight, dbias (C) [+]= their
+ * gradients (accumulate = 0 overwrites). scratch: layernorm_scratch_floats(rows,
+ * C) floats. */
 void layernorm_backward(float *dinp, float *dweight, float *dbias, float *scratch,
                         const float *dout, const float *inp, const float *mean,
-                        const float *rstd, const float *weight, int rows, int C);
+                        const float *rstd, const float *weight, int rows, int C,
+                        int accumulate);
 
 /* ------------------------------------------------------------ attention */
 
-/* qkv (B,T,3E) -> out (B,T,E); att (B,H,T,T) saves the softmax probabilities
- * (softmax) or the masked scaled scores (linear attention). Masked entries
- * are stored as 0. */
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int E, int H,
+/* Per-thread scratch of the attention kernels (K^T or V^T and two T x T
+ * blocks per (batch, head) in flight), for `threads` threads. */
+size_t attention_scratch_floats(int T, int hs, int threads);
+
+/* qkv (B,T,3E) -> out (B,T,E). Softmax attention, or (softmax == 0) the
+ * masked scaled scores times v. scratch: attention_scratch_floats(T, E/H,
+ * ica_threads()). */
+void attention_forward(float *out, float *scratch, const float *qkv, int B, int T, int E, int H,
                        int softmax, int causal);
-/* dqkv (B,T,3E) overwritten from dout (B,T,E); datt (B,H,T,T) is scratch. */
-void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int E, int H, int softmax,
-                        int causal);
+/* dqkv (B,T,3E) overwritten from dout (B,T,E); the probabilities are
+ * recomputed from qkv, bit-identical to the forward pass. O(T^2 hs) per
+ * (batch, head). */
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, int B,
+                        int T, int E, int H, int softmax, int causal);
 
 /* ------------------------------------------------------------------ mlp */
 
-/* GELU, tanh approximation (GPT-2). */
+/* GELU, tanh approximation (GPT-2): out (n) = gelu(inp). */
 void gelu_forward(float *out, const float *inp, size_t n);
-/* dinout (n) = dinout * gelu'(inp): in place on the incoming gradient. */
-void gelu_backward_inplace(float *dinout, const float *inp, size_t n);
-/* out = a + b, elementwise (out may alias a). */
-void residual_forward(float *out, const float *a, const float *b, size_t n);
+/* out (n) = gelu(inp), grad (n) = gelu'(inp). */
+void gelu_forward_grad(float *out, float *grad, const float *inp, size_t n);
 
 /* --------------------------------------------------------------- losses */
 
@@ -121,9 +199,11 @@ double prefix_loss(const float *yhat, const float *ys, const int *order, int k, 
                    double *work);
 
 /* The batch objective of ica_sequence_loss with caller-owned scratch:
- * per_sequence (B) doubles, int_scratch (B*N) ints, dbl_scratch
- * (B*(2N+d)) doubles; sequence_loss_scratch_doubles() counts both double
- * buffers together. loss is the batch mean; dpred (B,N,d) overwritten. */
+ * per_sequence (B) doubles, int_scratch (B*N) ints, dbl_scratch doubles;
+ * sequence_loss_scratch_doubles() counts per_sequence and dbl_scratch together.
+ * loss is the batch mean; dpred (B,N,d) overwritten. PL with cosine reward (the
+ * training objective) runs ica_vk()->pl_cosine_lanes, several sequences per
+ * vector; the other objectives the scalar prefix_loss. */
 void sequence_loss_batch(const float *pred, const float *ys, const float *rs, int B, int N,
                          int d, ica_objective objective, ica_reward reward, double *loss,
                          float *dpred, double *per_sequence, int *int_scratch,

@@ -122,6 +122,11 @@ static double sequence_loss_one(const float *pred, const float *ys, const float 
     return loss;
 }
 
+/* doubles of work for one group of `lanes` sequences of ica_vk()->pl_cosine_lanes */
+static size_t pl_work_doubles(int lanes, int N, int d) {
+    return (size_t)lanes * ((size_t)N * (d + 5) + 3 * (size_t)d);
+}
+
 void sequence_loss_batch(const float *pred, const float *ys, const float *rs, int B, int N,
                          int d, ica_objective objective, ica_reward reward, double *loss,
                          float *dpred, double *per_sequence, int *int_scratch,
@@ -129,13 +134,27 @@ void sequence_loss_batch(const float *pred, const float *ys, const float *rs, in
     /* The mean over n and over the batch is folded into the gradient scale;
      * the per-sequence losses are summed in batch order after the loop. */
     double scale = 1.0 / ((double)(N - 2) * B);
+    if (objective == ICA_OBJECTIVE_PL && reward == ICA_REWARD_COSINE) {
+        /* the training objective: the vector kernel, one sequence per lane */
+        const ica_vector_kernels *k = ica_vk();
+        const int L = k->pl_lanes, groups = (B + L - 1) / L;
+        const size_t work = pl_work_doubles(L, N, d);
 #pragma omp parallel for schedule(static) num_threads(ica_threads())
-    for (int b = 0; b < B; b++) {
-        size_t off = (size_t)b * N * d;
-        per_sequence[b] = sequence_loss_one(pred + off, ys + off, rs + (size_t)b * N, N, d,
-                                            objective, reward, scale, dpred + off,
-                                            int_scratch + (size_t)b * N,
-                                            dbl_scratch + (size_t)b * (2 * N + d));
+        for (int g = 0; g < groups; g++) {
+            int b0 = g * L, nseq = B - b0 < L ? B - b0 : L;
+            size_t off = (size_t)b0 * N * d;
+            k->pl_cosine_lanes(pred + off, ys + off, rs + (size_t)b0 * N, nseq, N, d, scale,
+                               per_sequence + b0, dpred + off, dbl_scratch + (size_t)g * work);
+        }
+    } else {
+#pragma omp parallel for schedule(static) num_threads(ica_threads())
+        for (int b = 0; b < B; b++) {
+            size_t off = (size_t)b * N * d;
+            per_sequence[b] = sequence_loss_one(pred + off, ys + off, rs + (size_t)b * N, N, d,
+                                                objective, reward, scale, dpred + off,
+                                                int_scratch + (size_t)b * N,
+                                                dbl_scratch + (size_t)b * (2 * N + d));
+        }
     }
     double total = 0.0;
     for (int b = 0; b < B; b++) total += per_sequence[b];
@@ -143,7 +162,10 @@ void sequence_loss_batch(const float *pred, const float *ys, const float *rs, in
 }
 
 size_t sequence_loss_scratch_doubles(int B, int N, int d) {
-    return (size_t)B * (2 * N + d) + B;
+    /* per_sequence (B), then the larger of the two paths' work */
+    size_t generic = (size_t)B * (2 * N + d);
+    size_t vector = (size_t)(B + 8) * ((size_t)N * (d + 5) + 3 * (size_t)d);
+    return (size_t)B + (generic > vector ? generic : vector);
 }
 
 ica_status ica_sequence_loss(const float *pred, const float *ys, const float *rs, int B, int N,

@@ -1,79 +1,105 @@
-/* Dense products of the model: forward, input gradient, weight gradient.
- * Each output element is owned by one thread and summed in a fixed order, so
- * the result does not depend on the thread count. */
+/* Dense products of the model: forward, input gradient, weight gradient, all
+ * on the one register-blocked tile of simd_kernels.h (ica_vk()->gemm_tile).
+ *
+ * The shapes are tall and skinny: M = B*T rows (~15k) against weights of at
+ * most 384 x 384, so every weight fits in L2 and K is short enough to run
+ * whole in one tile call (accumulators are written once, with the bias and
+ * residual added on the way out). Each output element is owned by one thread
+ * and summed in an order fixed by the shapes, so results do not depend on the
+ * thread count. */
 #include "kernels.h"
 
 #include <string.h>
 
-#define ROW_TILE 4 /* rows of `out` sharing each loaded weight row */
-#define COL_TILE 4 /* rows of dweight sharing each loaded dout row */
+#define ROW_BLOCK_TILES 16 /* row tiles per work item: one block covers a 2-sequence chunk */
+#define WGRAD_CHUNK 128   /* rows of inp/dout per pass of the weight gradient */
 
-void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    int M, int K, int N) {
-    /* out (M,N) = inp (M,K) @ weight (K,N) + bias (N) */
+/* c (M, N; row stride ldc) = ([cin] + [bias] + A (M, kc) @ b (kc, N; row stride
+ * ldb)) [* scale (M, N; row stride ldc)], A rows a + m * lda. Parallel over blocks of rows; within a block the
+ * columns go panel by panel so a (kc, NR) panel of b stays in L1 while the
+ * block's rows pass over it. */
+static void gemm_rows(float *c, ptrdiff_t ldc, const float *cin, const float *bias,
+                      const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int M, int N,
+                      int kc, const float *scale) {
+    const ica_vector_kernels *k = ica_vk();
+    const int MR = k->gemm_mr, NR = k->gemm_nr, MB = MR * ROW_BLOCK_TILES;
+    const int blocks = (M + MB - 1) / MB;
 #pragma omp parallel for schedule(static) num_threads(ica_threads())
-    for (int m0 = 0; m0 < M; m0 += ROW_TILE) {
-        int m1 = m0 + ROW_TILE < M ? m0 + ROW_TILE : M;
-        for (int m = m0; m < m1; m++) {
-            float *o = out + (size_t)m * N;
-            if (bias)
-                memcpy(o, bias, sizeof(float) * (size_t)N);
-            else
-                memset(o, 0, sizeof(float) * (size_t)N);
-        }
-        for (int k = 0; k < K; k++) {
-            const float *w = weight + (size_t)k * N;
-            for (int m = m0; m < m1; m++) {
-                float a = inp[(size_t)m * K + k];
-                float *o = out + (size_t)m * N;
-#pragma omp simd
-                for (int n = 0; n < N; n++) o[n] += a * w[n];
+    for (int blk = 0; blk < blocks; blk++) {
+        int m_end = (blk + 1) * MB < M ? (blk + 1) * MB : M;
+        for (int n0 = 0; n0 < N; n0 += NR) {
+            int nr = N - n0 < NR ? N - n0 : NR;
+            for (int m0 = blk * MB; m0 < m_end; m0 += MR) {
+                int mr = m_end - m0 < MR ? m_end - m0 : MR;
+                k->gemm_tile(c + m0 * ldc + n0, ldc, cin ? cin + m0 * ldc + n0 : NULL,
+                             bias ? bias + n0 : NULL, a + m0 * lda, lda, 1, b + n0, ldb, kc, mr,
+                             nr);
             }
         }
+        if (scale) /* the block is still in L1/L2 */
+            for (int m = blk * MB; m < m_end; m++)
+                k->mul_inplace(c + m * ldc, scale + m * ldc, (size_t)N);
     }
 }
 
-void matmul_backward_input(float *dinp, const float *dout, const float *weight, int M, int K,
-                           int N) {
-    /* dinp (M,K) = dout (M,N) @ weight^T, weight (K,N) */
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    const float *residual, int M, int K, int N) {
+    /* out (M,N) = inp (M,K) @ weight (K,N) + bias (N) [+ residual (M,N)]:
+     * weight rows are already the contiguous B operand, no packing. */
+    gemm_rows(out, N, residual, bias, inp, K, weight, N, M, N, K, NULL);
+}
+
+void matmul_transpose(float *weight_t, const float *weight, int K, int N) {
+    /* weight_t (N,K) = weight (K,N)^T */
 #pragma omp parallel for schedule(static) num_threads(ica_threads())
-    for (int m = 0; m < M; m++) {
-        const float *g = dout + (size_t)m * N;
-        for (int k = 0; k < K; k++) {
-            const float *w = weight + (size_t)k * N;
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (int n = 0; n < N; n++) acc += g[n] * w[n];
-            dinp[(size_t)m * K + k] = acc;
-        }
-    }
+    for (int n = 0; n < N; n++)
+        for (int kk = 0; kk < K; kk++) weight_t[(size_t)n * K + kk] = weight[(size_t)kk * N + n];
+}
+
+void matmul_backward_input(float *dinp, const float *dout, const float *weight_t,
+                           const float *scale, int M, int K, int N) {
+    /* dinp (M,K) = dout (M,N) @ weight^T: the rows of weight_t (N,K) are the
+     * contiguous B operand. */
+    gemm_rows(dinp, K, NULL, NULL, dout, N, weight_t, K, M, K, N, scale);
 }
 
 void matmul_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
-                            int M, int K, int N) {
-    /* dweight (K,N) = inp^T (K,M) @ dout (M,N); dbias (N) = sum over rows of dout */
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
-    for (int k0 = 0; k0 < K; k0 += COL_TILE) {
-        int k1 = k0 + COL_TILE < K ? k0 + COL_TILE : K;
-        memset(dweight + (size_t)k0 * N, 0, sizeof(float) * (size_t)(k1 - k0) * N);
-        for (int m = 0; m < M; m++) {
-            const float *g = dout + (size_t)m * N;
-            for (int k = k0; k < k1; k++) {
-                float a = inp[(size_t)m * K + k];
-                float *dw = dweight + (size_t)k * N;
-#pragma omp simd
-                for (int n = 0; n < N; n++) dw[n] += a * g[n];
-            }
-        }
-    }
-    if (dbias) {
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
-        for (int n0 = 0; n0 < N; n0 += 16) {
-            int n1 = n0 + 16 < N ? n0 + 16 : N;
-            for (int n = n0; n < n1; n++) dbias[n] = 0.0f;
-            for (int m = 0; m < M; m++) {
-                const float *g = dout + (size_t)m * N;
-                for (int n = n0; n < n1; n++) dbias[n] += g[n];
+                            int M, int K, int N, int accumulate) {
+    /* dweight (K,N) = inp^T (K,M) @ dout (M,N); dbias (N) = sum over rows of dout.
+     * Output tiles (MR rows of K x NR columns of N) are split statically over
+     * threads; every thread walks M in WGRAD_CHUNK-row chunks, and each tile
+     * accumulates chunk after chunk, rows in order within a chunk: an order
+     * fixed by M alone. The A operand is a column block of inp (a_rs = 1,
+     * a_cs = K), the B operand rows of dout: no packing. The tile range of a
+     * thread runs along the smaller of K and N, so that each thread streams
+     * only its part of the larger operand (inp columns when K >= N, dout
+     * columns otherwise) and the smaller one whole; along N, a chunk's dout
+     * panel (WGRAD_CHUNK x NR, 24 KB) stays in L1 while the k-tiles pass. */
+    const ica_vector_kernels *k = ica_vk();
+    const int MR = k->gemm_mr, NR = k->gemm_nr;
+    const int k_tiles = (K + MR - 1) / MR, n_tiles = (N + NR - 1) / NR;
+    const int tiles = k_tiles * n_tiles, split_k = K >= N;
+#pragma omp parallel num_threads(ica_threads())
+    {
+        int nth = 1, tid = 0;
+#ifdef _OPENMP
+        nth = omp_get_num_threads();
+        tid = omp_get_thread_num();
+#endif
+        int t_begin = (int)((long)tiles * tid / nth), t_end = (int)((long)tiles * (tid + 1) / nth);
+        for (int m0 = 0; m0 < M; m0 += WGRAD_CHUNK) {
+            int rows = M - m0 < WGRAD_CHUNK ? M - m0 : WGRAD_CHUNK;
+            for (int t = t_begin; t < t_end; t++) {
+                int ki = split_k ? t / n_tiles : t % k_tiles;
+                int ni = split_k ? t % n_tiles : t / k_tiles;
+                int k0 = ki * MR, n0 = ni * NR;
+                int mr = K - k0 < MR ? K - k0 : MR, nr = N - n0 < NR ? N - n0 : NR;
+                float *ct = dweight + (size_t)k0 * N + n0;
+                const float *g = dout + (size_t)m0 * N + n0;
+                int acc = m0 > 0 || accumulate;
+                k->gemm_tile(ct, N, acc ? ct : NULL, NULL, inp + (size_t)m0 * K + k0, 1, K, g, N,
+                             rows, mr, nr);
+                if (dbias && k0 == 0) k->colsum(dbias + n0, g, N, rows, nr, acc);
             }
         }
     }

@@ -7,10 +7,12 @@
  *  - the activation arena, sized for the largest batch seen and reused.
  * Training keeps, per layer, only what the backward pass cannot cheaply
  * rebuild: the residual stream entering each sub-block, LayerNorm statistics,
- * qkv, attention probabilities, the attention output and the MLP
- * pre-activation. LayerNorm outputs and GELU outputs are recomputed, and the
- * activation gradients exist for one layer at a time. Inference (predict)
- * gives every layer the same slot, so it needs one layer's worth of memory.
+ * qkv, the attention output and the MLP pre-activation. LayerNorm outputs,
+ * GELU outputs and attention probabilities are recomputed (the last per
+ * (batch, head) inside attention_backward), and the activation gradients
+ * exist for one layer at a time. Inference (predict) gives every layer the
+ * same slot, so it needs one layer's worth of memory. A kernel scratch slice
+ * holds packed weights and the per-thread attention blocks.
  */
 #include "kernels.h"
 
@@ -48,6 +50,8 @@ struct ica_model {
     int64_t adam_steps;
     float *acts;
     size_t acts_capacity; /* floats */
+    void *ws;             /* workspace table of the activation arena */
+    int ws_capacity;
 };
 
 /* ---------------------------------------------------------------- config */
@@ -191,6 +195,7 @@ void ica_model_free(ica_model *m) {
     free(m->layers);
     ica_free_aligned(m->arena);
     ica_free_aligned(m->acts);
+    free(m->ws);
     free(m);
 }
 
@@ -220,6 +225,31 @@ ica_status ica_model_tensor_info(const ica_model *m, int index, const char **nam
 
 /* ------------------------------------------------------- activation arena */
 
+/* The layers run over chunks of SEQS_PER_CHUNK sequences (120 rows at T = 60),
+ * one chunk per thread at a time, so a chunk's intermediates (LayerNorm
+ * outputs, GELU outputs, every activation gradient but the residual one) live
+ * in a per-thread workspace that stays in L2; only what the backward pass
+ * needs goes to (and comes back from) main memory. Going kernel by kernel over
+ * the whole batch instead streams every intermediate through DRAM, and this
+ * model is then memory-bound (about 17 GB/s here, not more on two threads).
+ *
+ * The weight gradients are summed per group of CHUNKS_PER_GROUP chunks (one
+ * thread per group, chunks in order) into the group's partial copy of the
+ * layer's gradients, and the partials are then added in group order: an
+ * order fixed by the batch size alone, never by the thread count. */
+#define SEQS_PER_CHUNK 2
+#define CHUNKS_PER_GROUP 4
+
+typedef struct { /* one thread's workspace for a chunk of rows (Mc = SEQS_PER_CHUNK T) */
+    float *lnout;      /* (Mc,E): LayerNorm output */
+    float *fcg;        /* (Mc,4E): GELU output, then the gradient of its input */
+    float *dgelu;      /* (Mc,4E): GELU derivative */
+    float *dln;        /* (Mc,E): gradient of a LayerNorm output */
+    float *dqkv;       /* (Mc,3E) */
+    float *ln_scratch; /* layernorm_backward partials */
+    float *attn;       /* attention_forward/backward scratch (one thread) */
+} workspace;
+
 typedef struct {
     float *tokens;               /* (B,T,d) */
     float *res;                  /* (L+1) x (B,T,E): residual entering each layer; last = final */
@@ -227,16 +257,21 @@ typedef struct {
     float *ln1_mean, *ln1_rstd;  /* L x (B,T) */
     float *ln2_mean, *ln2_rstd;  /* L x (B,T) */
     float *qkv;                  /* L x (B,T,3E) */
-    float *att;                  /* L x (B,H,T,T) */
     float *atty;                 /* L x (B,T,E): attention output before c_proj */
     float *fch;                  /* L x (B,T,4E): MLP pre-activation */
     float *lnf_mean, *lnf_rstd;  /* (B,T) */
-    float *lnout;                /* (B,T,E) scratch: LayerNorm outputs, projections */
-    float *fcg;                  /* (B,T,4E) scratch: GELU output, then its gradient */
+    float *lnout;                /* (B,T,E): final LayerNorm output (read by the read-outs) */
     float *pred, *rhat;          /* (B,N,d), (B,N) */
-    size_t res_stride, layer_bt, layer_qkv, layer_att, layer_bte, layer_fch;
+    workspace *ws;               /* n_ws per-thread workspaces */
+    int n_ws;
+    size_t res_stride, layer_bt, layer_qkv, layer_bte, layer_fch;
+    size_t rows; /* B * T */
     /* training only */
-    float *dres, *dln, *dqkv, *datt; /* one layer at a time */
+    float *dres;    /* (B,T,E): gradient of the residual stream, one layer at a time */
+    float *dln;     /* (B,T,E): gradient of the final LayerNorm output */
+    float *wt;      /* one layer's weights transposed: qkv^T | proj^T | fc^T | fcproj^T */
+    float *partial; /* groups x layer_slice: per-group weight gradients of one layer */
+    size_t layer_slice;
     float *dpred, *drhat;
     float *ln_scratch;
     double *loss_scratch;
@@ -249,43 +284,73 @@ static float *take(float *base, size_t *cursor, size_t n) {
     return p;
 }
 
-/* Carves the activation arena for a batch (B, N); with base == NULL it only
- * counts. train == 0 gives every layer the same slot. Returns floats needed. */
-static size_t layout_activations(const ica_config *c, int B, int N, int train, float *base,
-                                 activations *a) {
+static int num_groups(int B) {
+    int chunks = (B + SEQS_PER_CHUNK - 1) / SEQS_PER_CHUNK;
+    return (chunks + CHUNKS_PER_GROUP - 1) / CHUNKS_PER_GROUP;
+}
+
+/* floats of the largest layer's slice of the parameter arena */
+static size_t max_layer_slice(const ica_model *m) {
+    size_t most = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        size_t end = l + 1 < m->cfg.n_layer ? m->layers[l + 1].ln1_w : m->lnf_w;
+        if (end - m->layers[l].ln1_w > most) most = end - m->layers[l].ln1_w;
+    }
+    return most;
+}
+
+/* Carves the activation arena for a batch (B, N) and `threads` workspaces;
+ * with base == NULL it only counts. train == 0 gives every layer the same
+ * slot. Returns floats needed. */
+static size_t layout_activations(const ica_model *m, int B, int N, int train, int threads,
+                                 float *base, activations *a) {
+    const ica_config *c = &m->cfg;
     size_t cur = 0, BT = (size_t)B * 3 * N, T = 3 * (size_t)N, E = c->n_embd, L = c->n_layer;
-    size_t layers = train ? L : 1;
+    size_t layers = train ? L : 1, Mc = SEQS_PER_CHUNK * T;
+    workspace *ws = a->ws; /* keeps the caller's workspace table */
     memset(a, 0, sizeof *a);
+    a->ws = ws;
+    a->n_ws = threads;
     a->layer_bt = train ? BT : 0;
     a->layer_bte = train ? BT * E : 0;
     a->layer_qkv = train ? BT * 3 * E : 0;
-    a->layer_att = train ? (size_t)B * c->n_head * T * T : 0;
     a->layer_fch = train ? BT * 4 * E : 0;
     a->res_stride = a->layer_bte;
+    a->rows = BT;
     a->tokens = take(base, &cur, BT * c->n_dims);
     a->res = take(base, &cur, (train ? L + 1 : 1) * BT * E);
     a->ln1_mean = take(base, &cur, layers * BT);
     a->ln1_rstd = take(base, &cur, layers * BT);
     a->qkv = take(base, &cur, layers * BT * 3 * E);
-    a->att = take(base, &cur, layers * (size_t)B * c->n_head * T * T);
     a->atty = take(base, &cur, layers * BT * E);
     if (c->ffn) {
         a->res2 = take(base, &cur, layers * BT * E);
         a->ln2_mean = take(base, &cur, layers * BT);
         a->ln2_rstd = take(base, &cur, layers * BT);
         a->fch = take(base, &cur, layers * BT * 4 * E);
-        a->fcg = take(base, &cur, BT * 4 * E);
     }
     a->lnf_mean = take(base, &cur, BT);
     a->lnf_rstd = take(base, &cur, BT);
     a->lnout = take(base, &cur, BT * E);
     a->pred = take(base, &cur, (size_t)B * N * c->n_dims);
     a->rhat = take(base, &cur, (size_t)B * N);
+    for (int t = 0; t < threads; t++) {
+        workspace w;
+        w.lnout = take(base, &cur, Mc * E);
+        w.fcg = take(base, &cur, Mc * 4 * E);
+        w.dgelu = train ? take(base, &cur, Mc * 4 * E) : NULL;
+        w.dln = train ? take(base, &cur, Mc * E) : NULL;
+        w.dqkv = train ? take(base, &cur, Mc * 3 * E) : NULL;
+        w.ln_scratch = train ? take(base, &cur, layernorm_scratch_floats((int)Mc, (int)E)) : NULL;
+        w.attn = take(base, &cur, attention_scratch_floats((int)T, (int)E / c->n_head, 1));
+        if (base) a->ws[t] = w;
+    }
     if (train) {
         a->dres = take(base, &cur, BT * E);
         a->dln = take(base, &cur, BT * E);
-        a->dqkv = take(base, &cur, BT * 3 * E);
-        a->datt = take(base, &cur, (size_t)B * c->n_head * T * T);
+        a->wt = take(base, &cur, 12 * E * E);
+        a->layer_slice = max_layer_slice(m);
+        a->partial = take(base, &cur, (size_t)num_groups(B) * a->layer_slice);
         a->dpred = take(base, &cur, (size_t)B * N * c->n_dims);
         a->drhat = take(base, &cur, (size_t)B * N);
         a->ln_scratch = take(base, &cur, layernorm_scratch_floats((int)BT, (int)E));
@@ -295,20 +360,29 @@ static size_t layout_activations(const ica_config *c, int B, int N, int train, f
     return cur;
 }
 
+/* Sizes the arena for (B, N) and the current thread count; it only grows, so
+ * after the first call of a shape nothing is allocated. */
 static ica_status prepare_activations(ica_model *m, int B, int N, int train, activations *a) {
-    size_t need = layout_activations(&m->cfg, B, N, train, NULL, a);
-    if (need > m->acts_capacity) {
+    int threads = ica_threads();
+    a->ws = NULL;
+    size_t need = layout_activations(m, B, N, train, threads, NULL, a);
+    if (need > m->acts_capacity || threads > m->ws_capacity) {
         ica_free_aligned(m->acts);
+        free(m->ws);
         m->acts_capacity = 0;
+        m->ws_capacity = 0;
         m->acts = ica_calloc_aligned(need * sizeof(float));
-        if (!m->acts)
+        m->ws = malloc(sizeof(workspace) * (size_t)threads);
+        if (!m->acts || !m->ws)
             return ica_fail(ICA_ERR_NOMEM,
                             "out of memory for the activations of a batch of %d sequences "
                             "(%.1f MiB needed); use a smaller batch",
                             B, need * 4.0 / (1 << 20));
         m->acts_capacity = need;
+        m->ws_capacity = threads;
     }
-    layout_activations(&m->cfg, B, N, train, m->acts, a);
+    a->ws = m->ws;
+    layout_activations(m, B, N, train, threads, m->acts, a);
     return ICA_OK;
 }
 
@@ -390,49 +464,110 @@ static void readout_backward(float *din, float *dW, float *dbias, const float *d
 
 /* ------------------------------------------------------------ forward */
 
+/* This thread's workspace: chunk loops run inside `omp parallel`, one
+ * workspace per thread of the team. */
+static workspace *my_workspace(activations *a) {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    return &a->ws[tid < a->n_ws ? tid : 0];
+}
+
+/* Prefetch n floats at p for reading, or for writing (the line is fetched
+ * in the exclusive state, so the stores that follow do not wait on memory). */
+static void prefetch(const float *p, size_t n, int write) {
+    if (write)
+        for (size_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 1, 2);
+    else
+        for (size_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 2);
+}
+
+/* Layer l on rows [r0, r0 + Mc) (S whole sequences of T tokens). */
+static void layer_forward(const ica_model *m, activations *a, workspace *w, int l, size_t r0,
+                          int Mc, int S, int T) {
+    const ica_config *c = &m->cfg;
+    const float *P = m->arena;
+    const layer_offsets *lo = &m->layers[l];
+    const int E = c->n_embd, H = c->n_head;
+    float *res_in = a->res + l * a->res_stride + r0 * E, *res_out = res_in + a->res_stride;
+    float *qkv = a->qkv + l * a->layer_qkv + r0 * 3 * E, *atty = a->atty + l * a->layer_bte + r0 * E;
+    size_t bt = l * a->layer_bt + r0;
+    if (r0 + 2 * (size_t)Mc <= a->rows) { /* the next chunk: input and outputs */
+        size_t nx = Mc;
+        prefetch(res_in + nx * E, (size_t)Mc * E, 0);
+        prefetch(qkv + nx * 3 * E, (size_t)Mc * 3 * E, 1);
+        prefetch(atty + nx * E, (size_t)Mc * E, 1);
+        prefetch(res_out + nx * E, (size_t)Mc * E, 1);
+        if (c->ffn) {
+            prefetch(a->res2 + l * a->layer_bte + (r0 + nx) * E, (size_t)Mc * E, 1);
+            prefetch(a->fch + l * a->layer_fch + (r0 + nx) * 4 * E, (size_t)Mc * 4 * E, 1);
+        }
+    }
+
+    layernorm_forward(w->lnout, a->ln1_mean + bt, a->ln1_rstd + bt, res_in, P + lo->ln1_w,
+                      P + lo->ln1_b, Mc, E);
+    matmul_forward(qkv, w->lnout, P + lo->qkv_w, P + lo->qkv_b, NULL, Mc, E, 3 * E);
+    attention_forward(atty, w->attn, qkv, S, T, E, H, c->softmax, c->causal);
+    /* the residual adds ride in the projections' epilogues (res_out may
+     * alias res_in in inference, where every layer shares one slot) */
+    if (!c->ffn) {
+        matmul_forward(res_out, atty, P + lo->proj_w, P + lo->proj_b, res_in, Mc, E, E);
+        return;
+    }
+    float *res2 = a->res2 + l * a->layer_bte + r0 * E, *fch = a->fch + l * a->layer_fch + r0 * 4 * E;
+    matmul_forward(res2, atty, P + lo->proj_w, P + lo->proj_b, res_in, Mc, E, E);
+    layernorm_forward(w->lnout, a->ln2_mean + bt, a->ln2_rstd + bt, res2, P + lo->ln2_w,
+                      P + lo->ln2_b, Mc, E);
+    matmul_forward(fch, w->lnout, P + lo->fc_w, P + lo->fc_b, NULL, Mc, E, 4 * E);
+    gelu_forward(w->fcg, fch, (size_t)Mc * 4 * E);
+    matmul_forward(res_out, w->fcg, P + lo->fcproj_w, P + lo->fcproj_b, res2, Mc, 4 * E, E);
+}
+
 static void forward(ica_model *m, activations *a, const float *xs, const float *ys,
                     const float *rs, int B, int N) {
     const ica_config *c = &m->cfg;
     const float *P = m->arena;
-    int d = c->n_dims, E = c->n_embd, H = c->n_head, T = 3 * N, M = B * T;
+    int d = c->n_dims, E = c->n_embd, T = 3 * N;
+    int chunks = (B + SEQS_PER_CHUNK - 1) / SEQS_PER_CHUNK;
 
     build_tokens(a->tokens, xs, ys, rs, B, N, d);
-    matmul_forward(a->res, a->tokens, P + m->read_in_w, P + m->read_in_b, M, d, E);
-    const float *wpe = P + m->wpe;
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
-    for (int bt = 0; bt < M; bt++) {
-        float *h = a->res + (size_t)bt * E;
-        const float *pos = wpe + (size_t)(bt % T) * E;
-        for (int e = 0; e < E; e++) h[e] += pos[e];
-    }
-
-    for (int l = 0; l < c->n_layer; l++) {
-        const layer_offsets *lo = &m->layers[l];
-        float *res_in = a->res + l * a->res_stride, *res_out = res_in + a->res_stride;
-        float *qkv = a->qkv + l * a->layer_qkv, *att = a->att + l * a->layer_att;
-        float *atty = a->atty + l * a->layer_bte;
-
-        layernorm_forward(a->lnout, a->ln1_mean + l * a->layer_bt, a->ln1_rstd + l * a->layer_bt,
-                          res_in, P + lo->ln1_w, P + lo->ln1_b, M, E);
-        matmul_forward(qkv, a->lnout, P + lo->qkv_w, P + lo->qkv_b, M, E, 3 * E);
-        attention_forward(atty, att, qkv, B, T, E, H, c->softmax, c->causal);
-        matmul_forward(a->lnout, atty, P + lo->proj_w, P + lo->proj_b, M, E, E);
-        if (!c->ffn) {
-            residual_forward(res_out, res_in, a->lnout, (size_t)M * E);
-            continue;
+    /* Layer by layer, each thread over its chunks: a layer's weights stay in
+     * the thread's L2 while its chunks pass. The static schedule gives a
+     * thread the same chunks in every loop, and no reduction crosses rows, so
+     * the loops need no barrier and the result does not depend on the
+     * chunking. */
+#pragma omp parallel num_threads(ica_threads())
+    {
+        workspace *w = my_workspace(a);
+#pragma omp for schedule(static) nowait
+        for (int ch = 0; ch < chunks; ch++) {
+            int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
+            size_t r0 = (size_t)s0 * T;
+            float *h = a->res + r0 * E;
+            matmul_forward(h, a->tokens + r0 * d, P + m->read_in_w, P + m->read_in_b, NULL, S * T,
+                           d, E);
+            for (int r = 0; r < S * T; r++) {
+                const float *pos = P + m->wpe + (size_t)(r % T) * E;
+                for (int e = 0; e < E; e++) h[(size_t)r * E + e] += pos[e];
+            }
         }
-        float *res2 = a->res2 + l * a->layer_bte, *fch = a->fch + l * a->layer_fch;
-        residual_forward(res2, res_in, a->lnout, (size_t)M * E);
-        layernorm_forward(a->lnout, a->ln2_mean + l * a->layer_bt, a->ln2_rstd + l * a->layer_bt,
-                          res2, P + lo->ln2_w, P + lo->ln2_b, M, E);
-        matmul_forward(fch, a->lnout, P + lo->fc_w, P + lo->fc_b, M, E, 4 * E);
-        gelu_forward(a->fcg, fch, (size_t)M * 4 * E);
-        matmul_forward(a->lnout, a->fcg, P + lo->fcproj_w, P + lo->fcproj_b, M, 4 * E, E);
-        residual_forward(res_out, res2, a->lnout, (size_t)M * E);
+        for (int l = 0; l < c->n_layer; l++) {
+#pragma omp for schedule(static) nowait
+            for (int ch = 0; ch < chunks; ch++) {
+                int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
+                layer_forward(m, a, w, l, (size_t)s0 * T, S * T, S, T);
+            }
+        }
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < chunks; ch++) {
+            int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
+            size_t r0 = (size_t)s0 * T;
+            layernorm_forward(a->lnout + r0 * E, a->lnf_mean + r0, a->lnf_rstd + r0,
+                              a->res + c->n_layer * a->res_stride + r0 * E, P + m->lnf_w,
+                              P + m->lnf_b, S * T, E);
+        }
     }
-
-    const float *final = a->res + c->n_layer * a->res_stride;
-    layernorm_forward(a->lnout, a->lnf_mean, a->lnf_rstd, final, P + m->lnf_w, P + m->lnf_b, M, E);
     readout_forward(a->pred, a->lnout, P + m->read_out_w, P + m->read_out_b, B, N, E, d, 0);
     if (c->reward_head)
         readout_forward(a->rhat, a->lnout, P + m->reward_w, P + m->reward_b, B, N, E, 1, 1);
@@ -440,12 +575,70 @@ static void forward(ica_model *m, activations *a, const float *xs, const float *
 
 /* ----------------------------------------------------------- backward */
 
+/* Backward of layer l on rows [r0, r0 + Mc): a->dres rows hold the gradient
+ * of the layer's output and receive that of its input; the weight gradients
+ * go to G (the group's partial slice, laid out as the layer's part of the
+ * gradient arena, based at layer_base), added unless `first`. a->wt holds
+ * the layer's transposed weights. */
+static void layer_backward(const ica_model *m, activations *a, workspace *w, int l, size_t r0,
+                           int Mc, int S, int T, float *G, size_t layer_base, int first) {
+    const ica_config *c = &m->cfg;
+    const float *P = m->arena;
+    const layer_offsets *lo = &m->layers[l];
+    const int E = c->n_embd, H = c->n_head, acc = !first;
+    const float *res_in = a->res + l * a->res_stride + r0 * E;
+    const float *qkv = a->qkv + l * a->layer_qkv + r0 * 3 * E;
+    const float *atty = a->atty + l * a->layer_bte + r0 * E;
+    const float *wt_qkv = a->wt, *wt_proj = wt_qkv + 3 * E * E, *wt_fc = wt_proj + E * E,
+                *wt_fcproj = wt_fc + 4 * E * E;
+    float *dres = a->dres + r0 * E;
+    size_t bt = l * a->layer_bt + r0;
+    if (r0 + 2 * (size_t)Mc <= a->rows) { /* the next chunk's inputs, from DRAM */
+        size_t nx = Mc;
+        prefetch(res_in + nx * E, (size_t)Mc * E, 0);
+        prefetch(qkv + nx * 3 * E, (size_t)Mc * 3 * E, 0);
+        prefetch(atty + nx * E, (size_t)Mc * E, 0);
+        prefetch(dres + nx * E, (size_t)Mc * E, 1);
+        if (c->ffn) {
+            prefetch(a->res2 + l * a->layer_bte + (r0 + nx) * E, (size_t)Mc * E, 0);
+            prefetch(a->fch + l * a->layer_fch + (r0 + nx) * 4 * E, (size_t)Mc * 4 * E, 0);
+        }
+    }
+#define GRAD(field) (G + (lo->field - layer_base))
+    if (c->ffn) {
+        const float *res2 = a->res2 + l * a->layer_bte + r0 * E;
+        const float *fch = a->fch + l * a->layer_fch + r0 * 4 * E;
+        const float *mean2 = a->ln2_mean + bt, *rstd2 = a->ln2_rstd + bt;
+        float *dfc = w->fcg; /* the GELU output is dead once fcproj's gradient is in */
+        gelu_forward_grad(w->fcg, w->dgelu, fch, (size_t)Mc * 4 * E);
+        matmul_backward_weight(GRAD(fcproj_w), GRAD(fcproj_b), dres, w->fcg, Mc, 4 * E, E, acc);
+        /* d(GELU input) = (dres @ W^T) * gelu'(fch), the product in the epilogue */
+        matmul_backward_input(dfc, dres, wt_fcproj, w->dgelu, Mc, 4 * E, E);
+        layernorm_apply(w->lnout, res2, mean2, rstd2, P + lo->ln2_w, P + lo->ln2_b, Mc, E);
+        matmul_backward_weight(GRAD(fc_w), GRAD(fc_b), dfc, w->lnout, Mc, E, 4 * E, acc);
+        matmul_backward_input(w->dln, dfc, wt_fc, NULL, Mc, E, 4 * E);
+        layernorm_backward(dres, GRAD(ln2_w), GRAD(ln2_b), w->ln_scratch, w->dln, res2, mean2,
+                           rstd2, P + lo->ln2_w, Mc, E, acc);
+    }
+    const float *mean1 = a->ln1_mean + bt, *rstd1 = a->ln1_rstd + bt;
+    matmul_backward_weight(GRAD(proj_w), GRAD(proj_b), dres, atty, Mc, E, E, acc);
+    matmul_backward_input(w->dln, dres, wt_proj, NULL, Mc, E, E);
+    attention_backward(w->dqkv, w->attn, w->dln, qkv, S, T, E, H, c->softmax, c->causal);
+    layernorm_apply(w->lnout, res_in, mean1, rstd1, P + lo->ln1_w, P + lo->ln1_b, Mc, E);
+    matmul_backward_weight(GRAD(qkv_w), GRAD(qkv_b), w->dqkv, w->lnout, Mc, E, 3 * E, acc);
+    matmul_backward_input(w->dln, w->dqkv, wt_qkv, NULL, Mc, E, 3 * E);
+    layernorm_backward(dres, GRAD(ln1_w), GRAD(ln1_b), w->ln_scratch, w->dln, res_in, mean1,
+                       rstd1, P + lo->ln1_w, Mc, E, acc);
+#undef GRAD
+}
+
 static void backward(ica_model *m, activations *a, int B, int N) {
     const ica_config *c = &m->cfg;
     const float *P = m->arena;
     float *G = m->arena + m->slice;
-    int d = c->n_dims, E = c->n_embd, H = c->n_head, T = 3 * N, M = B * T;
+    int d = c->n_dims, E = c->n_embd, T = 3 * N, M = B * T;
     size_t ME = (size_t)M * E;
+    const int chunks = (B + SEQS_PER_CHUNK - 1) / SEQS_PER_CHUNK, groups = num_groups(B);
 
     /* Read-outs touch only the x-tokens (and y-tokens): the other rows of the
      * LayerNorm-output gradient are zero. */
@@ -458,38 +651,52 @@ static void backward(ica_model *m, activations *a, int B, int N) {
     memset(a->dres, 0, ME * sizeof(float));
     layernorm_backward(a->dres, G + m->lnf_w, G + m->lnf_b, a->ln_scratch, a->dln,
                        a->res + c->n_layer * a->res_stride, a->lnf_mean, a->lnf_rstd,
-                       P + m->lnf_w, M, E);
+                       P + m->lnf_w, M, E, 0);
 
     for (int l = c->n_layer - 1; l >= 0; l--) {
         const layer_offsets *lo = &m->layers[l];
-        const float *res_in = a->res + l * a->res_stride;
-        const float *qkv = a->qkv + l * a->layer_qkv, *att = a->att + l * a->layer_att;
-        const float *atty = a->atty + l * a->layer_bte;
+        size_t base = lo->ln1_w;
+        float *wt = a->wt;
+        matmul_transpose(wt, P + lo->qkv_w, E, 3 * E);
+        matmul_transpose(wt + 3 * E * E, P + lo->proj_w, E, E);
         if (c->ffn) {
-            const float *res2 = a->res2 + l * a->layer_bte, *fch = a->fch + l * a->layer_fch;
-            const float *mean2 = a->ln2_mean + l * a->layer_bt, *rstd2 = a->ln2_rstd + l * a->layer_bt;
-            gelu_forward(a->fcg, fch, (size_t)M * 4 * E);
-            matmul_backward_weight(G + lo->fcproj_w, G + lo->fcproj_b, a->dres, a->fcg, M, 4 * E, E);
-            matmul_backward_input(a->fcg, a->dres, P + lo->fcproj_w, M, 4 * E, E);
-            gelu_backward_inplace(a->fcg, fch, (size_t)M * 4 * E);
-            layernorm_apply(a->lnout, res2, mean2, rstd2, P + lo->ln2_w, P + lo->ln2_b, M, E);
-            matmul_backward_weight(G + lo->fc_w, G + lo->fc_b, a->fcg, a->lnout, M, E, 4 * E);
-            matmul_backward_input(a->dln, a->fcg, P + lo->fc_w, M, E, 4 * E);
-            layernorm_backward(a->dres, G + lo->ln2_w, G + lo->ln2_b, a->ln_scratch, a->dln, res2,
-                               mean2, rstd2, P + lo->ln2_w, M, E);
+            matmul_transpose(wt + 4 * E * E, P + lo->fc_w, E, 4 * E);
+            matmul_transpose(wt + 8 * E * E, P + lo->fcproj_w, 4 * E, E);
         }
-        const float *mean1 = a->ln1_mean + l * a->layer_bt, *rstd1 = a->ln1_rstd + l * a->layer_bt;
-        matmul_backward_weight(G + lo->proj_w, G + lo->proj_b, a->dres, atty, M, E, E);
-        matmul_backward_input(a->dln, a->dres, P + lo->proj_w, M, E, E);
-        attention_backward(a->dqkv, a->datt, a->dln, qkv, att, B, T, E, H, c->softmax, c->causal);
-        layernorm_apply(a->lnout, res_in, mean1, rstd1, P + lo->ln1_w, P + lo->ln1_b, M, E);
-        matmul_backward_weight(G + lo->qkv_w, G + lo->qkv_b, a->dqkv, a->lnout, M, E, 3 * E);
-        matmul_backward_input(a->dln, a->dqkv, P + lo->qkv_w, M, E, 3 * E);
-        layernorm_backward(a->dres, G + lo->ln1_w, G + lo->ln1_b, a->ln_scratch, a->dln, res_in,
-                           mean1, rstd1, P + lo->ln1_w, M, E);
+#pragma omp parallel num_threads(ica_threads())
+        {
+            workspace *w = my_workspace(a);
+#pragma omp for schedule(static)
+            for (int g = 0; g < groups; g++) {
+                float *part = a->partial + (size_t)g * a->layer_slice;
+                int ch_end = (g + 1) * CHUNKS_PER_GROUP < chunks ? (g + 1) * CHUNKS_PER_GROUP : chunks;
+                for (int ch = g * CHUNKS_PER_GROUP; ch < ch_end; ch++) {
+                    int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
+                    layer_backward(m, a, w, l, (size_t)s0 * T, S * T, S, T, part, base,
+                                   ch == g * CHUNKS_PER_GROUP);
+                }
+            }
+        }
+        /* the layer's gradients: group partials added in group order */
+        int t_first = 3 + l * (c->ffn ? 12 : 6), t_last = t_first + (c->ffn ? 12 : 6);
+#pragma omp parallel num_threads(ica_threads())
+        for (int t = t_first; t < t_last; t++) {
+            const tensor_entry *te = &m->tensors[t];
+            const float *src = a->partial + (te->offset - base);
+#pragma omp for schedule(static)
+            for (size_t i0 = 0; i0 < te->numel; i0 += 256) {
+                size_t n = te->numel - i0 < 256 ? te->numel - i0 : 256;
+                float *dst = G + te->offset + i0;
+                memcpy(dst, src + i0, n * sizeof(float));
+                for (int g = 1; g < groups; g++) { /* groups outer: vectorised adds */
+                    const float *pg = src + (size_t)g * a->layer_slice + i0;
+                    for (size_t i = 0; i < n; i++) dst[i] += pg[i];
+                }
+            }
+        }
     }
 
-    matmul_backward_weight(G + m->read_in_w, G + m->read_in_b, a->dres, a->tokens, M, d, E);
+    matmul_backward_weight(G + m->read_in_w, G + m->read_in_b, a->dres, a->tokens, M, d, E, 0);
     float *dwpe = G + m->wpe;
     memset(dwpe, 0, sizeof(float) * (size_t)3 * c->n_points * E);
 #pragma omp parallel for schedule(static) num_threads(ica_threads())

@@ -1,0 +1,160 @@
+/* Kernel benchmark at the paper's shapes (batch 256, N 20 -> T 60, n_embd 96,
+ * 3 heads): GFLOP/s and % of peak of every matmul (forward, input gradient,
+ * weight gradient), attention forward/backward, LayerNorm and GELU.
+ *
+ * Links the library's C sources (every .c file of csrc/ but binding.c). Build
+ * and run (bench_step.py does this for you, with the peak measured by peak.c;
+ * the exact command is in benchmarks/README.md), then
+ *   ./bench_kernels [--threads N] [--simd avx512|avx2|scalar] [--peak GFLOPS] [--reps R]
+ * --peak is the machine's fp32 FMA peak for the thread count used (GFLOP/s);
+ * without it, % of peak is not printed. Times are the minimum over --reps
+ * runs (default 15), after one warm-up run.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double now(void) { return omp_get_wtime(); }
+
+static float *buffer(size_t n, unsigned seed) {
+    float *p = ica_calloc_aligned(n * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) { /* small deterministic values in [-1, 1) */
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+    return p;
+}
+
+static int reps = 15;
+static double peak = 0.0;
+
+static void report(const char *name, const char *shape, double flops, double bytes, double sec) {
+    printf("%-22s %-22s %8.3f ms %8.1f GFLOP/s", name, shape, sec * 1e3, flops / sec / 1e9);
+    if (peak > 0 && flops > 0) printf(" %6.1f%% peak", 100.0 * flops / sec / 1e9 / peak);
+    if (bytes > 0) printf(" %7.1f GB/s", bytes / sec / 1e9);
+    printf("\n");
+    fflush(stdout);
+}
+
+#define TIME(best, stmt)                                                                        \
+    do {                                                                                        \
+        stmt;                                                                                   \
+        best = 1e30;                                                                            \
+        for (int r_ = 0; r_ < reps; r_++) {                                                     \
+            double t0_ = now();                                                                 \
+            stmt;                                                                               \
+            double dt_ = now() - t0_;                                                           \
+            if (dt_ < best) best = dt_;                                                         \
+        }                                                                                       \
+    } while (0)
+
+int main(int argc, char **argv) {
+    int threads = 0;
+    const char *simd = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--simd") && i + 1 < argc) simd = argv[++i];
+        else if (!strcmp(argv[i], "--peak") && i + 1 < argc) peak = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--threads N] [--simd PATH] [--peak GFLOPS] [--reps R]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (threads > 0) ica_set_num_threads(threads);
+    if (simd && ica_set_simd_path(simd) != ICA_OK) {
+        fprintf(stderr, "%s\n", ica_last_error());
+        return 2;
+    }
+    const int B = 256, T = 60, E = 96, H = 3, M = B * T;
+    printf("# path %s, %d threads, M = %d (B %d x T %d), E %d, H %d\n", ica_simd_path(),
+           ica_get_num_threads(), M, B, T, E, H);
+
+    /* (K, N) of the four dense layers of a block */
+    const struct { const char *name; int K, N; } layers[] = {
+        {"attn.c_attn", E, 3 * E}, {"attn.c_proj", E, E}, {"mlp.c_fc", E, 4 * E},
+        {"mlp.c_proj", 4 * E, E}};
+    size_t big = (size_t)M * 4 * E;
+    float *x = buffer(big, 1), *y = buffer(big, 2), *z = buffer(big, 3);
+    float *w = buffer((size_t)16 * E * E, 4), *bias = buffer(4 * E, 5), *dw = buffer(16 * E * E, 6);
+    float *scratch = buffer(attention_scratch_floats(T, E / H, ica_get_num_threads()), 7);
+    float *wt = buffer((size_t)16 * E * E, 8);
+    double sec;
+    char shape[64];
+    for (int l = 0; l < 4; l++) {
+        int K = layers[l].K, N = layers[l].N;
+        double flops = 2.0 * M * K * N;
+        snprintf(shape, sizeof shape, "%dx%d @ %dx%d", M, K, K, N);
+        TIME(sec, matmul_forward(y, x, w, bias, NULL, M, K, N));
+        char name[64];
+        snprintf(name, sizeof name, "fwd %s", layers[l].name);
+        report(name, shape, flops, 0, sec);
+        matmul_transpose(wt, w, K, N);
+        TIME(sec, matmul_backward_input(y, x, wt, NULL, M, K, N));
+        snprintf(name, sizeof name, "bwd-in %s", layers[l].name);
+        report(name, shape, flops, 0, sec);
+        TIME(sec, matmul_backward_weight(dw, bias, x, y, M, K, N, 0));
+        snprintf(name, sizeof name, "bwd-w %s", layers[l].name);
+        report(name, shape, flops, 0, sec);
+    }
+
+    /* attention: flops of the products actually computed (causal half + diagonal);
+     * the backward pass recomputes the probabilities (one more Q K^T) */
+    {
+        float *qkv = x;
+        double pairs = (double)T * (T + 1) / 2, hs = E / H;
+        double fwd = 2.0 * 2 * pairs * hs * B * H, bwd = 2.0 * 5 * pairs * hs * B * H;
+        snprintf(shape, sizeof shape, "B%d H%d T%d hs%d", B, H, T, E / H);
+        TIME(sec, attention_forward(y, scratch, qkv, B, T, E, H, 1, 1));
+        report("attention fwd", shape, fwd, 0, sec);
+        TIME(sec, attention_backward(z, scratch, y, qkv, B, T, E, H, 1, 1));
+        report("attention bwd", shape, bwd, 0, sec);
+    }
+
+    /* memory-bound kernels: report GB/s */
+    {
+        float *mean = buffer(M, 10), *rstd = buffer(M, 11);
+        float *lnw = buffer(E, 12), *lnb = buffer(E, 13), *lns = buffer(layernorm_scratch_floats(M, E), 14);
+        snprintf(shape, sizeof shape, "%dx%d", M, E);
+        double bytes = 2.0 * M * E * 4;
+        TIME(sec, layernorm_forward(y, mean, rstd, x, lnw, lnb, M, E));
+        report("layernorm fwd", shape, 0, bytes, sec);
+        TIME(sec, layernorm_backward(z, dw, dw + E, lns, y, x, mean, rstd, lnw, M, E, 0));
+        report("layernorm bwd", shape, 0, 4.0 * M * E * 4, sec);
+        size_t n = (size_t)M * 4 * E;
+        snprintf(shape, sizeof shape, "%dx%d", M, 4 * E);
+        TIME(sec, gelu_forward(y, x, n));
+        report("gelu fwd", shape, 0, 2.0 * n * 4, sec);
+        TIME(sec, gelu_forward_grad(y, z, x, n));
+        report("gelu fwd+grad", shape, 0, 3.0 * n * 4, sec);
+    }
+    /* accuracy of the vector GELU (exp2 polynomial + reciprocal) against
+     * double precision, on a dense grid of [-10, 10] */
+    {
+        size_t n = 1 << 20;
+        float *xs = buffer(n, 15), *g = buffer(n, 16), *dg = buffer(n, 17);
+        for (size_t i = 0; i < n; i++) xs[i] = -10.0f + 20.0f * (float)i / (float)(n - 1);
+        gelu_forward_grad(g, dg, xs, n);
+        double e_val = 0.0, e_der = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double x = xs[i], th = tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
+            double val = 0.5 * x * (1.0 + th);
+            double der = 0.5 * (1.0 + th) +
+                         0.5 * x * (1.0 - th * th) * 0.7978845608028654 * (1.0 + 3 * 0.044715 * x * x);
+            double ev = fabs(g[i] - val) / (fabs(x) > 1.0 ? fabs(x) : 1.0), ed = fabs(dg[i] - der);
+            if (ev > e_val) e_val = ev;
+            if (ed > e_der) e_der = ed;
+        }
+        printf("gelu accuracy [-10,10]  max |gelu - exact| / max(1,|x|) = %.2e, "
+               "max |gelu' - exact| = %.2e\n", e_val, e_der);
+    }
+    return 0;
+}
