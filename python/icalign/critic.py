@@ -41,12 +41,12 @@ Design decisions:
 * **Self-critic training.** A model built with ``ModelConfig(reward_head=True)``
   is trained from scratch with the ordinary recipe (exact rewards, fresh tasks)
   on PL + ``reward_weight`` x MSE(reward head, shown reward) over every y-token
-  (``train_self_critic``; in the registry the default model's recipe with
+  (in the registry, ``critic_experiments.self_critic_spec``: the default model's recipe with
   ``reward_weight=10``). The weight is 10, not 1, because the MSE (about 0.08 at
   chance) is tiny next to the PL loss (15-18), so with weight 1 the shared trunk
-  learns reward features slowly: on E32/L4 models the head's self-check accuracy
-  on task responses was 0.84 after 1500 steps at weight 1 and 0.91 after 2000
-  steps at weight 10, without a worse PL error (``scripts/critic_explore.py``).
+  learns reward features slowly (in development runs on E32/L4 models the head's
+  self-check accuracy on task responses was 0.84 at weight 1 and 0.90 at weight
+  10, with no worse PL error; every run measures and reports its own).
   The head only ever sees task responses, which lie on the segment between eps
   and y*; the model's own answers do not, so its accuracy on them is lower
   (``SelfCorrection.accuracy(positions="answers")``).
@@ -67,7 +67,6 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .config import ModelConfig
 from .evaluate import normalized_error
 from .stats import pearson, permutation_pvalue
 from .task import AlignmentTask, TaskBatch
@@ -321,7 +320,7 @@ class SelfCritic(Critic):
     def __init__(self, model, label: str = "self"):
         if not getattr(model, "config", None) or not model.config.reward_head:
             raise ValueError("SelfCritic needs a model built with ModelConfig(reward_head=True) "
-                             "and trained with its reward head (see train_self_critic)")
+                             "and trained with its reward head (see icalign.critic_experiments)")
         self.model = model
         self.label = label
 
@@ -960,16 +959,6 @@ def critic_claims(accuracy_gain: Mapping | None = None, rounds: Mapping | None =
     return rows
 
 
-def claims_markdown(rows: Iterable[Mapping]) -> str:
-    """The rows as a markdown table (the layout of report.md), ✓ / ✗."""
-    cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| Claim | Measured | Criterion | |", "| --- | --- | --- | :-: |"]
-    for r in rows:
-        lines.append(f"| {cell(r['claim'])} | {cell(r['evidence'])} | {cell(r['criterion'])} "
-                     f"| {'✓' if r['passed'] else '✗'} |")
-    return "\n".join(lines) + "\n"
-
-
 # ------------------------------------------------------------------------------ plots
 
 
@@ -1050,189 +1039,9 @@ def plot_model_size(result: Mapping, ax=None):
     return fig
 
 
-# ------------------------------------------------------------ models and whole runs
-
-#: Critic-experiment settings per profile. ``self_model``: the model with a reward head
-#: (the self-critic) used by experiments 1 and 2; ``sizes``: the models of experiment 3
-#: (in the registry these are the depth and heads/width panel models, shared).
-CRITIC_PROFILES = {
-    "smoke": {
-        "self_model": {"n_embd": 16, "n_layer": 2, "n_head": 2},
-        "sizes": [{"n_embd": 8, "n_layer": 1, "n_head": 1}, {"n_embd": 16, "n_layer": 2,
-                                                              "n_head": 2}],
-        "steps": 20, "batch_size": 16, "lr": 1e-3, "reward_weight": 10.0,
-        "n_tasks": 32, "k_values": (2, 4), "k": 4, "rounds": 5, "gain_rounds": 1,
-    },
-    "quick": {
-        "self_model": {"n_embd": 32, "n_layer": 4, "n_head": 2},
-        "sizes": [{"n_embd": 8, "n_layer": 1, "n_head": 1}, {"n_embd": 16, "n_layer": 2,
-                                                              "n_head": 2},
-                  {"n_embd": 32, "n_layer": 4, "n_head": 2}],
-        "steps": 1500, "batch_size": 64, "lr": 1e-3, "reward_weight": 10.0,
-        "n_tasks": 500, "k_values": (2, 4, 8), "k": 4, "rounds": 5, "gain_rounds": 1,
-    },
-    "paper": {
-        "self_model": {"n_embd": 96, "n_layer": 20, "n_head": 3},
-        "sizes": [{"n_embd": 96, "n_layer": n, "n_head": 3} for n in (5, 10, 15, 20)]
-        + [{"n_embd": 32 * h, "n_layer": 20, "n_head": h} for h in (1, 4, 6)],
-        "steps": 3000, "batch_size": 256, "lr": 1e-4, "reward_weight": 10.0,
-        "n_tasks": 1024, "k_values": (2, 4, 8), "k": 4, "rounds": 5, "gain_rounds": 1,
-    },
-}
-
-
-def fit(model, task: AlignmentTask, steps: int, batch_size: int, lr: float, seed: int = 0,
-        reward_weight: float = 1.0) -> list[float]:
-    """Plain training loop (fresh tasks every step, stream ``seed`` at offset step*batch):
-    a stand-in for ``icalign.train`` that also passes ``reward_weight`` for reward-head
-    models. Returns the losses."""
-    losses = []
-    for s in range(int(steps)):
-        b = task.sample(int(batch_size), seed=int(seed), offset=s * int(batch_size))
-        losses.append(float(model.step(b.xs, b.ys, b.rs, lr=lr, reward_weight=reward_weight)))
-    return losses
-
-
-def train_self_critic(config: ModelConfig, task: AlignmentTask | None = None,
-                      steps: int = 1500, batch_size: int = 64, lr: float = 1e-3,
-                      reward_weight: float = 10.0, seed: int = 0, train=None):
-    """A model with a reward head trained jointly: PL loss + ``reward_weight`` x MSE of the
-    head against the shown rewards (exact rewards, p = 0). ``train(model, task, steps,
-    batch_size, lr, seed, reward_weight)`` defaults to ``fit``."""
-    config = config.replace(reward_head=True)
-    task = task or AlignmentTask(config.n_dims, config.n_points)
-    model = _new_model(config, seed)
-    (train or fit)(model, task, steps, batch_size, lr, seed, reward_weight)
-    return model
-
-
-def _new_model(config, seed):
-    from .model import Transformer
-    return Transformer(config, seed=seed)
-
-
-def run_critic_experiments(profile: str = "smoke", self_model=None, size_models=None,
-                           seed: int = 0, train=None, progress: bool = False) -> dict:
-    """All three critic experiments for a profile of ``CRITIC_PROFILES``.
-
-    Models not given are trained here (``train`` as in ``train_self_critic``). Returns
-    {"critic_accuracy_gain", "critic_rounds", "critic_model_size", "claims",
-    "self_check"} — the three result dicts, the report rows and the self-check
-    accuracy of the self-critic on task responses.
-    """
-    if profile not in CRITIC_PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of "
-                         f"{sorted(CRITIC_PROFILES)}")
-    P = CRITIC_PROFILES[profile]
-    task = AlignmentTask()
-    say = print if progress else (lambda *a, **k: None)
-    tr = dict(steps=P["steps"], batch_size=P["batch_size"], lr=P["lr"], seed=seed)
-    if self_model is None:
-        say(f"training the self-critic model {P['self_model']} ({P['steps']} steps)")
-        self_model = train_self_critic(ModelConfig(**P["self_model"]), task,
-                                       reward_weight=P["reward_weight"], train=train, **tr)
-    if size_models is None:
-        size_models = []
-        for spec in P["sizes"]:
-            say(f"training size model {spec}")
-            m = _new_model(ModelConfig(**spec), seed)
-            (train or fit)(m, task, P["steps"], P["batch_size"], P["lr"], seed, 1.0)
-            size_models.append(m)
-    common = dict(task=task, n_tasks=P["n_tasks"], seed=seed)
-    say("experiment 1: accuracy vs gain")
-    acc_gain = critic_accuracy_gain(self_model, k_values=P["k_values"],
-                                    rounds=P["gain_rounds"], **common)
-    say("experiment 2: rounds")
-    rounds = critic_rounds(self_model, k=P["k"], rounds=P["rounds"], **common)
-    say("experiment 3: model size")
-    size = critic_model_size(size_models, k=P["k"], rounds=P["gain_rounds"], **common)
-    held = task.sample(P["n_tasks"], seed=seed, offset=10**9)
-    return {"critic_accuracy_gain": acc_gain, "critic_rounds": rounds,
-            "critic_model_size": size,
-            "claims": critic_claims(acc_gain, rounds, size),
-            "self_check": self_check_accuracy(self_model, held), "profile": profile}
-
+# ------------------------------------------------------------------- whole runs
 
 CRITIC_PLOTS = {"critic_accuracy_gain": plot_accuracy_gain, "critic_rounds": plot_rounds,
                 "critic_model_size": plot_model_size}
+EXPERIMENT_NAMES = tuple(CRITIC_PLOTS)
 
-
-def save_critic_results(results: Mapping, out_dir: str) -> list[str]:
-    """Write ``<name>.json`` and, with matplotlib, ``<name>.png`` for each experiment in
-    ``results`` (as returned by ``run_critic_experiments``) into ``out_dir``; returns the
-    paths written."""
-    import json
-    import os
-    os.makedirs(out_dir, exist_ok=True)
-    paths = []
-    for name in CRITIC_PLOTS:
-        if name in results:
-            path = os.path.join(out_dir, f"{name}.json")
-            with open(path, "w") as f:
-                json.dump(results[name], f, indent=1)
-            paths.append(path)
-    import matplotlib.pyplot as plt
-    for name, plot in CRITIC_PLOTS.items():
-        if name in results:
-            fig = plot(results[name])
-            png = os.path.join(out_dir, f"{name}.png")
-            fig.savefig(png, dpi=120)
-            plt.close(fig)
-            paths.append(png)
-    return paths
-
-
-EXPERIMENT_NAMES = ("critic_accuracy_gain", "critic_rounds", "critic_model_size")
-
-
-def load_or_run(profile: str = "quick", out: str = "results", progress: bool = True) -> dict:
-    """For notebook 03: the three critic results of ``profile``.
-
-    Through the experiment registry (``icalign.experiments.load_or_run``, which loads
-    finished results from ``out/<profile>`` and runs missing ones with the shared model
-    cache) when it is there and has the critic experiments; otherwise from
-    ``out/<profile>/critic_*.json`` if present, else by ``run_critic_experiments`` (results
-    then saved there). Returns the result dicts by name plus "claims".
-    """
-    import os
-    try:
-        from . import experiments as ex
-    except ImportError:
-        ex = None
-    if ex is not None and all(n in ex.EXPERIMENTS for n in EXPERIMENT_NAMES):
-        res = ex.load_or_run(profile, out, list(EXPERIMENT_NAMES), progress=progress)
-        res["claims"] = critic_claims(*(res[n] for n in EXPERIMENT_NAMES))
-        return res
-    directory = os.path.join(os.fspath(out), profile)
-    if all(os.path.exists(os.path.join(directory, f"{n}.json")) for n in EXPERIMENT_NAMES):
-        try:
-            res = load_critic_results(directory)
-        except (KeyError, ValueError):
-            res = None           # written by an older icalign: run again
-        if res is not None and all(res[n].get("format") == RESULT_FORMAT
-                                   for n in EXPERIMENT_NAMES):
-            return res
-    res = run_critic_experiments(profile, progress=progress)
-    try:
-        save_critic_results(res, directory)
-    except ImportError:          # no matplotlib: the JSON files are enough
-        pass
-    return res
-
-
-def load_critic_results(out_dir: str) -> dict:
-    """Read back the JSON files written by ``save_critic_results`` (or the registry) and
-    recompute the claim rows."""
-    import json
-    import os
-    res = {}
-    for name in CRITIC_PLOTS:
-        path = os.path.join(out_dir, f"{name}.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                res[name] = json.load(f)
-    if not res:
-        raise FileNotFoundError(f"no critic_*.json results in {out_dir}")
-    res["claims"] = critic_claims(res.get("critic_accuracy_gain"), res.get("critic_rounds"),
-                                  res.get("critic_model_size"))
-    return res

@@ -245,21 +245,24 @@ register_profile(Profile(
                 "3000 steps; depth 5/10/15/20; heads 1/3/4/6 at head size 32 and at E 96",
 ))
 
-# quick: every ablation of the paper at about 1/2 width and 2/5 depth, trained
-# for 1200 steps of 64 sequences (1/10 of the paper's sequences) at a larger,
-# cosine-decayed lr. Cost with the optimised kernels (train_flops_per_step,
-# ~175 GFLOP/s): default model E48/L8 ~6.2 GFLOP/step ~ 0.035 s/step; the 12
-# distinct models of panels a-f ~ 12.4 default-equivalents ~ 7.7e10 flop/step,
-# x 1200 steps ~ 9.2e13 flop ~ 9 minutes, leaving ~3 minutes of the 12-minute
-# training budget to the critic-quality experiments (which reuse the default
-# model). `icalign reproduce --plan` prints the estimate for the registered set.
+# quick: every ablation of the paper at 3/8 width and 2/5 depth, 3000 steps of 64
+# sequences (1/4 of the paper's sequences) at a constant lr of 5e-4. Why: these
+# models sit on a loss plateau (PL loss ~17.7 at N = 20) until an abrupt
+# transition to in-context alignment (~14.7). In development runs at batch 64 the
+# transition came after ~600-2100 steps depending on width, depth, seed and lr;
+# 1200 steps left most models untrained, so the ablations compared noise. At lr
+# 1e-3 the wider models (E 48, 72) never left the plateau; 5e-4 trained them all
+# but the smallest. E 36 (divisible by 1/3/4/6 heads; head size 12) costs half of
+# E 48, which buys every model 3000 steps: the 13 models train in ~10 minutes on
+# 2 cores (~245 GFLOP/s measured), and `icalign reproduce` as a whole took
+# 10m15s here. `icalign plan` prints the estimate for the registered set.
 register_profile(Profile(
     name="quick",
-    description="paper's ablations at smaller scale (E 48, 8 layers, 3 heads of size 16; "
-                "depth 2/4/6/8; heads 1/3/4/6 at head size 16 and at E 48), 1200 steps of "
-                "batch 64, Adam lr 1e-3 with warm-up and cosine decay",
-    n_embd=48, n_layer=8, n_head=3, depths=(2, 4, 6, 8), heads=(1, 3, 4, 6), head_size=16,
-    fixed_embd=48, steps=1200, batch_size=64, lr=1e-3, lr_schedule="cosine", eval_size=2000,
+    description="paper's ablations at smaller scale (E 36, 8 layers, 3 heads of size 12; "
+                "depth 2/4/6/8; heads 1/3/4/6 at head size 12 and at E 36), 3000 steps of "
+                "batch 64, Adam lr 5e-4 (constant)",
+    n_embd=36, n_layer=8, n_head=3, depths=(2, 4, 6, 8), heads=(1, 3, 4, 6), head_size=12,
+    fixed_embd=36, steps=3000, batch_size=64, lr=5e-4, lr_schedule=None, eval_size=2000,
     checkpoint_every=60.0,
 ))
 
