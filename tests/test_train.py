@@ -112,6 +112,9 @@ def test_interrupted_write_leaves_old_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert len(calls) >= 2
     assert os.listdir(tmp_path) == ["w.npz"]  # no temporary left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # not the temp file's 0600
     ck = ica.load_checkpoint(path)  # the step-1 checkpoint, whole
     assert ck["step"] == 1 and len(ck["losses"]) == 1
     # and it still resumes to the uninterrupted result

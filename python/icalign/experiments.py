@@ -36,7 +36,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from ._files import atomic_write_text
 from .baselines import SIMPLE_BASELINES, gd_baseline, simple_baseline
 from .config import ModelConfig
 from .evaluate import EVAL_SEED_BASE, evaluation_set, normalized_error, transformer_predictions
@@ -360,15 +360,6 @@ def plan(profile: Profile, names: Optional[Iterable[str]] = None) -> list[TrainS
 
 
 # ====================================================================== runner
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _fmt_seconds(s: float) -> str:
     if not math.isfinite(s):
         return "?"
@@ -619,7 +610,7 @@ class Runner:
             result.update({"profile_settings": self.profile.to_dict(), "seeds": self.seeds(),
                            "version": _version(), "seconds": time.monotonic() - t0,
                            "fingerprint": self.profile.fingerprint(name)})
-            _atomic_write_text(self.json_path(name),
+            atomic_write_text(self.json_path(name),
                                json.dumps(result, indent=1, sort_keys=False) + "\n")
             results[name] = result
             self.log(f"[experiment {i + 1}/{len(selected)}] {name}: wrote "
@@ -771,7 +762,7 @@ def build_outputs(directory: str, figures: bool = True, report: bool = True, log
                 written["figures"].append(path)
     if report:
         path = os.path.join(directory, "report.md")
-        _atomic_write_text(path, render_report(directory, results))
+        atomic_write_text(path, render_report(directory, results))
         written["report"] = path
         log(f"wrote {path}")
     return written

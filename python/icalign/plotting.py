@@ -55,8 +55,10 @@ def _in_notebook() -> bool:
 
 
 def save_figure(fig, path: str, dpi: int = 130) -> None:
+    """Write the figure as PNG atomically (never a half-written file) and close it."""
+    from ._files import atomic_write
     plt = _plt()
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
     plt.close(fig)
 
 

@@ -12,7 +12,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ._files import atomic_write
 from .config import ModelConfig
 from .evaluate import EVAL_SEED_BASE
 from .model import Transformer
@@ -94,31 +94,7 @@ def save_checkpoint(path: Union[str, os.PathLike], arrays: dict) -> None:
     POSIX and Windows), so a crash or Ctrl-C at any moment leaves either the
     old checkpoint or the new one, never a half-written file.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> dict:

@@ -1,0 +1,47 @@
+"""Atomic file writes: every file icalign writes (checkpoints, results, report,
+figures) appears whole or not at all, even on a crash or Ctrl-C."""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import BinaryIO, Callable, Union
+
+
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(f)`` on a temporary file in the target directory, fsync it and
+    rename it over ``path`` (os.replace is atomic on POSIX and Windows). On any
+    error the temporary file is removed and the old ``path`` is left untouched.
+    The file gets the usual permissions (0666 minus the umask), not mkstemp's 0600.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def atomic_write_text(path: Union[str, os.PathLike], text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
