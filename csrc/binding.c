@@ -536,6 +536,56 @@ static int *convert_t_values(PyObject *obj, int *count) {
     return values;
 }
 
+/* What both baseline calls share: the batch (shape_source gives B, N and d; it
+ * is xs for GD and ys for the simple baselines, which need no queries), the
+ * t values and the output (B, len(t_values), d). */
+typedef struct {
+    batch_arrays b;
+    int *t_values, n_t;
+    PyArrayObject *out;
+} baseline_call;
+
+static void baseline_release(baseline_call *c) {
+    batch_release(&c->b);
+    PyMem_Free(c->t_values);
+    Py_XDECREF(c->out);
+}
+
+static int baseline_prepare(PyObject *shape_source, const char *source_name, PyObject *xs,
+                            PyObject *ys, PyObject *rs, PyObject *t_obj, baseline_call *c) {
+    memset(c, 0, sizeof *c);
+    PyArrayObject *probe = as_float32(shape_source, source_name, 3, 3, "(B, N, d)");
+    if (!probe) return 0;
+    int d = (int)PyArray_DIM(probe, 2);
+    int ok = batch_convert(xs ? xs : (PyObject *)probe, ys, rs, d, &c->b);
+    Py_DECREF(probe);
+    if (!ok) return 0;
+    if (!(c->t_values = convert_t_values(t_obj, &c->n_t))) goto fail;
+    if (c->n_t == 0) {
+        PyErr_SetString(PyExc_ValueError, "t_values is empty; expected e.g. range(2, 16)");
+        goto fail;
+    }
+    npy_intp dims[3] = {c->b.B, c->n_t, d};
+    if (!(c->out = new_float32(3, dims))) goto fail;
+    return 1;
+fail:
+    baseline_release(c);
+    return 0;
+}
+
+/* Returns the output (a new reference) or raises for st. */
+static PyObject *baseline_finish(baseline_call *c, ica_status st) {
+    PyObject *result = NULL;
+    if (st != ICA_OK) {
+        raise_status(st);
+    } else {
+        result = (PyObject *)c->out;
+        c->out = NULL;
+    }
+    baseline_release(c);
+    return result;
+}
+
 static PyObject *py_gd_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
     (void)mod;
     static char *kwlist[] = {"xs", "ys", "rs", "t_values", "steps", "lr", "seed", NULL};
@@ -546,46 +596,23 @@ static PyObject *py_gd_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|idK", kwlist, &xs, &ys, &rs, &t_obj,
                                      &steps, &lr, &seed))
         return NULL;
-    PyArrayObject *probe = as_float32(xs, "xs", 3, 3, "(B, N, d)");
-    if (!probe) return NULL;
-    int d = (int)PyArray_DIM(probe, 2);
-    Py_DECREF(probe);
-    batch_arrays b;
-    if (!batch_convert(xs, ys, rs, d, &b)) return NULL;
-    int n_t = 0;
-    int *t_values = convert_t_values(t_obj, &n_t);
-    if (!t_values) {
-        batch_release(&b);
-        return NULL;
-    }
-    npy_intp dims[3] = {b.B, n_t, d};
-    PyArrayObject *out = n_t > 0 ? new_float32(3, dims) : NULL;
-    ica_status st = ICA_ERR_ARGUMENT;
-    if (n_t == 0) {
-        PyErr_SetString(PyExc_ValueError, "t_values is empty");
-    } else if (out) {
-        Py_BEGIN_ALLOW_THREADS st = ica_gd_baseline(
-            PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N, d, t_values,
-            n_t, steps, (float)lr, (uint64_t)seed, PyArray_DATA(out));
-        Py_END_ALLOW_THREADS if (st != ICA_OK) raise_status(st);
-    }
-    PyMem_Free(t_values);
-    batch_release(&b);
-    if (st != ICA_OK) {
-        Py_XDECREF(out);
-        return NULL;
-    }
-    return (PyObject *)out;
+    baseline_call c;
+    if (!baseline_prepare(xs, "xs", xs, ys, rs, t_obj, &c)) return NULL;
+    ica_status st;
+    Py_BEGIN_ALLOW_THREADS st = ica_gd_baseline(
+        PyArray_DATA(c.b.xs), PyArray_DATA(c.b.ys), PyArray_DATA(c.b.rs), c.b.B, c.b.N, c.b.d,
+        c.t_values, c.n_t, steps, (float)lr, (uint64_t)seed, PyArray_DATA(c.out));
+    Py_END_ALLOW_THREADS return baseline_finish(&c, st);
 }
 
 static PyObject *py_simple_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
     (void)mod;
     static char *kwlist[] = {"ys", "rs", "t_values", "kind", "temperature", NULL};
-    PyObject *ys_obj, *rs_obj, *t_obj;
+    PyObject *ys, *rs, *t_obj;
     const char *kind_name;
     double temperature = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOs|d", kwlist, &ys_obj, &rs_obj, &t_obj,
-                                     &kind_name, &temperature))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOs|d", kwlist, &ys, &rs, &t_obj, &kind_name,
+                                     &temperature))
         return NULL;
     static const char *kinds[] = {"mean", "best", "weighted", "oracle"};
     int kind = -1;
@@ -596,38 +623,13 @@ static PyObject *py_simple_baseline(PyObject *mod, PyObject *args, PyObject *kwd
                      "kind must be 'mean', 'best', 'weighted' or 'oracle', got '%s'", kind_name);
         return NULL;
     }
-    /* ys doubles as xs: only its shape matters here */
-    PyArrayObject *probe = as_float32(ys_obj, "ys", 3, 3, "(B, N, d)");
-    if (!probe) return NULL;
-    int d = (int)PyArray_DIM(probe, 2);
-    batch_arrays b;
-    int ok = batch_convert((PyObject *)probe, ys_obj, rs_obj, d, &b);
-    Py_DECREF(probe);
-    if (!ok) return NULL;
-    int n_t = 0;
-    int *t_values = convert_t_values(t_obj, &n_t);
-    if (!t_values) {
-        batch_release(&b);
-        return NULL;
-    }
-    npy_intp dims[3] = {b.B, n_t, d};
-    PyArrayObject *out = n_t > 0 ? new_float32(3, dims) : NULL;
-    ica_status st = ICA_ERR_ARGUMENT;
-    if (n_t == 0) {
-        PyErr_SetString(PyExc_ValueError, "t_values is empty");
-    } else if (out) {
-        Py_BEGIN_ALLOW_THREADS st = ica_simple_baseline(
-            PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N, d, t_values, n_t,
-            (ica_baseline)kind, (float)temperature, PyArray_DATA(out));
-        Py_END_ALLOW_THREADS if (st != ICA_OK) raise_status(st);
-    }
-    PyMem_Free(t_values);
-    batch_release(&b);
-    if (st != ICA_OK) {
-        Py_XDECREF(out);
-        return NULL;
-    }
-    return (PyObject *)out;
+    baseline_call c;
+    if (!baseline_prepare(ys, "ys", NULL, ys, rs, t_obj, &c)) return NULL;
+    ica_status st;
+    Py_BEGIN_ALLOW_THREADS st = ica_simple_baseline(
+        PyArray_DATA(c.b.ys), PyArray_DATA(c.b.rs), c.b.B, c.b.N, c.b.d, c.t_values, c.n_t,
+        (ica_baseline)kind, (float)temperature, PyArray_DATA(c.out));
+    Py_END_ALLOW_THREADS return baseline_finish(&c, st);
 }
 
 static PyObject *py_set_num_threads(PyObject *mod, PyObject *arg) {

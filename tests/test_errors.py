@@ -122,7 +122,7 @@ def test_bad_inputs_never_crash_the_interpreter():
         for args in [(2**40, 1, 1, 0), (1, 1, 1, -1)]:
             try:
                 ica.AlignmentTask(5, 20).sample(*args[:1], seed=args[3])
-            except (ValueError, OverflowError, MemoryError):
+            except ValueError:
                 print("raised hostile")
         print("done")
     """)

@@ -72,13 +72,14 @@ class AlignmentTask:
         """Draw ``batch_size`` tasks; with probability ``reward_noise`` each shown
         reward is replaced by a fresh U(0, 1) draw (a critic of quality 1 - p)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+                or not 1 <= batch_size <= 2**31 - 1:
+            raise ValueError(f"batch_size must be an int in [1, 2**31 - 1], got {batch_size!r}")
         if not (0.0 <= float(reward_noise) <= 1.0):
             raise ValueError(f"reward_noise must lie in [0, 1], got {reward_noise!r}")
         for name, value in (("seed", seed), ("offset", offset)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or not 0 <= value < 2**64:
+                raise ValueError(f"{name} must be an int in [0, 2**64), got {value!r}")
         arrays = _core.sample_tasks(int(batch_size), self.n_points, self.n_dims, int(seed),
                                     int(offset), float(reward_noise))
         return TaskBatch(*arrays, seed=int(seed), offset=int(offset),
