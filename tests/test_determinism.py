@@ -49,6 +49,7 @@ def test_thread_count_is_settable(restore_threads):
     ica.set_num_threads(1)
     assert ica.get_num_threads() == 1
     ica.set_num_threads(2)
-    assert ica.get_num_threads() == 2
+    # a build without OpenMP runs on one thread whatever is asked, and says so
+    assert ica.get_num_threads() == (2 if ica._core.has_openmp() else 1)
     with pytest.raises(ValueError, match="threads"):
         ica.set_num_threads(0)

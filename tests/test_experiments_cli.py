@@ -37,6 +37,7 @@ def smoke_run(tmp_path_factory):
 
 
 def test_reproduce_writes_json_png_report(smoke_run):
+    pytest.importorskip("matplotlib")  # the figures need it (extra "plot")
     d, proc = smoke_run
     for name in PANELS:
         data = json.loads((d / f"{name}.json").read_text())
