@@ -1,5 +1,5 @@
-"""Critic-quality experiments (issue 4): critics, the self-correction loop, statistics,
-the three experiment functions and their claim rows."""
+"""Critic-quality experiments: critics, the self-correction loop, statistics,
+the three experiment functions and their claims."""
 import json
 import math
 
@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 import icalign as ica
-from icalign import critic as C
-from icalign import stats
+from icalign import critic_studies, critics, plotting, report, runner as runner_mod
+from icalign import self_correction, stats
+from icalign.experiments import critic_quality as cq
+from icalign.profiles import PROFILES
+from icalign.registry import EXPERIMENTS, Claim, load_builtin_experiments
 
 TASK = ica.AlignmentTask(n_dims=5, n_points=20)
 
@@ -27,7 +30,7 @@ def tiny_model():
 
 def score(critic, batch, responses=None, seed=0):
     ys = batch.ys if responses is None else responses
-    inp = C.CriticInput(np.asarray(ys, np.float64), batch.ystar.astype(np.float64),
+    inp = critics.CriticInput(np.asarray(ys, np.float64), batch.ystar.astype(np.float64),
                         batch.eps.astype(np.float64), batch.xs, batch.ys, batch.rs,
                         tuple(range(ys.shape[1])))
     return critic(inp, np.random.default_rng(seed))
@@ -36,7 +39,7 @@ def score(critic, batch, responses=None, seed=0):
 # --------------------------------------------------------------------------- oracle critic
 
 def test_oracle_recovers_true_mixing_weights(batch):
-    r = C.oracle_rewards(batch.ys, batch.ystar, batch.eps)
+    r = critics.oracle_rewards(batch.ys, batch.ystar, batch.eps)
     assert r.shape == batch.rs_true.shape
     # the responses are stored in float32, hence the tolerance
     np.testing.assert_allclose(r, batch.rs_true, atol=2e-5)
@@ -47,28 +50,28 @@ def test_oracle_recovers_exact_weights_in_float64(batch):
     r_true = rng.uniform(0, 1, (batch.batch_size, 6))
     ystar, eps = batch.ystar.astype(np.float64), batch.eps.astype(np.float64)
     ys = r_true[..., None] * ystar[:, None] + (1 - r_true[..., None]) * eps[:, None]
-    np.testing.assert_allclose(C.oracle_rewards(ys, ystar, eps), r_true, atol=1e-9)
+    np.testing.assert_allclose(critics.oracle_rewards(ys, ystar, eps), r_true, atol=1e-9)
 
 
 def test_oracle_is_scale_invariant(batch):
     rng = np.random.default_rng(1)
     resp = rng.standard_normal((batch.batch_size, 7, 5))
-    base = C.oracle_rewards(resp, batch.ystar, batch.eps)
+    base = critics.oracle_rewards(resp, batch.ystar, batch.eps)
     for scale in (1e-3, 0.37, 4.0, 250.0):
-        np.testing.assert_allclose(C.oracle_rewards(scale * resp, batch.ystar, batch.eps),
+        np.testing.assert_allclose(critics.oracle_rewards(scale * resp, batch.ystar, batch.eps),
                                    base, atol=1e-9)
     per = rng.uniform(0.01, 100, (batch.batch_size, 7, 1))
-    np.testing.assert_allclose(C.oracle_rewards(per * resp, batch.ystar, batch.eps), base,
+    np.testing.assert_allclose(critics.oracle_rewards(per * resp, batch.ystar, batch.eps), base,
                                atol=1e-9)
     # a negative factor is a different direction: it must change some scores
-    assert np.abs(C.oracle_rewards(-resp, batch.ystar, batch.eps) - base).max() > 0.1
+    assert np.abs(critics.oracle_rewards(-resp, batch.ystar, batch.eps) - base).max() > 0.1
 
 
 def test_oracle_matches_a_grid_search(batch):
     rng = np.random.default_rng(2)
     resp = rng.standard_normal((32, 5, 5)) + 0.5 * batch.ystar[:32, None]
     ystar, eps = batch.ystar[:32].astype(np.float64), batch.eps[:32].astype(np.float64)
-    got = C.oracle_rewards(resp, ystar, eps)
+    got = critics.oracle_rewards(resp, ystar, eps)
     grid = np.linspace(0, 1, 20001)
     v = grid[None, :, None] * ystar[:, None] + (1 - grid[None, :, None]) * eps[:, None]
     vn = v / np.linalg.norm(v, axis=-1, keepdims=True)
@@ -86,13 +89,13 @@ def test_oracle_matches_a_grid_search(batch):
 
 def test_quality_critic_grades_by_measured_error(batch):
     # exact on task responses, like the oracle
-    np.testing.assert_allclose(C.quality_rewards(batch.ys, batch.ystar, batch.eps),
+    np.testing.assert_allclose(critics.quality_rewards(batch.ys, batch.ystar, batch.eps),
                                batch.rs_true, atol=2e-5)
     rng = np.random.default_rng(3)
     ystar, eps = batch.ystar.astype(np.float64), batch.eps.astype(np.float64)
     resp = rng.standard_normal((batch.batch_size, 6, 5)) + ystar[:, None]
-    q = C.quality_rewards(resp, ystar, eps)
-    np.testing.assert_allclose(C.quality_rewards(3.7 * resp, ystar, eps), q, atol=1e-9)
+    q = critics.quality_rewards(resp, ystar, eps)
+    np.testing.assert_allclose(critics.quality_rewards(3.7 * resp, ystar, eps), q, atol=1e-9)
     # the on-segment response of weight q is exactly as good as the response
     v = q[..., None] * ystar[:, None] + (1 - q[..., None]) * eps[:, None]
     err_v, err_r = ica.normalized_error(v, ystar), ica.normalized_error(resp, ystar)
@@ -101,44 +104,44 @@ def test_quality_critic_grades_by_measured_error(batch):
     assert np.all(err_r[q <= 1e-6] >= err_v[q <= 1e-6] - 1e-9)    # worse than eps -> 0
     # an answer beyond y* (overshoot along y* - eps): the oracle says 1, quality says < 1
     over = ystar + 0.8 * (ystar - eps)
-    assert np.all(C.oracle_rewards(over, ystar, eps) == 1.0)
-    assert np.all(C.quality_rewards(over, ystar, eps) < 1.0)
+    assert np.all(critics.oracle_rewards(over, ystar, eps) == 1.0)
+    assert np.all(critics.quality_rewards(over, ystar, eps) < 1.0)
 
 
 def test_oracle_validates_shapes(batch):
     with pytest.raises(ValueError, match="ystar and eps"):
-        C.oracle_rewards(batch.ys, batch.ystar[:3], batch.eps)
+        critics.oracle_rewards(batch.ys, batch.ystar[:3], batch.eps)
 
 
 # ------------------------------------------------------------------------- noisy critics
 
 def mean_acc(critic, batch, seed=0):
-    return float(np.nanmean(C.pairwise_accuracy(score(critic, batch, seed=seed),
+    return float(np.nanmean(self_correction.pairwise_accuracy(score(critic, batch, seed=seed),
                                                 batch.rs_true)))
 
 
 def test_pairwise_accuracy_known_cases():
     t = np.array([[0.1, 0.5, 0.9, 0.3]])
-    assert C.pairwise_accuracy(t, t)[0] == 1.0
-    assert C.pairwise_accuracy(1 - t, t)[0] == 0.0
-    assert C.pairwise_accuracy(np.full_like(t, 0.4), t)[0] == 0.5
+    assert self_correction.pairwise_accuracy(t, t)[0] == 1.0
+    assert self_correction.pairwise_accuracy(1 - t, t)[0] == 0.0
+    assert self_correction.pairwise_accuracy(np.full_like(t, 0.4), t)[0] == 0.5
     # one of 6 pairs swapped (0.5 vs 0.9)
-    assert C.pairwise_accuracy(np.array([[0.1, 0.95, 0.9, 0.3]]), t)[0] == pytest.approx(5 / 6)
+    assert self_correction.pairwise_accuracy(np.array([[0.1, 0.95, 0.9, 0.3]]), t)[0] == pytest.approx(5 / 6)
     # true ties are left out; a row without pairs is NaN
     # a pair mask: only pairs with the last element
     mask = np.zeros((4, 4), bool)
     mask[:, 3] = mask[3, :] = True
     c = np.array([[0.1, 0.5, 0.9, 0.95]])  # 0.3 placed above 0.5 and 0.9: 1 of 3 right
-    assert C.pairwise_accuracy(c, t, mask)[0] == pytest.approx(1 / 3)
-    assert C.pairwise_accuracy(c, t)[0] == pytest.approx(4 / 6)
+    assert self_correction.pairwise_accuracy(c, t, mask)[0] == pytest.approx(1 / 3)
+    assert self_correction.pairwise_accuracy(c, t)[0] == pytest.approx(4 / 6)
     tt = np.array([[1.0, 1.0, 0.2]])
-    assert C.pairwise_accuracy(np.array([[0.3, 0.9, 0.1]]), tt)[0] == 1.0
-    assert np.isnan(C.pairwise_accuracy(np.array([[0.3]]), np.array([[0.2]]))[0])
+    assert self_correction.pairwise_accuracy(np.array([[0.3, 0.9, 0.1]]), tt)[0] == 1.0
+    assert np.isnan(self_correction.pairwise_accuracy(np.array([[0.3]]), np.array([[0.2]]))[0])
 
 
 def test_replace_critic_accuracy_falls_toward_chance_with_p():
     batch = TASK.sample(2000, seed=11)
-    accs = [mean_acc(C.ReplaceCritic(p), batch) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    accs = [mean_acc(critics.ReplaceCritic(p), batch) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
     assert accs[0] == pytest.approx(1.0)
     assert all(a > b for a, b in zip(accs, accs[1:])), accs
     assert abs(accs[-1] - 0.5) < 0.02, accs
@@ -151,33 +154,33 @@ def test_replace_critic_accuracy_falls_toward_chance_with_p():
 
 
 def test_gaussian_critic_accuracy_falls_with_sigma(batch):
-    accs = [mean_acc(C.GaussianCritic(s), batch) for s in (0.0, 0.05, 0.2, 0.5, 2.0)]
+    accs = [mean_acc(critics.GaussianCritic(s), batch) for s in (0.0, 0.05, 0.2, 0.5, 2.0)]
     assert accs[0] == pytest.approx(1.0)
     assert all(a > b for a, b in zip(accs, accs[1:])), accs
     assert accs[-1] > 0.45
 
 
 def test_inverted_critic_is_below_chance(batch):
-    assert mean_acc(C.InvertedCritic(), batch) < 0.01
+    assert mean_acc(critics.InvertedCritic(), batch) < 0.01
 
 
 def test_critic_noise_is_seeded(batch):
-    c = C.GaussianCritic(0.3)
+    c = critics.GaussianCritic(0.3)
     np.testing.assert_array_equal(score(c, batch, seed=5), score(c, batch, seed=5))
     assert not np.array_equal(score(c, batch, seed=5), score(c, batch, seed=6))
 
 
 def test_make_critic_names(tiny_model):
-    assert isinstance(C.make_critic("oracle"), C.OracleCritic)
-    assert isinstance(C.make_critic("quality"), C.QualityCritic)
-    assert C.make_critic("replace:0.3").p == 0.3
-    assert C.make_critic("gauss:0.2").sigma == 0.2
-    assert isinstance(C.make_critic("self", tiny_model), C.SelfCritic)
+    assert isinstance(critics.make_critic("oracle"), critics.OracleCritic)
+    assert isinstance(critics.make_critic("quality"), critics.QualityCritic)
+    assert critics.make_critic("replace:0.3").p == 0.3
+    assert critics.make_critic("gauss:0.2").sigma == 0.2
+    assert isinstance(critics.make_critic("self", tiny_model), critics.SelfCritic)
     for bad in ("nope", "replace", "replace:1.5", "gauss:-1"):
         with pytest.raises(ValueError):
-            C.make_critic(bad)
+            critics.make_critic(bad)
     with pytest.raises(ValueError, match="reward_head"):
-        C.SelfCritic(ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=1)))
+        critics.SelfCritic(ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=1)))
 
 
 # ----------------------------------------------------------------- the self-correction loop
@@ -201,7 +204,7 @@ class SpyModel:
 def test_loop_appends_exactly_the_claimed_triplets(tiny_model, batch, rescale):
     k, R = 4, 3
     spy = SpyModel(tiny_model)
-    res = C.self_correct(spy, batch, "oracle", k, R, rescale=rescale, seed=1)
+    res = self_correction.self_correct(spy, batch, "oracle", k, R, rescale=rescale, seed=1)
     B = batch.batch_size
     assert res.xs.shape == (B, k + R, 5) and res.ys.shape == (B, k + R, 5)
     assert res.rs.shape == (B, k + R) and res.answers.shape == (B, R + 1, 5)
@@ -227,10 +230,10 @@ def test_loop_appends_exactly_the_claimed_triplets(tiny_model, batch, rescale):
             np.testing.assert_allclose(app, ans, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(res.appended[:, j], app)
         # its reward is the oracle's score of the appended response
-        np.testing.assert_allclose(res.rs[:, k + j], C.oracle_rewards(app, batch.ystar,
+        np.testing.assert_allclose(res.rs[:, k + j], critics.oracle_rewards(app, batch.ystar,
                                                                         batch.eps), atol=1e-6)
         np.testing.assert_allclose(res.true_rewards[:, k + j], res.rs[:, k + j], atol=1e-6)
-    at_one = C.oracle_rewards(res.appended, batch.ystar, batch.eps) >= 1 - 1e-9
+    at_one = critics.oracle_rewards(res.appended, batch.ystar, batch.eps) >= 1 - 1e-9
     assert res.oracle_at_one() == pytest.approx(at_one.mean())
     # each answer is the model's prediction from exactly the claimed context
     for j in range(R + 1):
@@ -246,59 +249,59 @@ def test_loop_appends_exactly_the_claimed_triplets(tiny_model, batch, rescale):
 
 def test_loop_reference_sets_the_true_weights_of_answers(tiny_model, batch):
     k = 3
-    res = C.self_correct(tiny_model, batch, C.GaussianCritic(0.2, base="quality"), k, 2,
+    res = self_correction.self_correct(tiny_model, batch, critics.GaussianCritic(0.2, base="quality"), k, 2,
                          reference="quality", seed=4)
     assert res.reference == "quality"
     np.testing.assert_allclose(res.true_rewards[:, :k], batch.rs_true[:, :k])
     np.testing.assert_allclose(res.true_rewards[:, k:],
-                               C.quality_rewards(res.appended, batch.ystar, batch.eps),
+                               critics.quality_rewards(res.appended, batch.ystar, batch.eps),
                                atol=1e-7)
     np.testing.assert_allclose(res.oracle_appended,
-                               C.oracle_rewards(res.appended, batch.ystar, batch.eps),
+                               critics.oracle_rewards(res.appended, batch.ystar, batch.eps),
                                atol=1e-7)
     # noisy critics on the quality base: p = 0 / sigma = 0 is the quality critic itself
-    inp_q = C.quality_rewards(res.appended, batch.ystar, batch.eps)
+    inp_q = critics.quality_rewards(res.appended, batch.ystar, batch.eps)
     resp = res.appended
-    assert np.allclose(score(C.ReplaceCritic(0.0, base="quality"), batch, resp), inp_q)
-    assert np.allclose(score(C.InvertedCritic(base="quality"), batch, resp), 1 - inp_q)
-    assert C.ReplaceCritic(0.5, base="quality").label == "replace p=0.5 (quality)"
+    assert np.allclose(score(critics.ReplaceCritic(0.0, base="quality"), batch, resp), inp_q)
+    assert np.allclose(score(critics.InvertedCritic(base="quality"), batch, resp), 1 - inp_q)
+    assert critics.ReplaceCritic(0.5, base="quality").label == "replace p=0.5 (quality)"
     with pytest.raises(ValueError, match="reference"):
-        C.self_correct(tiny_model, batch, "oracle", 2, 1, reference="truth")
+        self_correction.self_correct(tiny_model, batch, "oracle", 2, 1, reference="truth")
     with pytest.raises(ValueError, match="reference"):
-        C.GaussianCritic(0.1, base="truth")
+        critics.GaussianCritic(0.1, base="truth")
 
 
 def test_loop_never_reads_beyond_n_points(tiny_model, batch):
     N = tiny_model.config.n_points
     for k in (1, 5):
         spy = SpyModel(tiny_model)
-        res = C.self_correct(spy, batch[:8], "oracle", k, N - k - 1)
+        res = self_correction.self_correct(spy, batch[:8], "oracle", k, N - k - 1)
         assert max(c[0] for c in spy.calls) == N
         assert res.ys.shape[1] == N - 1
         with pytest.raises(ValueError, match="n_points"):
-            C.self_correct(tiny_model, batch[:8], "oracle", k, N - k)
+            self_correction.self_correct(tiny_model, batch[:8], "oracle", k, N - k)
     with pytest.raises(ValueError, match="k must be"):
-        C.self_correct(tiny_model, batch[:8], "oracle", 0, 1)
+        self_correction.self_correct(tiny_model, batch[:8], "oracle", 0, 1)
     with pytest.raises(ValueError, match="rounds"):
-        C.self_correct(tiny_model, batch[:8], "oracle", 2, -1)
+        self_correction.self_correct(tiny_model, batch[:8], "oracle", 2, -1)
     with pytest.raises(ValueError, match="rescale"):
-        C.self_correct(tiny_model, batch[:8], "oracle", 2, 1, rescale="unit")
+        self_correction.self_correct(tiny_model, batch[:8], "oracle", 2, 1, rescale="unit")
 
 
 def test_loop_refuses_non_causal_models(batch):
     m = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=1, causal=False))
     with pytest.raises(ValueError, match="causal"):
-        C.self_correct(m, batch[:4], "oracle", 2, 1)
+        self_correction.self_correct(m, batch[:4], "oracle", 2, 1)
 
 
 def test_noisy_critic_scores_context_and_answers(tiny_model, batch):
     """The same critic scores the context and the answers (replace p=1: all uniform)."""
-    res = C.self_correct(tiny_model, batch, C.ReplaceCritic(1.0), 6, 4, seed=2)
+    res = self_correction.self_correct(tiny_model, batch, critics.ReplaceCritic(1.0), 6, 4, seed=2)
     assert abs(np.nanmean(res.accuracy()) - 0.5) < 0.05
     assert not np.allclose(res.rs[:, :6], batch.rs_true[:, :6], atol=0.05)
-    res2 = C.self_correct(tiny_model, batch, C.ReplaceCritic(1.0), 6, 4, seed=2)
+    res2 = self_correction.self_correct(tiny_model, batch, critics.ReplaceCritic(1.0), 6, 4, seed=2)
     np.testing.assert_array_equal(res.rs, res2.rs)
-    inv = C.self_correct(tiny_model, batch, "inverted", 6, 2)
+    inv = self_correction.self_correct(tiny_model, batch, "inverted", 6, 2)
     np.testing.assert_allclose(inv.rs, 1 - inv.true_rewards, atol=2e-5)
     assert np.nanmean(inv.accuracy()) < 0.01
 
@@ -306,7 +309,7 @@ def test_noisy_critic_scores_context_and_answers(tiny_model, batch):
 def test_self_critic_scores_each_position_from_what_precedes_it(tiny_model, batch):
     k, R = 3, 2
     for ctx in (None, "oracle"):
-        res = C.self_correct(tiny_model, batch[:16], "self", k, R, context_critic=ctx)
+        res = self_correction.self_correct(tiny_model, batch[:16], "self", k, R, context_critic=ctx)
         assert res.critic == "self"
         start = 0 if ctx is None else k
         for n in range(start, k + R):
@@ -421,13 +424,13 @@ def small_models():
 
 def test_experiments_end_to_end(small_models, tmp_path):
     sm, sizes = small_models
-    ag = C.critic_accuracy_gain(sm, TASK, k_values=(2, 4), n_tasks=24, n_permutations=200)
+    ag = critic_studies.critic_accuracy_gain(sm, TASK, k_values=(2, 4), n_tasks=24, n_permutations=200)
     assert [(v["reference"], v["context"]) for v in ag["variants"]] == \
-        list(C.DEFAULT_VARIANTS)
-    assert ag["points"] == ag["variants"][0]["points"]          # the issue's set-up on top
+        list(critic_studies.DEFAULT_VARIANTS)
+    assert ag["points"] == ag["variants"][0]["points"]          # the oracle's set-up on top
     labels = {p["critic"] for p in ag["points"]}
     assert {"oracle", "self", "inverted", "replace p=1"} <= labels
-    assert len(ag["points"]) == 2 * len(C.DEFAULT_ACCURACY_CRITICS)
+    assert len(ag["points"]) == 2 * len(critic_studies.DEFAULT_ACCURACY_CRITICS)
     for v in ag["variants"]:
         for p in v["points"]:
             assert {"critic", "accuracy", "gain", "k"} <= set(p) and 0 <= p["accuracy"] <= 1
@@ -449,10 +452,10 @@ def test_experiments_end_to_end(small_models, tmp_path):
     assert acc_q[("quality", 2)] == 1.0 and acc_q[("inverted (quality)", 2)] < 0.5
     assert ("replace p=0.5 (quality)", 4) in acc_q
     with pytest.raises(ValueError, match="reference"):
-        C.critic_accuracy_gain(sm, TASK, k_values=(2,), n_tasks=4,
+        critic_studies.critic_accuracy_gain(sm, TASK, k_values=(2,), n_tasks=4,
                                variants=[("truth", "critic")])
 
-    rd = C.critic_rounds(sm, TASK, k=4, rounds=5, n_tasks=24)
+    rd = critic_studies.critic_rounds(sm, TASK, k=4, rounds=5, n_tasks=24)
     assert rd["rounds"] == [0, 1, 2, 3, 4, 5]
     assert {"oracle", "self", "self (oracle context)"} <= set(rd["curves"])
     assert all(len(c) == 6 for c in rd["curves"].values())
@@ -463,31 +466,35 @@ def test_experiments_end_to_end(small_models, tmp_path):
         assert ab["rise"] == pytest.approx(c[-1] - c[ab["best_round"]], abs=1e-12)
         assert rd["gain_se"][lab][0] == 0.0 and len(rd["gain_se"][lab]) == 6
     with pytest.raises(ValueError, match="context"):
-        C.critic_rounds(sm, TASK, n_tasks=4, context="truth")
+        critic_studies.critic_rounds(sm, TASK, n_tasks=4, context="truth")
+    # one held-out policy: by default the studies use the first tasks of the fixed
+    # evaluation set, the tasks the registered experiments evaluate on
+    on_eval_set = critic_studies.critic_rounds(sm, TASK, k=4, rounds=5, n_tasks=24,
+                                               batch=ica.evaluation_set(TASK, 64))
+    assert on_eval_set["curves"] == rd["curves"]
 
-    ms = C.critic_model_size(sizes, TASK, k=4, n_tasks=24)
+    ms = critic_studies.critic_model_size(sizes, TASK, k=4, n_tasks=24)
     assert ms["sizes"] == [m.num_parameters for m in sizes]
     assert len(ms["gain"]) == 2 and ms["config"][1]["n_embd"] == 16
     assert set(ms["by_critic"]) == {"oracle", "quality"}
     assert ms["gain"] == ms["by_critic"]["oracle"]["gain"]
     assert ms["by_critic"]["quality"]["error_before"] == ms["error_before"]
     with pytest.raises(ValueError, match="model"):
-        C.critic_model_size(sizes, TASK, critics=[C.SelfCritic(sm)], n_tasks=4)
+        critic_studies.critic_model_size(sizes, TASK, critics=[critics.SelfCritic(sm)], n_tasks=4)
 
     for res in (ag, rd, ms):
         json.loads(json.dumps(res, allow_nan=False))
-    rows = C.critic_claims(ag, rd, ms)
-    assert [r["experiment"] for r in rows] == ["critic_accuracy_gain"] * 2 + \
-        ["critic_rounds"] * 3 + ["critic_model_size"] * 2
-    assert all(isinstance(r["passed"], bool) and r["evidence"] and r["criterion"]
-               for r in rows)
+    rows = cq.critic_claims(ag, rd, ms)
+    assert len(rows) == 2 + 3 + 2 and all(isinstance(r, Claim) for r in rows)
+    assert [len(cq.claim_accuracy_gain(ag)), len(cq.claim_rounds(rd)),
+            len(cq.claim_model_size(ms))] == [2, 3, 2]
+    assert all(isinstance(r.passed, bool) and r.evidence and r.criterion for r in rows)
 
     pytest.importorskip("matplotlib")
-    import matplotlib
-    matplotlib.use("Agg")
-    for name, result in (("critic_accuracy_gain", ag), ("critic_rounds", rd),
-                         ("critic_model_size", ms)):
-        fig = C.CRITIC_PLOTS[name](result)
+    for plot, result in ((plotting.plot_accuracy_gain, ag), (plotting.plot_rounds, rd),
+                         (plotting.plot_model_size, ms)):
+        name = result["experiment"]
+        fig = plot(result)
         assert fig.axes and all(ax.has_data() for ax in fig.axes)
         fig.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
@@ -496,66 +503,67 @@ def test_experiments_end_to_end(small_models, tmp_path):
 def test_claims_follow_the_numbers():
     ag = {"pearson_r": 0.6, "p_value": 0.01, "slope": 0.2, "n_points": 20,
           "p_value_permutation": 0.01}
-    assert C.claim_accuracy_gain(ag)[0]["passed"]
-    assert not C.claim_accuracy_gain({**ag, "p_value": 0.2})[0]["passed"]
-    assert not C.claim_accuracy_gain({**ag, "pearson_r": -0.6})[0]["passed"]
+    assert cq.claim_accuracy_gain(ag)[0].passed
+    assert not cq.claim_accuracy_gain({**ag, "p_value": 0.2})[0].passed
+    assert not cq.claim_accuracy_gain({**ag, "pearson_r": -0.6})[0].passed
     two = {"variants": [ag, {**ag, "reference": "quality", "context": "oracle",
                              "p_value": 0.3}]}
-    assert [r["passed"] for r in C.claim_accuracy_gain(two)] == [True, False]
+    assert [r.passed for r in cq.claim_accuracy_gain(two)] == [True, False]
     rd = {"curves": {"oracle": [0.5, 0.4, 0.35, 0.33, 0.34, 0.36],
                      "self": [0.5, 0.48, 0.55, 0.6, 0.62, 0.65]},
           "gain_se": {"oracle": [0.0] + [0.01] * 5, "self": [0.0] + [0.01] * 5},
           "after_best": {"oracle": {"best_round": 3, "rise": 0.03, "rise_se": 0.01},
                          "self": {"best_round": 1, "rise": 0.17, "rise_se": 0.01}},
           "accuracy": {"oracle": 1.0, "self": 0.6}}
-    assert [r["passed"] for r in C.claim_rounds(rd)] == [True, True]
+    assert [r.passed for r in cq.claim_rounds(rd)] == [True, True]
     # gains or rises within noise do not count
     noisy = {**rd, "gain_se": {"oracle": [0.0] + [0.1] * 5, "self": [0.0] + [0.1] * 5},
              "after_best": {**rd["after_best"],
                             "self": {"best_round": 1, "rise": 0.17, "rise_se": 0.1}}}
-    assert [r["passed"] for r in C.claim_rounds(noisy)] == [False, False]
+    assert [r.passed for r in cq.claim_rounds(noisy)] == [False, False]
     rd2 = {**rd, "curves": {"oracle": [0.5, 0.45, 0.5, 0.5, 0.5, 0.5],
                             "self": [0.5, 0.4, 0.35, 0.3, 0.3, 0.3]},
            "after_best": {"oracle": {"best_round": 1, "rise": 0.05, "rise_se": 0.01},
                           "self": {"best_round": 3, "rise": 0.0, "rise_se": 0.01}}}
-    assert [r["passed"] for r in C.claim_rounds(rd2)] == [False, False]
+    assert [r.passed for r in cq.claim_rounds(rd2)] == [False, False]
     ms = {"sizes": [100, 1000, 10000], "gain": [0.001, 0.02, 0.1], "gain_se": [0.01] * 3,
           "labels": ["a", "b", "c"], "critic": "oracle", "rounds": 1}
-    assert C.claim_model_size(ms)[0]["passed"]
-    assert not C.claim_model_size({**ms, "gain": [0.05, 0.02, 0.1]})[0]["passed"]
-    assert not C.claim_model_size({**ms, "gain": [0.0, 0.0, 0.01]})[0]["passed"]
+    assert cq.claim_model_size(ms)[0].passed
+    assert not cq.claim_model_size({**ms, "gain": [0.05, 0.02, 0.1]})[0].passed
+    assert not cq.claim_model_size({**ms, "gain": [0.0, 0.0, 0.01]})[0].passed
     both = {**ms, "by_critic": {"oracle": {"gain": [0.0, 0.0, 0.01], "gain_se": [0.01] * 3},
                                 "quality": {"gain": [0.0, 0.05, 0.1], "gain_se": [0.01] * 3}}}
-    assert [r["passed"] for r in C.claim_model_size(both)] == [False, True]
+    assert [r.passed for r in cq.claim_model_size(both)] == [False, True]
 
 
-# ------------------------------------------------- registry (after the merge with branch exp)
+# ------------------------------------------------------------------------- registry
 
 def test_registry_runs_the_critic_experiments_on_smoke(tmp_path):
-    """Active once icalign.experiments (branch exp) is present: the three experiments are
-    registered, share the panels' models and write JSON, PNG and report rows."""
-    ex = pytest.importorskip("icalign.experiments")
+    """The three experiments are registered, share the panels' models and write JSON,
+    PNG and report rows."""
     pytest.importorskip("matplotlib")
     import os
-    for name in C.EXPERIMENT_NAMES:
-        assert name in ex.EXPERIMENTS
-    from icalign import critic_experiments as ce
-    prof = ex.PROFILES["smoke"]
-    sizes = [s.name for s in ex.EXPERIMENTS["critic_model_size"].models(prof)]
-    panels = {s.name for n in ("depth", "heads") for s in ex.EXPERIMENTS[n].models(prof)}
+    load_builtin_experiments()
+    for name in cq.EXPERIMENT_NAMES:
+        assert name in EXPERIMENTS
+    prof = PROFILES["smoke"]
+    sizes = [s.name for s in EXPERIMENTS["critic_model_size"].models(prof)]
+    panels = {s.name for n in ("depth", "heads") for s in EXPERIMENTS[n].models(prof)}
     assert set(sizes) <= panels                      # no extra models for experiment 3
-    assert ce.self_critic_spec(prof).config.reward_head
+    assert cq.self_critic_spec(prof).config.reward_head
     ica.set_num_threads(1)
-    runner = ex.Runner("smoke", out=str(tmp_path), progress=False, log=lambda m: None)
-    results = runner.run(list(C.EXPERIMENT_NAMES))
+    runner = runner_mod.Runner("smoke", out=str(tmp_path), progress=False,
+                               log=lambda m: None)
+    results = runner.run(list(cq.EXPERIMENT_NAMES))
     d = tmp_path / "smoke"
-    for name in C.EXPERIMENT_NAMES:
+    for name in cq.EXPERIMENT_NAMES:
         assert (d / f"{name}.json").exists() and (d / f"{name}.png").exists()
     assert results["critic_rounds"]["x_key"] == "rounds"
-    report = (d / "report.md").read_text()
-    assert C.CLAIM_SECTION in report
-    rows = ex.all_claims(results)
-    assert len([r for r in rows if r.section == C.CLAIM_SECTION]) == 7   # 2 + 3 + 2
-    back = ex.load_or_run("smoke", str(tmp_path), list(C.EXPERIMENT_NAMES), progress=False)
+    text = (d / "report.md").read_text()
+    assert cq.CLAIM_SECTION in text
+    rows = report.all_claims(results)
+    assert len([r for r in rows if r.section == cq.CLAIM_SECTION]) == 7   # 2 + 3 + 2
+    back = runner_mod.load_or_run("smoke", str(tmp_path), list(cq.EXPERIMENT_NAMES),
+                                  progress=False)
     assert back["critic_rounds"]["curves"] == results["critic_rounds"]["curves"]
-    assert os.path.exists(runner.model_path(ce.self_critic_spec(prof)))
+    assert os.path.exists(runner.model_path(cq.self_critic_spec(prof)))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import icalign as ica
-from icalign import experiments as ex
+from icalign import profiles, registry, report, runner as runner_mod
 
 # subprocesses import the same icalign as this test process (the in-place build
 # or the installed package)
@@ -64,7 +64,7 @@ def test_reproduce_writes_json_png_report(smoke_run):
         curves["depth"]["layers=2"] == curves["attention"]["softmax"] == curves["ffn"]["ffn"]
     models = sorted(os.listdir(d / "models"))
     # 6 models of the synthetic panels + the self-critic model of the critic experiments
-    assert len(models) == len(ex.plan(ex.PROFILES["smoke"])) == 7
+    assert len(models) == len(registry.plan(profiles.PROFILES["smoke"])) == 7
     assert "[model 7/7]" in proc.stderr and "[experiment 9/9]" in proc.stderr
     noise = json.loads((d / "reward_noise.json").read_text())
     assert noise["gd_steps"] == {"p=0": 50, "p=0.25": 43, "p=0.5": 37, "p=0.75": 31, "p=1": 25}
@@ -116,9 +116,9 @@ def test_existing_results_need_resume_or_force(smoke_run):
 
 def test_resume_continues_an_interrupted_model(tmp_path):
     """A half-trained checkpoint (as Ctrl-C leaves it) is resumed, not restarted."""
-    profile = ex.PROFILES["smoke"]
+    profile = profiles.PROFILES["smoke"]
     spec = profile.train_spec()
-    runner = ex.Runner("smoke", out=str(tmp_path), resume=True, progress=False,
+    runner = runner_mod.Runner("smoke", out=str(tmp_path), resume=True, progress=False,
                        log=lambda m: None)
     model = ica.Transformer(spec.config, seed=spec.seed)
     kwargs = {**spec.train_kwargs(), "steps": spec.steps}
@@ -133,8 +133,12 @@ def test_resume_continues_an_interrupted_model(tmp_path):
         ica.train(model, Stop(profile.n_dims, profile.n_points), progress=False,
                   checkpoint=runner.model_path(spec), **kwargs)
     assert ica.load_checkpoint(runner.model_path(spec))["step"] == 2
+    with pytest.raises(RuntimeError, match="not trained"):
+        runner.trained_model(spec)           # reading a model never trains it
+    [info] = runner.train_models([spec])
+    assert info["resumed_from"] == 2 and info["steps_done"] == spec.steps
     trained = runner.trained_model(spec)
-    assert runner.history(spec).resumed_from == 2 and len(runner.history(spec)) == spec.steps
+    assert len(runner.history(spec)) == spec.steps
     ref = ica.Transformer(spec.config, seed=spec.seed)
     ica.train(ref, profile.task(), progress=False, **kwargs)
     for k, v in ref.state_dict().items():
@@ -146,15 +150,15 @@ def test_unknown_names_and_registry_errors():
     assert proc.returncode == 2
     assert "bogus" in proc.stderr and "tf_vs_gd (a)" in proc.stderr and "ffn (f)" in proc.stderr
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
-        ex.Runner("huge")
+        runner_mod.Runner("huge")
     with pytest.raises(ValueError, match="already registered"):
-        ex.register(ex.Experiment("depth", "again", run=lambda r: {}))
-    assert ex.resolve(["c", "a"]) == ["tf_vs_gd", "depth"]
+        registry.register(registry.Experiment("depth", "again", run=lambda r: {}))
+    assert registry.resolve(["c", "a"]) == ["tf_vs_gd", "depth"]
     assert cli("--help").stdout.count("reproduce") >= 1
 
 
 def test_registered_extension_runs_and_reports(tmp_path):
-    """The extension point the critic-quality experiments use."""
+    """The extension point every experiment family uses."""
     def run(runner):
         model = runner.trained_model(runner.profile.train_spec())
         err = runner.curves(model, 0.5, baselines=())["TF"]
@@ -163,13 +167,13 @@ def test_registered_extension_runs_and_reports(tmp_path):
 
     def claims(results):
         r = results["ext_demo"]
-        return [ex.Claim("Extension", "demo claim", f"{r['curves']['TF at p=0.5'][-1]:.3f}",
+        return [registry.Claim("Extension", "demo claim", f"{r['curves']['TF at p=0.5'][-1]:.3f}",
                          True, "always")]
-    ex.register(ex.Experiment("ext_demo", "demo", run=run,
+    registry.register(registry.Experiment("ext_demo", "demo", run=run,
                               models=lambda p: [p.train_spec()], claims=claims,
                               group="critic", x_key="rounds"))
     try:
-        res = ex.Runner("smoke", out=str(tmp_path), progress=False,
+        res = runner_mod.Runner("smoke", out=str(tmp_path), progress=False,
                         log=lambda m: None).run(["ext_demo"])
         assert "TF at p=0.5" in res["ext_demo"]["curves"] and "t" not in res["ext_demo"]
         report = (tmp_path / "smoke" / "report.md").read_text()
@@ -177,31 +181,31 @@ def test_registered_extension_runs_and_reports(tmp_path):
         assert "| | round=0 | round=1 | round=2 |" in report
         # the default model was trained by this experiment and is cached for the others
         assert os.listdir(tmp_path / "smoke" / "models") == \
-            [ex.PROFILES["smoke"].train_spec().name + ".npz"]
+            [profiles.PROFILES["smoke"].train_spec().name + ".npz"]
     finally:
-        del ex.EXPERIMENTS["ext_demo"]
+        registry.unregister("ext_demo")
 
 
 def test_profiles_are_consistent():
-    paper = ex.PROFILES["paper"]
+    paper = profiles.PROFILES["paper"]
     assert (paper.n_embd, paper.n_layer, paper.n_head, paper.batch_size, paper.steps,
             paper.lr, paper.lr_schedule) == (96, 20, 3, 256, 3000, 1e-4, None)
     assert paper.depths == (5, 10, 15, 20) and paper.heads == (1, 3, 4, 6)
-    specs = ex.plan(paper)
+    specs = registry.plan(paper)
     # 4 depths + linear + 3 heads at head size 32 + 3 at E=96 + no ffn, default shared,
     # + the self-critic model (default config with a reward head)
     assert len(specs) == 13
     assert sorted(s.config.n_embd for s in specs if s.config.n_layer == 20 and s.config.ffn
                   and not s.config.reward_head
                   and s.config.softmax) == [32, 96, 96, 96, 96, 128, 192]
-    quick = ex.PROFILES["quick"]
+    quick = profiles.PROFILES["quick"]
     assert len(quick.depths) == 4 and len(quick.heads) == 4
     with pytest.raises(ValueError, match="largest of depths"):
-        ex.Profile("bad", "x", n_layer=3, depths=(1, 2))
+        profiles.Profile("bad", "x", n_layer=3, depths=(1, 2))
     # the flop estimate: dense part of one layer of E=96 with FFN dominates
     cfg = ica.ModelConfig(n_embd=96, n_layer=1)
     dense = 6 * 12 * 96 * 96 * 60
-    assert ex.train_flops_per_step(cfg, 1) == pytest.approx(dense + 12 * 3600 * 96)
+    assert profiles.train_flops_per_step(cfg, 1) == pytest.approx(dense + 12 * 3600 * 96)
 
 
 def test_runs_without_matplotlib(tmp_path):
@@ -239,7 +243,7 @@ def test_diverging_model_is_reported_not_fatal(tmp_path, monkeypatch):
             raise FloatingPointError("the loss is not finite (nan)")
         return real_step(self, *args, **kwargs)
     monkeypatch.setattr(ica.Transformer, "step", step)
-    res = ex.Runner("smoke", out=str(tmp_path), progress=False,
+    res = runner_mod.Runner("smoke", out=str(tmp_path), progress=False,
                     log=lambda m: None).run(["attention"])
     info = res["attention"]["models"]
     assert info["linear"]["diverged_at_step"] == 1 and info["softmax"]["diverged_at_step"] is None

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from icalign import experiments as ex
+from icalign import registry, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUBLISHED = os.path.join(ROOT, "docs", "quick")
@@ -20,7 +20,7 @@ def _claims_section(report: str) -> str:
 def test_report_is_rendered_from_the_published_json():
     with open(os.path.join(PUBLISHED, "report.md"), encoding="utf-8") as f:
         committed = f.read()
-    assert ex.render_report(PUBLISHED) == committed
+    assert report.render_report(PUBLISHED) == committed
 
 
 def test_readme_claims_table_is_the_published_report():
@@ -35,6 +35,6 @@ def test_readme_claims_table_is_the_published_report():
 
 
 def test_published_run_is_the_quick_profile_with_every_experiment():
-    results = ex.load_results(PUBLISHED)
-    assert set(results) == set(ex.EXPERIMENTS)
+    results = report.load_results(PUBLISHED)
+    assert set(results) == set(registry.EXPERIMENTS)
     assert {r["profile"] for r in results.values()} == {"quick"}

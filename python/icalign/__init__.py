@@ -1,13 +1,15 @@
 """icalign: self-correction as in-context alignment, reproduced on the CPU.
 
 A C core (GPT-2 forward/backward, ranking losses, Adam, task sampler,
-baselines) under a small NumPy API; see SPEC.md for the mathematics.
+baselines) under a small NumPy API; ``docs/math.md`` states the mathematics and
+``docs/architecture.md`` the layout of the code.
 """
 from __future__ import annotations
 
 import warnings
 
 from . import _core
+from ._version import __version__
 from .config import ModelConfig
 from .losses import bt_loss, pl_loss, sequence_loss
 from .baselines import (gd_baseline, simple_baseline, mean_baseline, best_baseline,
@@ -17,15 +19,14 @@ from .evaluate import (EVAL_SEED_BASE, error_curves, evaluation_set, normalized_
 from .model import Transformer
 from .task import AlignmentTask, TaskBatch
 from .training import TrainHistory, load_checkpoint, save_checkpoint, train
-from . import critic, stats
-from .critic import (Critic, OracleCritic, ReplaceCritic, GaussianCritic, InvertedCritic,
-                     QualityCritic, SelfCritic, SelfCorrection, make_critic, oracle_rewards,
-                     quality_rewards, pairwise_accuracy,
-                     self_correct, self_check_accuracy, critic_accuracy_gain, critic_rounds,
-                     critic_model_size, critic_claims)
+from . import stats
+from .critics import (Critic, OracleCritic, ReplaceCritic, GaussianCritic, InvertedCritic,
+                      QualityCritic, SelfCritic, make_critic, oracle_rewards, quality_rewards)
+from .self_correction import (SelfCorrection, pairwise_accuracy, self_correct,
+                              self_check_accuracy)
+from .critic_studies import critic_accuracy_gain, critic_rounds, critic_model_size
+from .experiments.critic_quality import critic_claims
 from .stats import pearson, permutation_pvalue
-
-__version__ = "0.1.0"
 
 if not _core.has_openmp():
     warnings.warn("icalign was built without OpenMP: the C core runs single-threaded",
@@ -58,7 +59,7 @@ __all__ = [
     "best_baseline", "weighted_baseline", "oracle_baseline", "normalized_error",
     "error_curves", "evaluation_set", "EVAL_SEED_BASE", "transformer_predictions",
     "train", "TrainHistory", "load_checkpoint", "save_checkpoint",
-    "critic", "stats", "Critic", "OracleCritic", "ReplaceCritic", "GaussianCritic",
+    "stats", "Critic", "OracleCritic", "ReplaceCritic", "GaussianCritic",
     "InvertedCritic", "QualityCritic", "SelfCritic", "SelfCorrection", "make_critic",
     "oracle_rewards", "quality_rewards",
     "pairwise_accuracy", "self_correct", "self_check_accuracy", "critic_accuracy_gain",

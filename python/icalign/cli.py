@@ -5,7 +5,11 @@ import argparse
 import os
 import sys
 
-from . import experiments as ex
+from ._version import __version__
+from .profiles import (ASSUMED_EFFICIENCY, ASSUMED_PEAK_FLOPS, PROFILES,
+                       assumed_flops_per_second, estimated_seconds, format_seconds,
+                       train_flops_per_step)
+from .registry import describe_names, load_builtin_experiments, plan
 
 
 def _names(value):
@@ -13,12 +17,12 @@ def _names(value):
 
 
 def _parser() -> argparse.ArgumentParser:
-    names = ", ".join(f"{n} ({'/'.join(e.aliases)})" if e.aliases else n
-                      for n, e in ex.EXPERIMENTS.items())
+    profiles = sorted(PROFILES)
     parser = argparse.ArgumentParser(
         prog="icalign",
         description="Self-correction as in-context alignment (Wang et al., NeurIPS 2024), "
                     "reproduced on the CPU.")
+    parser.add_argument("--version", action="version", version=f"icalign {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     rep = sub.add_parser(
@@ -26,11 +30,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Runs the experiments of a profile and writes DIR/<profile>/: one JSON and "
                     "one PNG per experiment and report.md. Trained models are cached as "
                     "checkpoints in DIR/<profile>/models/; Ctrl-C leaves them resumable.")
-    rep.add_argument("--profile", default="quick", choices=sorted(ex.PROFILES),
-                     help="quick (default; ~15 min on 2 cores with the optimised kernels), "
-                          "paper (SPEC section 4 exactly; hours), smoke (seconds; for tests)")
+    rep.add_argument("--profile", default="quick", choices=profiles,
+                     help="quick (default; about 11 min on 2 cores), paper (the published "
+                          "set-up; hours), smoke (seconds; for tests)")
     rep.add_argument("--only", metavar="NAMES", default=None,
-                     help=f"comma-separated experiments to run (default: all): {names}")
+                     help=f"comma-separated experiments to run (default: all): "
+                          f"{describe_names()}")
     rep.add_argument("--out", metavar="DIR", default="results",
                      help="output directory (default: ./results)")
     group = rep.add_mutually_exclusive_group()
@@ -47,23 +52,27 @@ def _parser() -> argparse.ArgumentParser:
                                      "from its JSON files, without training.")
     rpt.add_argument("dir", metavar="DIR",
                      help="a profile folder (results/quick) or an --out folder holding one")
-    rpt.add_argument("--profile", default=None,
+    rpt.add_argument("--profile", default=None, choices=profiles,
                      help="profile subfolder when DIR is an --out folder holding several")
     rpt.add_argument("--no-figures", action="store_true")
 
     pl = sub.add_parser("plan", help="list the models a profile trains and the time estimate")
-    pl.add_argument("--profile", default="quick", choices=sorted(ex.PROFILES))
-    pl.add_argument("--only", metavar="NAMES", default=None)
+    pl.add_argument("--profile", default="quick", choices=profiles)
+    pl.add_argument("--only", metavar="NAMES", default=None,
+                    help=f"comma-separated experiments (default: all): {describe_names()}")
     return parser
+
+
+def _has_json(path: str) -> bool:
+    return os.path.isdir(path) and any(f.endswith(".json") for f in os.listdir(path))
 
 
 def _report_dir(path: str, profile) -> str:
     if profile:
         path = os.path.join(path, profile)
-    if any(f.endswith(".json") for f in os.listdir(path)) if os.path.isdir(path) else False:
+    if _has_json(path):
         return path
-    subs = [d for d in sorted(os.listdir(path)) if os.path.isdir(os.path.join(path, d))
-            and any(f.endswith(".json") for f in os.listdir(os.path.join(path, d)))] \
+    subs = [d for d in sorted(os.listdir(path)) if _has_json(os.path.join(path, d))] \
         if os.path.isdir(path) else []
     if len(subs) == 1:
         return os.path.join(path, subs[0])
@@ -73,24 +82,51 @@ def _report_dir(path: str, profile) -> str:
 
 
 def _plan(args) -> int:
-    profile = ex.PROFILES[args.profile]
-    specs = ex.plan(profile, _names(args.only))
+    profile = PROFILES[args.profile]
+    specs = plan(profile, _names(args.only))
     total = 0.0
     print(f"profile {profile.name}: {profile.description}")
     for s in specs:
         f = s.flops()
         total += f
-        print(f"  {s.name:32s} {ex.train_flops_per_step(s.config, s.batch_size) / 1e9:8.2f} "
+        print(f"  {s.name:32s} {train_flops_per_step(s.config, s.batch_size) / 1e9:8.2f} "
               f"GFLOP/step x {s.steps} steps = {f / 1e12:8.2f} TFLOP  "
-              f"~{ex._fmt_seconds(ex.estimated_seconds(f))}")
-    rate = ex.ASSUMED_PEAK_FLOPS * ex.ASSUMED_EFFICIENCY
-    print(f"{len(specs)} models, {total / 1e12:.1f} TFLOP: ~{ex._fmt_seconds(total / rate)} "
-          f"of training at {rate / 1e9:.0f} GFLOP/s ({ex.ASSUMED_EFFICIENCY:.0%} of an "
-          f"assumed {ex.ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
+              f"~{format_seconds(estimated_seconds(f))}")
+    rate = assumed_flops_per_second()
+    print(f"{len(specs)} models, {total / 1e12:.1f} TFLOP: ~{format_seconds(total / rate)} "
+          f"of training at {rate / 1e9:.0f} GFLOP/s ({ASSUMED_EFFICIENCY:.0%} of an "
+          f"assumed {ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
+    return 0
+
+
+def _use_file_backend() -> None:
+    """The command only writes figures to files: draw them without a display."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    matplotlib.use("Agg")
+
+
+def _reproduce(args, parser) -> int:
+    from . import plotting
+    from .runner import Runner
+    if not plotting.have_matplotlib():
+        print(f"icalign: figures will be skipped: {plotting.MATPLOTLIB_HINT}", file=sys.stderr)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        from . import set_num_threads
+        set_num_threads(args.threads)
+    runner = Runner(args.profile, out=args.out, resume=args.resume, force=args.force,
+                    progress=not args.no_progress)
+    runner.run(_names(args.only))
+    print(f"results in {runner.dir} (report: {os.path.join(runner.dir, 'report.md')})")
     return 0
 
 
 def main(argv=None) -> int:
+    load_builtin_experiments()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -99,25 +135,12 @@ def main(argv=None) -> int:
     try:
         if args.command == "plan":
             return _plan(args)
+        _use_file_backend()
         if args.command == "report":
-            directory = _report_dir(args.dir, args.profile)
-            ex.build_outputs(directory, figures=not args.no_figures)
+            from .report import build_outputs
+            build_outputs(_report_dir(args.dir, args.profile), figures=not args.no_figures)
             return 0
-        # reproduce
-        from . import plotting
-        if not plotting.have_matplotlib():
-            print(f"icalign: figures will be skipped: {plotting.MATPLOTLIB_HINT}",
-                  file=sys.stderr)
-        if args.threads is not None:
-            if args.threads < 1:
-                parser.error(f"--threads must be >= 1, got {args.threads}")
-            from . import set_num_threads
-            set_num_threads(args.threads)
-        runner = ex.Runner(args.profile, out=args.out, resume=args.resume, force=args.force,
-                           progress=not args.no_progress)
-        runner.run(_names(args.only))
-        print(f"results in {runner.dir} (report: {os.path.join(runner.dir, 'report.md')})")
-        return 0
+        return _reproduce(args, parser)
     except KeyboardInterrupt:
         print("\ninterrupted: checkpoints are kept; rerun with --resume to continue",
               file=sys.stderr)

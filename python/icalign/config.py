@@ -5,6 +5,8 @@ import dataclasses
 import numbers
 from dataclasses import dataclass
 
+from ._validation import check_int
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -34,9 +36,7 @@ class ModelConfig:
     def __post_init__(self):
         for name in ("n_dims", "n_points", "n_embd", "n_layer", "n_head"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"ModelConfig.{name} must be an int, got {value!r} "
-                                f"({type(value).__name__})")
+            check_int(f"ModelConfig.{name}", value, low=None, error=TypeError)
             if value < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {value}")
             object.__setattr__(self, name, int(value))

@@ -1,10 +1,11 @@
-"""Normalized error and error curves (SPEC section 5)."""
+"""Normalized error and error curves (``docs/math.md``, "Metrics")."""
 from __future__ import annotations
 
 from typing import Iterable
 
 import numpy as np
 
+from ._validation import check_int
 from .baselines import DEFAULT_T, SIMPLE_BASELINES, gd_baseline, simple_baseline
 from .task import TaskBatch
 
@@ -72,6 +73,5 @@ def evaluation_set(task, size: int = 2000, seed: int = 0, reward_noise: float = 
     a stream that training never uses. The true tasks (x, W*, W_eps, true
     rewards) are the same at every ``reward_noise``; only the shown rewards
     differ, so curves at different p compare like with like."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    return task.sample(int(size), seed=EVAL_SEED_BASE + int(seed), reward_noise=reward_noise)
+    seed = check_int("seed", seed, 0)
+    return task.sample(int(size), seed=EVAL_SEED_BASE + seed, reward_noise=reward_noise)

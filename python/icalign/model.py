@@ -6,6 +6,7 @@ from typing import Mapping
 import numpy as np
 
 from . import _core
+from ._validation import check_int
 from .config import ModelConfig
 
 
@@ -21,8 +22,7 @@ class Transformer:
     def __init__(self, config: ModelConfig, seed: int = 0):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be an icalign.ModelConfig, got {type(config).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        check_int("seed", seed, 0)
         self.config = config
         self.seed = int(seed)
         c = config

@@ -2,12 +2,15 @@
 
 matplotlib is optional: it is imported only when a figure is drawn, and a
 clear ImportError says how to install it (``pip install 'icalign[plot]'``).
-Colours are fixed per method so the same method looks the same in every panel.
+Every plot function takes an optional ``ax`` (``axes`` for several panels) to draw
+into and returns the figure. This module never chooses a matplotlib backend
+(the ``icalign`` command does, to write files) and imports no other part of
+icalign but its file writer. Colours are fixed per method so the same method
+looks the same in every panel.
 """
 from __future__ import annotations
 
 import re
-import sys
 
 import numpy as np
 
@@ -34,24 +37,25 @@ def have_matplotlib() -> bool:
 
 def _plt():
     try:
-        import matplotlib
+        import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError(MATPLOTLIB_HINT) from None
-    if "matplotlib.pyplot" not in sys.modules and not _in_notebook():
-        # scripts and the CLI only write files; notebooks keep their inline backend and
-        # a user who imported pyplot first keeps theirs
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     return plt
 
 
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-        shell = get_ipython()
-        return shell is not None and "IPKernelApp" in shell.config
-    except Exception:  # noqa: BLE001 - IPython absent or unusual shells
-        return False
+def _figure_axes(ax, figsize, ncols=1, **kwargs):
+    """(figure, axes): the given ``ax`` (one Axes, or a sequence of ``ncols``) and its
+    figure, or a new figure with ``ncols`` panels."""
+    plt = _plt()
+    if ax is None:
+        fig, axes = plt.subplots(1, ncols, figsize=figsize, squeeze=False, **kwargs)
+        axes = list(axes[0])
+    else:
+        axes = list(np.atleast_1d(ax))
+        if len(axes) != ncols:
+            raise ValueError(f"this figure has {ncols} panel(s); got {len(axes)} axes")
+        fig = axes[0].figure
+    return fig, (axes[0] if ncols == 1 else axes)
 
 
 def save_figure(fig, path: str, dpi: int = 130) -> None:
@@ -76,10 +80,9 @@ def _ordinal_colors(n, cmap="viridis"):
     return [cm(x) for x in np.linspace(0.05, 0.85, max(n, 1))]
 
 
-def plot_tf_vs_gd(result):
+def plot_tf_vs_gd(result, ax=None):
     """Panel a: TF, GD and the simple baselines at p = 0."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = _figure_axes(ax, (6.4, 4.4))
     t = result["t"]
     for label, ys in result["curves"].items():
         ax.plot(t, ys, linestyle=METHOD_STYLES.get(label, "-"), color=METHOD_COLORS.get(label),
@@ -91,11 +94,10 @@ def plot_tf_vs_gd(result):
     return fig
 
 
-def plot_reward_noise(result):
+def plot_reward_noise(result, axes=None):
     """Panel b: TF (solid) and GD (dashed) curves per p; right, every method at
-    t = 15 against p."""
-    plt = _plt()
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11.5, 4.4))
+    t = 15 against p. ``axes``: two Axes."""
+    fig, (ax, ax2) = _figure_axes(axes, (11.5, 4.4), ncols=2)
     t, ps = result["t"], result["noise_levels"]
     colors = _ordinal_colors(len(ps), "plasma")
     for p, c in zip(ps, colors):
@@ -123,10 +125,9 @@ def plot_reward_noise(result):
     return fig
 
 
-def plot_ablation(result):
+def plot_ablation(result, ax=None):
     """Panels c, d, f: one curve per model variant."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = _figure_axes(ax, (6.4, 4.4))
     t = result["t"]
     labels = list(result["curves"])
     for label, c in zip(labels, _ordinal_colors(len(labels))):
@@ -137,11 +138,11 @@ def plot_ablation(result):
     return fig
 
 
-def plot_heads(result):
-    """Panel e: heads at fixed head size (left) and at fixed n_embd (right)."""
-    plt = _plt()
+def plot_heads(result, axes=None):
+    """Panel e: heads at fixed head size (left) and at fixed n_embd (right); ``axes``:
+    one Axes per series."""
     series = result["series"]
-    fig, axes = plt.subplots(1, len(series), figsize=(5.8 * len(series), 4.4), sharey=True)
+    fig, axes = _figure_axes(axes, (5.8 * len(series), 4.4), ncols=len(series), sharey=True)
     axes = np.atleast_1d(axes)
     t = result["t"]
     for ax, (title, labels) in zip(axes, series.items()):
@@ -152,12 +153,12 @@ def plot_heads(result):
     return fig
 
 
-def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None):
+def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None, axes=None):
     """A picture of one task: left, the first ``n_show`` triplets as the model
     reads them (x, y, [r, 0, ...] tokens); right, every response y_i in the
     plane of y* and eps, coloured by its shown reward (responses lie on the
-    segment from eps (r = 0) to y* (r = 1)). ``prediction`` (d,) adds a point."""
-    plt = _plt()
+    segment from eps (r = 0) to y* (r = 1)). ``prediction`` (d,) adds a point;
+    ``axes``: two Axes."""
     xs, ys, rs = batch.xs[index], batch.ys[index], batch.rs[index]
     ystar, eps = batch.ystar[index].astype(np.float64), batch.eps[index].astype(np.float64)
     d = xs.shape[-1]
@@ -168,7 +169,7 @@ def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None):
         r_tok[0] = rs[i]
         tokens += [xs[i], ys[i], r_tok]
         names += [f"x{i + 1}", f"y{i + 1}", f"r{i + 1}"]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2),
+    fig, (ax, ax2) = _figure_axes(axes, (11, 4.2), ncols=2,
                                   gridspec_kw={"width_ratios": [1.1, 1]})
     tok = np.array(tokens)
     lim = np.abs(tok).max()
@@ -205,24 +206,80 @@ def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None):
     return fig
 
 
-def plot_experiment(result):
-    """The figure of any registered experiment's result."""
-    from .experiments import EXPERIMENTS
-    exp = EXPERIMENTS.get(result.get("experiment"))
-    if exp is None or exp.plot is None:
-        raise ValueError(f"no plot registered for experiment {result.get('experiment')!r}")
-    return exp.plot(result)
-
-
 def plot_history(history, ax=None, window: int = 50):
     """Training loss per step and its running mean."""
-    plt = _plt()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = _figure_axes(ax, (6, 3.5))
     ax.plot(np.asarray(history), color="0.75", lw=0.8, label="loss")
     ax.plot(history.smoothed(window), color=METHOD_COLORS["TF"], lw=2,
             label=f"running mean ({window})")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.legend()
-    return ax.figure
+    return fig
+
+
+# ------------------------------------------------------------------ critic quality
+def plot_accuracy_gain(result, axes=None):
+    """Scatter of gain vs critic accuracy (marker per k), LS line, r and p in the legend;
+    one panel per (reference, context) variant."""
+    variants = result.get("variants") or [result]
+    fig, axes = _figure_axes(axes, (5.2 * len(variants), 4.2), ncols=len(variants))
+    axes = np.atleast_1d(axes)
+    markers = "osD^v<>"
+    for ax, v in zip(axes, variants):
+        pts = v["points"]
+        for i, k in enumerate(sorted({p["k"] for p in pts})):
+            sel = [p for p in pts if p["k"] == k]
+            ax.scatter([p["accuracy"] for p in sel], [p["gain"] for p in sel],
+                       marker=markers[i % len(markers)], label=f"k = {k}", alpha=0.8)
+        xs = np.linspace(min(p["accuracy"] for p in pts), max(p["accuracy"] for p in pts), 50)
+        ax.plot(xs, v["slope"] * xs + v["intercept"], "k--",
+                label=f"LS fit: r = {v['pearson_r']:.2f}, p = {v['p_value']:.2g}")
+        ax.axhline(0.0, color="grey", lw=0.5)
+        ax.axvline(0.5, color="grey", lw=0.5, ls=":")
+        ax.set_xlabel("critic accuracy (pairwise ranking)")
+        ax.set_ylabel(f"gain after {result.get('rounds', 1)} round(s) (error drop)")
+        ctx = "critic scores context" if v.get("context", "critic") == "critic" \
+            else "oracle scores context"
+        ax.set_title(f"noisy {v.get('reference', 'oracle')} critics; {ctx}", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle("Self-correction gain vs critic accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rounds(result, ax=None):
+    """Mean normalized error per self-correction round, one line per critic."""
+    fig, ax = _figure_axes(ax, (5.5, 4))
+    rounds = result["rounds"]
+    for label, curve in result["curves"].items():
+        se = result.get("se", {}).get(label)
+        acc = result.get("accuracy", {}).get(label)
+        name = f"{label} (acc {acc:.2f})" if acc is not None else label
+        ax.errorbar(rounds, curve, yerr=se, marker="o", capsize=2, label=name)
+    ax.set_xlabel("self-correction round")
+    ax.set_ylabel("normalized error 1 - cos(ŷ, y*)")
+    ax.set_title(f"Multi-round self-correction (k = {result.get('k')})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_model_size(result, ax=None):
+    """Gain with near-perfect critics against model size (parameters, log axis)."""
+    fig, ax = _figure_axes(ax, (5.5, 4))
+    by = result.get("by_critic") or {result.get("critic", "oracle"): result}
+    for j, (label, r) in enumerate(by.items()):
+        ax.errorbar(np.asarray(result["sizes"]) * (1 + 0.04 * j), r["gain"],
+                    yerr=r.get("gain_se"), marker="o", ls="none", capsize=3,
+                    label=f"{label} critic")
+    for s, g, lab in zip(result["sizes"], result["gain"], result["labels"]):
+        ax.annotate(lab, (s, g), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(f"gain after {result.get('rounds', 1)} round(s)")
+    ax.set_title("Self-correction with a near-perfect critic vs model size")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

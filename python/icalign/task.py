@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from ._validation import check_int
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,7 @@ class AlignmentTask:
 
     def __init__(self, n_dims: int = 5, n_points: int = 20):
         for name, value in (("n_dims", n_dims), ("n_points", n_points)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"AlignmentTask {name} must be an int >= 1, got {value!r}")
+            check_int(f"AlignmentTask {name}", value, 1)
         self.n_dims = int(n_dims)
         self.n_points = int(n_points)
 
@@ -71,15 +71,11 @@ class AlignmentTask:
                offset: int = 0) -> TaskBatch:
         """Draw ``batch_size`` tasks; with probability ``reward_noise`` each shown
         reward is replaced by a fresh U(0, 1) draw (a critic of quality 1 - p)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or not 1 <= batch_size <= 2**31 - 1:
-            raise ValueError(f"batch_size must be an int in [1, 2**31 - 1], got {batch_size!r}")
+        check_int("batch_size", batch_size, 1, 2**31, span=" in [1, 2**31 - 1]")
         if not (0.0 <= float(reward_noise) <= 1.0):
             raise ValueError(f"reward_noise must lie in [0, 1], got {reward_noise!r}")
         for name, value in (("seed", seed), ("offset", offset)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or not 0 <= value < 2**64:
-                raise ValueError(f"{name} must be an int in [0, 2**64), got {value!r}")
+            check_int(name, value, 0, 2**64, span=" in [0, 2**64)")
         arrays = _core.sample_tasks(int(batch_size), self.n_points, self.n_dims, int(seed),
                                     int(offset), float(reward_noise))
         return TaskBatch(*arrays, seed=int(seed), offset=int(offset),

@@ -1,4 +1,4 @@
-"""Training loop with atomic, resumable checkpoints (SPEC section 4 and 7).
+"""Training loop with atomic, resumable checkpoints (``docs/math.md``, "Training").
 
 The data a step sees is a pure function of its index: step s trains on
 ``task.sample(batch_size, seed=seed, offset=s * batch_size)``. Together with the
@@ -20,6 +20,8 @@ from typing import Optional, Union
 import numpy as np
 
 from ._files import atomic_write
+from ._validation import check_int
+from ._version import __version__
 from .config import ModelConfig
 from .evaluate import EVAL_SEED_BASE
 from .model import Transformer
@@ -27,11 +29,6 @@ from .task import AlignmentTask
 
 CHECKPOINT_FORMAT = 1
 LR_SCHEDULES = ("constant", "cosine")
-
-
-def _version() -> str:
-    from . import __version__  # late: __init__ imports this module
-    return __version__
 
 
 @dataclass
@@ -128,9 +125,22 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> dict:
     }
 
 
+def model_from_checkpoint(ck: dict) -> Transformer:
+    """The model a loaded checkpoint (``load_checkpoint``) holds, with its parameters."""
+    model = Transformer(ck["config"], seed=int(ck["arguments"]["model_seed"]))
+    model.load_state_dict(ck["state_dict"])
+    return model
+
+
+def history_from_checkpoint(ck: dict) -> "TrainHistory":
+    """The training history (loss per step) a loaded checkpoint holds."""
+    return TrainHistory(ck["losses"], ck["seconds"], int(ck["arguments"]["steps"]),
+                        arguments=ck["arguments"])
+
+
 def _checkpoint_arrays(model: Transformer, arguments: dict, losses: list, seconds: float):
     meta = {"format": CHECKPOINT_FORMAT, "config": model.config.to_dict(),
-            "arguments": arguments, "version": _version(), "step": len(losses),
+            "arguments": arguments, "version": __version__, "step": len(losses),
             "seconds": seconds, "completed": len(losses) >= arguments["steps"]}
     arrays = {"meta": np.array(json.dumps(meta, sort_keys=True)),
               "losses": np.asarray(losses, dtype=np.float64)}
@@ -175,7 +185,7 @@ class _Progress:
         if not self.enabled:
             return
         try:
-            from tqdm import tqdm  # the text bar: works in terminals and notebooks alike
+            from tqdm.auto import tqdm  # a widget in notebooks, a text bar in terminals
         except ImportError:
             tqdm = None
         if tqdm is not None:
@@ -238,37 +248,17 @@ def _check_choice(name, value, allowed):
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
-def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size: int = 256,
-          lr: float = 1e-4, seed: int = 0, progress: Union[bool, str] = True,
-          checkpoint: Optional[Union[str, os.PathLike]] = None, objective: str = "pl",
-          reward: str = "cosine", reward_noise: float = 0.0, reward_weight: float = 1.0,
-          checkpoint_every: float = 120.0, lr_schedule: Optional[str] = None) -> TrainHistory:
-    """Train ``model`` in place with Adam (SPEC section 4); returns a TrainHistory.
-
-    Step s uses ``task.sample(batch_size, seed=seed, offset=s * batch_size,
-    reward_noise=reward_noise)``: fresh tasks every step, and the data position
-    is the step number alone.
-
-    progress: True for a tqdm bar (loss, steps/s, ETA) or, without tqdm, a
-        text line every ~10 s on stderr; a string does the same with that label;
-        False for silence.
-    checkpoint: path of an .npz checkpoint. Written atomically every
-        ``checkpoint_every`` seconds, at the end, on Ctrl-C (then
-        KeyboardInterrupt is re-raised) and before a divergence error. If the
-        file exists, training resumes from it and ends bit-identical to an
-        uninterrupted run; a finished checkpoint loads the trained parameters
-        and returns at once. A checkpoint made with another config or other
-        training arguments is refused with ValueError.
-    lr_schedule: None/'constant' (the paper) or 'cosine' (see ``learning_rate``).
-    """
+def _check_arguments(model, task, steps, batch_size, lr, seed, objective, reward,
+                     reward_noise, reward_weight, checkpoint_every, lr_schedule) -> dict:
+    """Validate ``train``'s arguments; returns everything that decides the trajectory
+    (a checkpoint must agree on all of it)."""
     if not isinstance(model, Transformer):
         raise TypeError(f"model must be an icalign.Transformer, got {type(model).__name__}")
     if not isinstance(task, AlignmentTask):
         raise TypeError(f"task must be an icalign.AlignmentTask, got {type(task).__name__}")
-    for name, value, low in (("steps", steps, 0), ("batch_size", batch_size, 1),
-                             ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    check_int("steps", steps, 0)
+    check_int("batch_size", batch_size, 1)
+    check_int("seed", seed, 0)
     if seed >= EVAL_SEED_BASE:
         raise ValueError(f"seed must be < 2**40 = {EVAL_SEED_BASE}: larger seeds are reserved for "
                          f"evaluation sets (icalign.evaluation_set), got {seed}")
@@ -286,35 +276,118 @@ def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size
     if (task.n_dims, task.n_points) != (cfg.n_dims, cfg.n_points):
         raise ValueError(f"task (n_dims={task.n_dims}, n_points={task.n_points}) does not match "
                          f"the model config (n_dims={cfg.n_dims}, n_points={cfg.n_points})")
+    return {"steps": int(steps), "batch_size": int(batch_size), "lr": float(lr),
+            "seed": int(seed), "objective": objective, "reward": reward,
+            "reward_noise": float(reward_noise), "reward_weight": float(reward_weight),
+            "lr_schedule": lr_schedule, "model_seed": int(model.seed)}
 
-    # Everything that decides the trajectory; a checkpoint must agree on all of it.
-    arguments = {"steps": int(steps), "batch_size": int(batch_size), "lr": float(lr),
-                 "seed": int(seed), "objective": objective, "reward": reward,
-                 "reward_noise": float(reward_noise), "reward_weight": float(reward_weight),
-                 "lr_schedule": lr_schedule, "model_seed": int(model.seed)}
 
-    losses: list[float] = []
-    seconds_before = 0.0
-    if checkpoint is not None and os.path.exists(checkpoint):
-        ck = load_checkpoint(checkpoint)
-        if ck["config"] != cfg:
-            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was made for config "
-                             f"{ck['config']}, but the model has {cfg}; use another checkpoint "
-                             f"path or delete the file to start over")
-        diff = {k: (ck["arguments"].get(k), v) for k, v in arguments.items()
-                if ck["arguments"].get(k) != v}
-        if diff:
-            listed = ", ".join(f"{k}: checkpoint {a!r} vs call {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was made with other training "
-                             f"arguments ({listed}); use another checkpoint path or delete the "
-                             f"file to start over")
-        if ck["step"] > steps:
-            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} is at step {ck['step']}, "
-                             f"past steps={steps}")
-        model.load_state_dict(ck["state_dict"])
-        model.load_optimizer_state(ck["optimizer"])
-        losses = ck["losses"].tolist()
-        seconds_before = ck["seconds"]
+def _resume(model: Transformer, checkpoint, arguments: dict) -> tuple:
+    """Load ``checkpoint`` into ``model`` (parameters and Adam state) if the file
+    exists; returns (losses so far, seconds so far). Refuses a checkpoint made with
+    another config or other training arguments."""
+    if checkpoint is None or not os.path.exists(checkpoint):
+        return [], 0.0
+    path = os.fspath(checkpoint)
+    ck = load_checkpoint(path)
+    if ck["config"] != model.config:
+        raise ValueError(f"checkpoint {path!r} was made for config {ck['config']}, but the "
+                         f"model has {model.config}; use another checkpoint path or delete "
+                         f"the file to start over")
+    diff = {k: (ck["arguments"].get(k), v) for k, v in arguments.items()
+            if ck["arguments"].get(k) != v}
+    if diff:
+        listed = ", ".join(f"{k}: checkpoint {a!r} vs call {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"checkpoint {path!r} was made with other training arguments "
+                         f"({listed}); use another checkpoint path or delete the file to "
+                         f"start over")
+    if ck["step"] > arguments["steps"]:
+        raise ValueError(f"checkpoint {path!r} is at step {ck['step']}, past "
+                         f"steps={arguments['steps']}")
+    model.load_state_dict(ck["state_dict"])
+    model.load_optimizer_state(ck["optimizer"])
+    return ck["losses"].tolist(), ck["seconds"]
+
+
+class _Saver:
+    """Writes the checkpoint of a running ``train`` call, and only a consistent one."""
+
+    def __init__(self, model, checkpoint, arguments, losses, seconds_before):
+        self.model, self.checkpoint, self.arguments = model, checkpoint, arguments
+        self.losses, self.seconds_before = losses, seconds_before
+        self.start = len(losses)
+        self.t0 = time.monotonic()
+        self.adam_at_start = model._core.adam_steps
+
+    def elapsed(self) -> float:
+        return self.seconds_before + (time.monotonic() - self.t0)
+
+    def __call__(self) -> None:
+        # Only a state whose Adam count matches the loss history is consistent
+        # (a second Ctrl-C can land inside a step); otherwise keep the last file.
+        if self.checkpoint is not None and \
+                self.model._core.adam_steps - self.adam_at_start == len(self.losses) - self.start:
+            save_checkpoint(self.checkpoint, _checkpoint_arrays(
+                self.model, self.arguments, self.losses, self.elapsed()))
+
+
+def _step_loop(model, task, a: dict, losses: list, save: _Saver, bar: _Progress,
+               checkpoint, checkpoint_every) -> None:
+    """Steps len(losses)..steps-1; appends each loss, saves every ``checkpoint_every``
+    seconds, and before a divergence error."""
+    last_save = time.monotonic()
+    steps, batch_size = a["steps"], a["batch_size"]
+    with _DeferInterrupt() as interrupt:
+        for s in range(len(losses), steps):
+            batch = task.sample(batch_size, seed=a["seed"], offset=s * batch_size,
+                                reward_noise=a["reward_noise"])
+            step_lr = learning_rate(s, steps, a["lr"], a["lr_schedule"])
+            try:
+                loss = model.step(batch.xs, batch.ys, batch.rs, lr=step_lr,
+                                  objective=a["objective"], reward=a["reward"],
+                                  reward_weight=a["reward_weight"])
+            except FloatingPointError as exc:
+                save()
+                where = "in " + repr(os.fspath(checkpoint)) if checkpoint else "in the model"
+                raise FloatingPointError(
+                    f"training diverged at step {s} (lr {step_lr:g}): {exc}; the last good "
+                    f"state is {where}; try a smaller lr") from exc
+            losses.append(float(loss))
+            bar.update(s + 1, float(loss))
+            if interrupt.requested:
+                raise KeyboardInterrupt
+            if checkpoint is not None and time.monotonic() - last_save >= checkpoint_every:
+                save()
+                last_save = time.monotonic()
+
+
+def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size: int = 256,
+          lr: float = 1e-4, seed: int = 0, progress: Union[bool, str] = True,
+          checkpoint: Optional[Union[str, os.PathLike]] = None, objective: str = "pl",
+          reward: str = "cosine", reward_noise: float = 0.0, reward_weight: float = 1.0,
+          checkpoint_every: float = 120.0, lr_schedule: Optional[str] = None) -> TrainHistory:
+    """Train ``model`` in place with Adam (``docs/math.md``, "Training"); returns a
+    TrainHistory.
+
+    Step s uses ``task.sample(batch_size, seed=seed, offset=s * batch_size,
+    reward_noise=reward_noise)``: fresh tasks every step, and the data position
+    is the step number alone.
+
+    progress: True for a tqdm bar (loss, steps/s, ETA) or, without tqdm, a
+        text line every ~10 s on stderr; a string does the same with that label;
+        False for silence.
+    checkpoint: path of an .npz checkpoint. Written atomically every
+        ``checkpoint_every`` seconds, at the end, on Ctrl-C (then
+        KeyboardInterrupt is re-raised) and before a divergence error. If the
+        file exists, training resumes from it and ends bit-identical to an
+        uninterrupted run; a finished checkpoint loads the trained parameters
+        and returns at once. A checkpoint made with another config or other
+        training arguments is refused with ValueError.
+    lr_schedule: None/'constant' (the paper) or 'cosine' (see ``learning_rate``).
+    """
+    arguments = _check_arguments(model, task, steps, batch_size, lr, seed, objective, reward,
+                                 reward_noise, reward_weight, checkpoint_every, lr_schedule)
+    losses, seconds_before = _resume(model, checkpoint, arguments)
     start = len(losses)
 
     def history(seconds):
@@ -323,46 +396,11 @@ def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size
 
     if start >= steps:
         return history(seconds_before)
-
-    label = progress if isinstance(progress, str) else "train"
-    bar = _Progress(progress, int(steps), start, label)
-    t0 = time.monotonic()
-    last_save = t0
-    adam_at_start = model._core.adam_steps
-
-    def elapsed():
-        return seconds_before + (time.monotonic() - t0)
-
-    def save():
-        # Only a state whose Adam count matches the loss history is consistent
-        # (a second Ctrl-C can land inside a step); otherwise keep the last file.
-        if checkpoint is not None and \
-                model._core.adam_steps - adam_at_start == len(losses) - start:
-            save_checkpoint(checkpoint, _checkpoint_arrays(model, arguments, losses, elapsed()))
-
+    bar = _Progress(progress, int(steps), start, progress if isinstance(progress, str)
+                    else "train")
+    save = _Saver(model, checkpoint, arguments, losses, seconds_before)
     try:
-        with _DeferInterrupt() as interrupt:
-            for s in range(start, int(steps)):
-                batch = task.sample(int(batch_size), seed=int(seed), offset=s * int(batch_size),
-                                    reward_noise=float(reward_noise))
-                step_lr = learning_rate(s, int(steps), float(lr), lr_schedule)
-                try:
-                    loss = model.step(batch.xs, batch.ys, batch.rs, lr=step_lr,
-                                      objective=objective, reward=reward,
-                                      reward_weight=float(reward_weight))
-                except FloatingPointError as exc:
-                    save()
-                    raise FloatingPointError(
-                        f"training diverged at step {s} (lr {step_lr:g}): {exc}; the last "
-                        f"good state is {'in ' + repr(os.fspath(checkpoint)) if checkpoint else 'in the model'}"
-                        f"; try a smaller lr") from exc
-                losses.append(float(loss))
-                bar.update(s + 1, float(loss))
-                if interrupt.requested:
-                    raise KeyboardInterrupt
-                if checkpoint is not None and time.monotonic() - last_save >= checkpoint_every:
-                    save()
-                    last_save = time.monotonic()
+        _step_loop(model, task, arguments, losses, save, bar, checkpoint, checkpoint_every)
     except KeyboardInterrupt:
         bar.close()
         save()
@@ -372,4 +410,4 @@ def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size
         raise
     bar.close()
     save()
-    return history(elapsed())
+    return history(save.elapsed())

@@ -1,0 +1,375 @@
+"""The runner behind ``icalign reproduce``: runs experiments of one profile into
+``out/<profile>/`` in two phases.
+
+1. **Train.** The TrainSpecs the selected experiments declare (``Experiment.models``)
+   are planned; those without a finished checkpoint are trained through an executor:
+   any object with ``map(fn, iterable)`` like ``concurrent.futures.Executor.map``
+   (default: ``SerialExecutor``, in this process). The function mapped is
+   ``train_spec``, a top-level function of picklable arguments, so a process pool
+   or a cluster can run it.
+2. **Run.** Each experiment's ``run(runner)`` loads its trained models
+   (``runner.trained_model(spec)``, never training) and returns its JSON payload;
+   the runner writes ``<name>.json``, then the figures and report.md
+   (``icalign.report.build_outputs``).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from typing import Iterable, Optional
+
+import numpy as np
+
+from ._files import atomic_write_text
+from ._version import __version__
+from .baselines import DEFAULT_T, SIMPLE_BASELINES
+from .evaluate import EVAL_SEED_BASE, error_curves, evaluation_set
+from .model import Transformer
+from .profiles import (PROFILES, Profile, TrainSpec, assumed_flops_per_second,
+                       estimated_seconds, format_seconds)
+from .registry import EXPERIMENTS, load_builtin_experiments, plan, resolve
+from .report import build_outputs, load_result
+from .task import AlignmentTask, TaskBatch
+from .training import (history_from_checkpoint, load_checkpoint, model_from_checkpoint,
+                       train)
+
+BASELINE_LABELS = ("GD",) + SIMPLE_BASELINES
+
+
+def checkpoint_path(models_dir: str, spec: TrainSpec) -> str:
+    """Where the model of ``spec`` is cached: ``models_dir/<spec.name>.npz``."""
+    return os.path.join(models_dir, spec.name + ".npz")
+
+
+def train_spec(spec: TrainSpec, models_dir: str, checkpoint_every: float = 120.0,
+               progress: bool = True) -> dict:
+    """Train the model of ``spec`` into its checkpoint under ``models_dir`` (resuming
+    an unfinished one); returns what happened as a dict: name, steps_done,
+    resumed_from, seconds (this call), final_loss (mean of the last 20 steps),
+    diverged_at_step (None unless the loss turned non-finite: then the checkpoint
+    holds the last finite state) and message.
+
+    A top-level function of picklable arguments: executors may run it in other
+    processes or on other machines that share ``models_dir``."""
+    path = checkpoint_path(models_dir, spec)
+    model = Transformer(spec.config, seed=spec.seed)
+    task = AlignmentTask(spec.config.n_dims, spec.config.n_points)
+    t0 = time.monotonic()
+    diverged, message = None, None
+    try:
+        history = train(model, task, progress=(spec.name if progress else False),
+                        checkpoint=path, checkpoint_every=checkpoint_every,
+                        **spec.train_kwargs())
+    except FloatingPointError as exc:
+        # A diverging ablation (e.g. unnormalised linear attention) is a result to
+        # report, not a reason to lose the whole run: train() saved its last finite
+        # state, which the experiments evaluate.
+        history = history_from_checkpoint(load_checkpoint(path))
+        diverged, message = history.steps_done, str(exc)
+    return {"name": spec.name, "steps_done": history.steps_done,
+            "resumed_from": history.resumed_from, "seconds": time.monotonic() - t0,
+            "final_loss": float(np.mean(history.losses[-20:])) if len(history) else None,
+            "diverged_at_step": diverged, "message": message}
+
+
+class SerialExecutor:
+    """Runs ``map`` in this process, one item after the other, lazily (each item
+    starts when the caller asks for its result)."""
+
+    def map(self, fn, *iterables):
+        return map(fn, *iterables)
+
+
+class Runner:
+    """Runs experiments of one profile into ``out/<profile>/``.
+
+    resume: continue interrupted model checkpoints and skip experiments whose
+        JSON is complete and made with the same profile settings.
+    force: delete earlier results of the selected experiments and their models.
+    Without either, an output directory that already holds results for the
+    selected experiments is refused (nothing is overwritten by accident).
+    executor: trains the missing models (``map(fn, iterable)``); default
+        ``SerialExecutor()``.
+    """
+
+    def __init__(self, profile, out: str = "results", resume: bool = False,
+                 force: bool = False, progress: bool = True, log=None, executor=None):
+        load_builtin_experiments()  # their settings are part of every profile
+        if isinstance(profile, str):
+            if profile not in PROFILES:
+                raise ValueError(f"unknown profile {profile!r}; expected one of "
+                                 f"{sorted(PROFILES)}")
+            profile = PROFILES[profile]
+        if resume and force:
+            raise ValueError("resume and force exclude each other")
+        self.profile: Profile = profile
+        self.dir = os.path.join(os.fspath(out), profile.name)
+        self.models_dir = os.path.join(self.dir, "models")
+        self.resume, self.force, self.progress = resume, force, progress
+        self.executor = executor if executor is not None else SerialExecutor()
+        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._models: dict[str, Transformer] = {}
+        self._histories: dict[str, object] = {}
+        self._diverged: dict[str, int] = {}
+        self._eval: dict[float, TaskBatch] = {}
+        self._plan: list[TrainSpec] = []
+        self._unbilled: dict[str, float] = {}   # training seconds not yet in a result
+        self._t0 = time.monotonic()
+
+    # ------------------------------------------------------------------ helpers
+    def log(self, msg: str) -> None:
+        self._log(msg)
+
+    @property
+    def task(self) -> AlignmentTask:
+        return self.profile.task()
+
+    def model_path(self, spec: TrainSpec) -> str:
+        return checkpoint_path(self.models_dir, spec)
+
+    def json_path(self, name: str) -> str:
+        return os.path.join(self.dir, name + ".json")
+
+    def eval_batch(self, reward_noise: float = 0.0) -> TaskBatch:
+        """The profile's fixed evaluation set at reward noise p (same true
+        tasks at every p; seeds >= EVAL_SEED_BASE, never used for training)."""
+        p = float(reward_noise)
+        if p not in self._eval:
+            self._eval[p] = evaluation_set(self.task, self.profile.eval_size,
+                                           seed=self.profile.eval_seed, reward_noise=p)
+        return self._eval[p]
+
+    def seeds(self) -> dict:
+        return {"train": self.profile.train_seed,
+                "eval": EVAL_SEED_BASE + self.profile.eval_seed,
+                "gd": self.profile.gd_seed, "model_init": self.profile.train_seed}
+
+    # ------------------------------------------------------------------ phase 1: train
+    def _finished_on_disk(self, spec: TrainSpec) -> bool:
+        path = self.model_path(spec)
+        if not os.path.exists(path):
+            return False
+        try:
+            return load_checkpoint(path)["step"] >= spec.steps
+        except ValueError:
+            return False
+
+    def _tag(self, spec: TrainSpec) -> str:
+        names = [s.name for s in self._plan]
+        return (f"[model {names.index(spec.name) + 1}/{len(names)}]" if spec.name in names
+                else "[model]")
+
+    def _announce(self, spec: TrainSpec) -> TrainSpec:
+        model_params = Transformer(spec.config, seed=spec.seed).num_parameters
+        self.log(f"{self._tag(spec)} training {spec.name}: {model_params:,} parameters, "
+                 f"{spec.steps} steps x batch {spec.batch_size}; estimate "
+                 f"{format_seconds(estimated_seconds(spec.flops()))} at "
+                 f"{assumed_flops_per_second() / 1e9:.0f} GFLOP/s")
+        return spec
+
+    def train_models(self, specs: Iterable[TrainSpec]) -> list[dict]:
+        """Train every spec without a finished checkpoint through the executor; logs
+        each model's start and end and the overall progress and time left. Returns
+        ``train_spec``'s dicts of the models trained now."""
+        specs = list(specs)
+        for spec in specs:
+            if not isinstance(spec, TrainSpec):
+                raise TypeError(f"spec must be a TrainSpec (see Profile.train_spec), got "
+                                f"{type(spec).__name__}")
+        missing = [s for s in specs if not self._finished_on_disk(s)]
+        for s in specs:
+            if s not in missing:
+                self.log(f"{self._tag(s)} loaded finished {s.name}")
+        if not missing:
+            return []
+        os.makedirs(self.models_dir, exist_ok=True)
+        fn = functools.partial(train_spec, models_dir=self.models_dir,
+                               checkpoint_every=self.profile.checkpoint_every,
+                               progress=self.progress)
+        left = sum(s.flops() for s in missing)
+        flops_done, seconds_done, done = 0.0, 0.0, []
+        by_name = {s.name: s for s in missing}
+        for info in self.executor.map(fn, (self._announce(s) for s in missing)):
+            spec = by_name[info["name"]]
+            done.append(info)
+            self._unbilled[spec.name] = info["seconds"]
+            left -= spec.flops()
+            if info["diverged_at_step"] is not None:
+                self._diverged[spec.name] = info["diverged_at_step"]
+                self.log(f"{self._tag(spec)} WARNING: {info['message']}")
+                continue
+            flops_done += spec.flops() * (1 - info["resumed_from"] / max(spec.steps, 1))
+            seconds_done += info["seconds"]
+            self.log(f"{self._tag(spec)} done in {format_seconds(info['seconds'])}, final "
+                     f"loss {info['final_loss']:.4f} (mean of last 20 steps)"
+                     + self._overall_eta(len(done), len(missing), left, flops_done,
+                                         seconds_done))
+        return done
+
+    def _overall_eta(self, n_done, n_missing, flops_left, flops_done, seconds_done) -> str:
+        if flops_done > 0 and seconds_done > 0:
+            rate = flops_done / seconds_done
+            how = f"at the measured {rate / 1e9:.3g} GFLOP/s"
+        else:
+            rate = assumed_flops_per_second()
+            how = f"at the assumed {rate / 1e9:.0f} GFLOP/s"
+        ready = len(self._plan) - n_missing + n_done if self._plan else n_done
+        return (f"; overall {ready}/{len(self._plan) or n_missing} models ready, "
+                f"{format_seconds(time.monotonic() - self._t0)} elapsed, ~"
+                f"{format_seconds(flops_left / rate)} of training left ({how})")
+
+    # ------------------------------------------------------------------ phase 2: models
+    def trained_model(self, spec: TrainSpec) -> Transformer:
+        """The trained model of ``spec``, loaded from its checkpoint (cached in memory).
+        Never trains: raises ``RuntimeError`` for a model that is not trained yet
+        (declare it in ``Experiment.models``, or call ``train_models`` first)."""
+        if not isinstance(spec, TrainSpec):
+            raise TypeError(f"spec must be a TrainSpec (see Profile.train_spec), got "
+                            f"{type(spec).__name__}")
+        if spec.name not in self._models:
+            path = self.model_path(spec)
+            ck = load_checkpoint(path) if os.path.exists(path) else None
+            if ck is None or (ck["step"] < spec.steps and spec.name not in self._diverged):
+                raise RuntimeError(f"model {spec.name} is not trained in {self.models_dir}; "
+                                   f"an experiment must declare the models it uses in "
+                                   f"Experiment.models (or call Runner.train_models)")
+            self._models[spec.name] = model_from_checkpoint(ck)
+            self._histories[spec.name] = history_from_checkpoint(ck)
+        return self._models[spec.name]
+
+    def history(self, spec: TrainSpec):
+        """The training history of a trained model (loaded, never trained)."""
+        self.trained_model(spec)
+        return self._histories[spec.name]
+
+    def model_info(self, spec: TrainSpec) -> dict:
+        """JSON description of a trained model: spec, checkpoint, loss, time."""
+        h = self.history(spec)
+        return {"name": spec.name, "checkpoint": os.path.relpath(self.model_path(spec), self.dir),
+                "spec": spec.to_dict(), "parameters": self._models[spec.name].num_parameters,
+                "final_loss": float(np.mean(h.losses[-20:])) if len(h) else None,
+                "train_seconds": h.seconds,
+                "diverged_at_step": self._diverged.get(spec.name)}
+
+    def curves(self, model: Optional[Transformer] = None, reward_noise: float = 0.0,
+               baselines: Iterable[str] = BASELINE_LABELS, suffix: str = "",
+               gd_steps: Optional[int] = None, tf_label: str = "TF") -> dict:
+        """``evaluate.error_curves`` on the profile's evaluation set at reward noise p,
+        for ``model`` (label ``tf_label``) and each baseline, with the profile's GD
+        settings; ``suffix`` is appended to every label (e.g. ' p=0.5')."""
+        baselines = tuple(baselines)
+        for name in baselines:
+            if name not in BASELINE_LABELS:
+                raise ValueError(f"unknown baseline {name!r}; expected one of "
+                                 f"{BASELINE_LABELS}")
+        steps = self.profile.gd_steps_at(reward_noise) if gd_steps is None else gd_steps
+        raw = error_curves(self.eval_batch(reward_noise), model, DEFAULT_T, baselines,
+                           gd_steps=steps, gd_lr=self.profile.gd_lr, seed=self.profile.gd_seed)
+        return {(tf_label if label == "TF" and model is not None else label) + suffix: ys
+                for label, ys in raw.items()}
+
+    # ------------------------------------------------------------------ running
+    def _is_complete(self, name: str) -> bool:
+        path = self.json_path(name)
+        if not os.path.exists(path):
+            return False
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return False
+        return data.get("fingerprint") == self.fingerprint(name)
+
+    def fingerprint(self, name: str) -> str:
+        """The fingerprint of experiment ``name``'s results under this profile."""
+        return self.profile.fingerprint(name, EXPERIMENTS[name].settings_key)
+
+    def _existing_outputs(self, names: list) -> list:
+        found = [self.json_path(n) for n in names if os.path.exists(self.json_path(n))]
+        found += [self.model_path(s) for s in self._plan if os.path.exists(self.model_path(s))]
+        return found
+
+    def _prepare(self, selected: list) -> None:
+        existing = self._existing_outputs(selected)
+        if existing and not (self.resume or self.force):
+            shown = ", ".join(os.path.relpath(p, self.dir) for p in existing[:4])
+            more = f" and {len(existing) - 4} more" if len(existing) > 4 else ""
+            raise FileExistsError(
+                f"{self.dir} already holds results of these experiments ({shown}{more}); pass "
+                f"--resume (resume=True) to continue them, --force (force=True) to start over, "
+                f"or choose another --out directory")
+        if self.force:
+            for p in existing:
+                os.remove(p)
+        os.makedirs(self.models_dir, exist_ok=True)
+
+    def _run_one(self, name: str) -> dict:
+        exp = EXPERIMENTS[name]
+        t0 = time.monotonic()
+        payload = exp.run(self)
+        result = {"experiment": name, "title": exp.title, "group": exp.group,
+                  "profile": self.profile.name, "x_key": exp.x_key}
+        if exp.x_key == "t":
+            result["t"] = list(DEFAULT_T)
+        result.update(payload)
+        if exp.note:
+            result["note"] = exp.note
+        result.setdefault("config", self.profile.default_config().to_dict())
+        # an experiment's time includes the training of the models it is the first to use
+        trained_here = sum(self._unbilled.pop(s.name, 0.0) for s in exp.models(self.profile))
+        result.update({"profile_settings": self.profile.to_dict(), "seeds": self.seeds(),
+                       "version": __version__,
+                       "seconds": time.monotonic() - t0 + trained_here,
+                       "fingerprint": self.fingerprint(name)})
+        atomic_write_text(self.json_path(name), json.dumps(result, indent=1) + "\n")
+        return result
+
+    def run(self, names: Optional[Iterable[str]] = None, figures: bool = True,
+            report: bool = True) -> dict:
+        """Run the selected experiments (all if None); returns {name: result}.
+
+        Trains the models they declare (phase 1), runs them (phase 2), writes
+        <name>.json per experiment, then (from every JSON in the directory) the
+        figures and report.md."""
+        selected = resolve(names)
+        self._plan = plan(self.profile, selected)
+        self._prepare(selected)
+        todo = [n for n in selected if not (self.resume and self._is_complete(n))]
+        needed = plan(self.profile, todo) if todo else []
+        trained = [s for s in self._plan if self._finished_on_disk(s)]
+        total_flops = sum(s.flops() for s in needed if s not in trained)
+        self.log(f"icalign reproduce: profile {self.profile.name!r}, {len(selected)} "
+                 f"experiment(s), {len(self._plan)} model(s) ({len(trained)} already "
+                 f"trained); training estimate {format_seconds(estimated_seconds(total_flops))}"
+                 f" at {assumed_flops_per_second() / 1e9:.0f} GFLOP/s; output {self.dir}")
+        self.train_models(needed)
+        results = {}
+        for i, name in enumerate(selected):
+            tag = f"[experiment {i + 1}/{len(selected)}] {name}"
+            if name not in todo:
+                self.log(f"{tag}: finished earlier, skipped")
+                results[name] = load_result(self.json_path(name))
+                continue
+            self.log(f"{tag}: {EXPERIMENTS[name].title}")
+            results[name] = self._run_one(name)
+            self.log(f"{tag}: wrote {self.json_path(name)} "
+                     f"({format_seconds(results[name]['seconds'])})")
+        if figures or report:
+            build_outputs(self.dir, figures=figures, report=report, log=self.log)
+        self.log(f"done in {format_seconds(time.monotonic() - self._t0)}")
+        return results
+
+
+def load_or_run(profile: str = "quick", out: str = "results", names=None,
+                progress: bool = True) -> dict:
+    """The results of ``names`` in ``out/<profile>``; experiments without a finished
+    JSON there are run first (resuming any checkpoints)."""
+    runner = Runner(profile, out=out, resume=True, progress=progress)
+    selected = resolve(names)
+    missing = [n for n in selected if not runner._is_complete(n)]
+    if missing:
+        runner.run(missing)
+    return {n: load_result(runner.json_path(n)) for n in selected}
