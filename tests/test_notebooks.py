@@ -1,5 +1,6 @@
-"""Every notebook runs top to bottom on the smoke profile (nbclient); any cell
-error fails the test."""
+"""Every notebook runs top to bottom (nbclient), both as committed (reading the
+published results in docs/quick, training nothing) and re-running the smoke
+profile; any cell error fails the test."""
 import glob
 import os
 
@@ -27,11 +28,21 @@ def test_notebooks_exist():
     assert "03_critic_quality.ipynb" in names
 
 
+@pytest.mark.parametrize("rerun", [False, True], ids=["committed", "rerun-smoke"])
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_executes_on_smoke(path, results_dir, monkeypatch):
-    monkeypatch.setenv("ICALIGN_PROFILE", "smoke")
-    monkeypatch.setenv("ICALIGN_RESULTS", results_dir)
+def test_notebook_executes(path, rerun, results_dir, monkeypatch):
+    for name in ("ICALIGN_RERUN", "ICALIGN_PROFILE", "ICALIGN_RESULTS"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ICALIGN_THREADS", "1")
+    if rerun:
+        monkeypatch.setenv("ICALIGN_RERUN", "1")
+        monkeypatch.setenv("ICALIGN_PROFILE", "smoke")
+        monkeypatch.setenv("ICALIGN_RESULTS", results_dir)
+    elif not os.path.isdir(os.path.join(ROOT, "docs", "quick")):
+        pytest.skip("docs/quick is not part of this checkout")
+    published = os.path.join(ROOT, "docs", "quick")
+    before = {f: os.path.getmtime(os.path.join(published, f)) for f in os.listdir(published)} \
+        if os.path.isdir(published) else {}
     # the kernel imports the same icalign as this test process
     import icalign
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(icalign.__file__)))
@@ -46,3 +57,7 @@ def test_notebook_executes_on_smoke(path, results_dir, monkeypatch):
     # the figures and the claims table were produced
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("| Claim |" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+    # nothing in the published results is rewritten
+    if before:
+        assert {f: os.path.getmtime(os.path.join(published, f))
+                for f in os.listdir(published)} == before
