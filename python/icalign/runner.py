@@ -6,7 +6,8 @@
    any object with ``map(fn, iterable)`` like ``concurrent.futures.Executor.map``
    (default: ``SerialExecutor``, in this process). The function mapped is
    ``train_spec``, a top-level function of picklable arguments, so a process pool
-   or a cluster can run it.
+   or a cluster can run it (a ``ProcessPoolExecutor`` needs the "spawn" start method:
+   a child forked from a process that already ran OpenMP code can hang).
 2. **Run.** Each experiment's ``run(runner)`` loads its trained models
    (``runner.trained_model(spec)``, never training) and returns its JSON payload;
    the runner writes ``<name>.json``, then the figures and report.md
