@@ -135,6 +135,8 @@ class Profile:
 
     name: str
     description: str
+    # The default model's shape. These fields mirror ModelConfig's on purpose: a profile
+    # names sizes, default_config() builds the one ModelConfig they describe.
     n_dims: int = 5
     n_points: int = 20
     n_embd: int = 96

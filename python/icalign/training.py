@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -20,6 +18,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ._files import atomic_write
+from ._progress import DeferInterrupt, Progress
 from ._validation import check_int
 from ._version import __version__
 from .config import ModelConfig
@@ -171,77 +170,6 @@ def learning_rate(step: int, steps: int, lr: float, schedule: Optional[str]) -> 
     raise ValueError(f"lr_schedule must be None or one of {LR_SCHEDULES}, got {schedule!r}")
 
 
-# ------------------------------------------------------------------ progress
-class _Progress:
-    """A tqdm bar when tqdm is importable, else a plain line every ~10 s.
-
-    tqdm is optional (numpy is the only runtime dependency)."""
-
-    def __init__(self, enabled, total: int, initial: int, desc: str):
-        self.bar = None
-        self.enabled = bool(enabled)
-        self.total, self.desc = total, desc
-        self.start_step, self.t0, self.last_print = initial, time.monotonic(), 0.0
-        if not self.enabled:
-            return
-        try:
-            from tqdm.auto import tqdm  # a widget in notebooks, a text bar in terminals
-        except ImportError:
-            tqdm = None
-        if tqdm is not None:
-            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step",
-                            dynamic_ncols=True, leave=True)
-
-    def update(self, step: int, loss: float) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.update(1)
-            if step % 5 == 0 or step == self.total:
-                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            return
-        now = time.monotonic()
-        if now - self.last_print >= 10.0 or step == self.total:
-            self.last_print = now
-            done = step - self.start_step
-            rate = done / max(now - self.t0, 1e-9)
-            eta = (self.total - step) / rate if rate > 0 else float("inf")
-            print(f"{self.desc}: step {step}/{self.total} loss {loss:.4f} "
-                  f"{rate:.2f} steps/s ETA {eta:.0f} s", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class _DeferInterrupt:
-    """Turns the first Ctrl-C into a flag checked between steps, so a C step is
-    never cut off half-way through (its parameters and loss stay consistent);
-    a second Ctrl-C interrupts at once. Only possible in the main thread."""
-
-    def __init__(self):
-        self.requested = False
-        self.previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            try:
-                self.previous = signal.signal(signal.SIGINT, self._handler)
-            except (ValueError, TypeError):  # embedded interpreters may refuse
-                self.previous = None
-        return self
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
-
-
 # ------------------------------------------------------------------ train
 def _check_choice(name, value, allowed):
     if value not in allowed:
@@ -331,13 +259,13 @@ class _Saver:
                 self.model, self.arguments, self.losses, self.elapsed()))
 
 
-def _step_loop(model, task, a: dict, losses: list, save: _Saver, bar: _Progress,
+def _step_loop(model, task, a: dict, losses: list, save: _Saver, bar: Progress,
                checkpoint, checkpoint_every) -> None:
     """Steps len(losses)..steps-1; appends each loss, saves every ``checkpoint_every``
     seconds, and before a divergence error."""
     last_save = time.monotonic()
     steps, batch_size = a["steps"], a["batch_size"]
-    with _DeferInterrupt() as interrupt:
+    with DeferInterrupt() as interrupt:
         for s in range(len(losses), steps):
             batch = task.sample(batch_size, seed=a["seed"], offset=s * batch_size,
                                 reward_noise=a["reward_noise"])
@@ -396,7 +324,7 @@ def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size
 
     if start >= steps:
         return history(seconds_before)
-    bar = _Progress(progress, int(steps), start, progress if isinstance(progress, str)
+    bar = Progress(progress, int(steps), start, progress if isinstance(progress, str)
                     else "train")
     save = _Saver(model, checkpoint, arguments, losses, seconds_before)
     try:
