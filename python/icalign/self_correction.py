@@ -153,22 +153,8 @@ def _rescale(y: np.ndarray, target_norm: np.ndarray) -> np.ndarray:
 RESCALE_MODES = ("context", "none")
 
 
-def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
-                 context_critic=None, rescale: str = "context", seed: int = 0,
-                 reference: str = "oracle") -> SelfCorrection:
-    """Run ``rounds`` rounds of self-correction on every task of ``batch`` at once.
-
-    The context is the first ``k`` examples of each task with rewards from
-    ``context_critic`` (default: ``critic``); the model answers at x-token k; each round
-    the critic scores the latest answer, (x, ŷ, r̂) is appended at position k + round
-    (ŷ rescaled, see the module notes) and the model answers at the next x-token. One
-    ``model.predict`` per round on the whole batch, on exactly k + round + 1 examples:
-    the answer at x-token n sees only triplets 0..n-1 (the model must be causal), so the
-    zero placeholders at the answer's own position are never read. Needs
-    ``k + rounds + 1 <= model.config.n_points``. Critic noise comes from
-    ``numpy.random.default_rng(seed)``. ``reference`` ('oracle' or 'quality') gives the
-    true weights of the appended answers, against which critic accuracy is measured.
-    """
+def _check_loop(model, batch: TaskBatch, k, rounds, rescale: str, reference: str) -> tuple:
+    """Validate ``self_correct``'s arguments; returns (k, rounds) as ints."""
     cfg = model.config
     if not cfg.causal:
         raise ValueError("self_correct needs a causal model: with causal=False the answer at "
@@ -190,6 +176,26 @@ def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
     if rescale not in RESCALE_MODES:
         raise ValueError(f"rescale must be one of {RESCALE_MODES}, got {rescale!r}")
     check_reference(reference)
+    return k, rounds
+
+
+def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
+                 context_critic=None, rescale: str = "context", seed: int = 0,
+                 reference: str = "oracle") -> SelfCorrection:
+    """Run ``rounds`` rounds of self-correction on every task of ``batch`` at once.
+
+    The context is the first ``k`` examples of each task with rewards from
+    ``context_critic`` (default: ``critic``); the model answers at x-token k; each round
+    the critic scores the latest answer, (x, ŷ, r̂) is appended at position k + round
+    (ŷ rescaled, see the module notes) and the model answers at the next x-token. One
+    ``model.predict`` per round on the whole batch, on exactly k + round + 1 examples:
+    the answer at x-token n sees only triplets 0..n-1 (the model must be causal), so the
+    zero placeholders at the answer's own position are never read. Needs
+    ``k + rounds + 1 <= model.config.n_points``. Critic noise comes from
+    ``numpy.random.default_rng(seed)``. ``reference`` ('oracle' or 'quality') gives the
+    true weights of the appended answers, against which critic accuracy is measured.
+    """
+    k, rounds = _check_loop(model, batch, k, rounds, rescale, reference)
     critic = make_critic(critic, model)
     context_critic = critic if context_critic is None else make_critic(context_critic, model)
     rng = np.random.default_rng(seed)
