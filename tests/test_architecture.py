@@ -207,3 +207,28 @@ def test_entry_point_group_is_loaded(monkeypatch):
     registry.load_builtin_experiments()
     assert calls == [1]
     assert json.dumps(list(registry.EXPERIMENTS))  # the built-ins are still there
+
+
+def test_the_documented_way_to_add_an_experiment_works(tmp_path):
+    """The example of docs/architecture.md, run as a module of icalign.experiments."""
+    import re
+    path = os.path.join(os.path.dirname(PACKAGE_PARENT), "docs", "architecture.md")
+    if not os.path.exists(path):
+        pytest.skip("docs/ is not part of this checkout")
+    with open(path, encoding="utf-8") as f:
+        code = re.search(r"```python\n(.*?)```", f.read(), re.S).group(1)
+    code = "\n".join(line[3:] if line.startswith("   ") else line for line in code.split("\n"))
+    registry.load_builtin_experiments()
+    extras = {name: copy.deepcopy(p.extra) for name, p in profiles.PROFILES.items()}
+    try:
+        exec(compile(code, path, "exec"), {"__name__": "icalign.experiments._doc_example",
+                                          "__package__": "icalign.experiments"})
+        res = runner_mod.Runner("smoke", out=str(tmp_path), progress=False,
+                                log=lambda m: None).run(["obj"])
+        assert set(res["objectives"]["curves"]) == {"pl", "bt"}
+        text = (tmp_path / "smoke" / "report.md").read_text()
+        assert "### Training objectives" in text and "PL trains at least as well" in text
+    finally:
+        registry.unregister("objectives")
+        for name, p in profiles.PROFILES.items():
+            p.extra = extras[name]
