@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import icalign as ica
@@ -232,3 +233,30 @@ def test_the_documented_way_to_add_an_experiment_works(tmp_path):
         registry.unregister("objectives")
         for name, p in profiles.PROFILES.items():
             p.extra = extras[name]
+
+
+def test_every_plot_draws_into_given_axes_and_returns_the_figure():
+    """Plot functions take ``ax`` (``axes`` for several panels) and return the figure,
+    for every experiment's committed smoke result; the library picks no backend."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    from icalign import plotting, report
+    data = os.path.join(os.path.dirname(PACKAGE_PARENT), "tests", "data", "smoke")
+    with open(os.path.join(PACKAGE_DIR, "plotting.py"), encoding="utf-8") as f:
+        assert "matplotlib.use(" not in f.read()
+    results = report.load_results(data)
+    assert set(results) == set(registry.load_builtin_experiments())
+    panels = {"reward_noise": 2, "heads": 2, "critic_accuracy_gain": 2}
+    for name, result in results.items():
+        n = panels.get(name, 1)
+        fig, axes = plt.subplots(1, n)
+        kwargs = {"axes": axes} if n > 1 else {"ax": axes}
+        assert report.plot_experiment(result, **kwargs) is fig, name
+        assert all(ax.has_data() for ax in fig.axes if ax.get_label() != "<colorbar>"), name
+        plt.close(fig)
+        own = report.plot_experiment(result)
+        assert own is not fig and own.axes
+        plt.close(own)
+    fig, ax = plt.subplots()
+    assert plotting.plot_history(ica.TrainHistory(np.arange(5.0), 0.0, 5), ax=ax) is fig
+    plt.close(fig)
