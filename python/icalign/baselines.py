@@ -91,7 +91,8 @@ def simple_baseline(kind: str, batch: TaskBatch, t_values: Iterable[int] = DEFAU
 
     Returns
     -------
-    numpy.ndarray, shape (B, len(t_values), d), float32
+    numpy.ndarray
+        float32, shape (B, len(t_values), d): the answer per task and t.
 
     Raises
     ------

@@ -77,8 +77,8 @@ def bt_loss(pred, ys, rs, reward: str = "cosine") -> tuple[float, np.ndarray]:
 
     Returns
     -------
-    loss : float
-    dpred : numpy.ndarray, shape (B, N, d), float32
+    loss, dpred : float, numpy.ndarray
+        As for ``pl_loss``.
 
     Raises
     ------
@@ -112,8 +112,9 @@ def sequence_loss(pred, ys, rs, objective: str = "pl", reward: str = "cosine"):
 
     Returns
     -------
-    loss : float
-    dpred : numpy.ndarray, shape (B, N, d), float32
+    tuple of (float, numpy.ndarray)
+        The loss and its gradient with respect to ``pred``, as ``pl_loss``
+        or ``bt_loss`` return them.
 
     Raises
     ------

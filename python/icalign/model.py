@@ -270,8 +270,10 @@ class Transformer:
 
         Parameters
         ----------
-        xs, ys, rs, batch_size
-            As for ``predict``.
+        xs, ys, rs : array_like
+            Queries, responses and shown rewards, as for ``predict``.
+        batch_size : int, default 512
+            Sequences per chunk, as for ``predict``.
 
         Returns
         -------
