@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", ica_last_error());
         return 2;
     }
+    const ica_ctx ctx_value = ica_ctx_begin(), *ctx = &ctx_value;
     const int B = 256, T = 60, E = 96, H = 3, M = B * T;
     printf("# path %s, %d threads, M = %d (B %d x T %d), E %d, H %d\n", ica_simd_path(),
            ica_get_num_threads(), M, B, T, E, H);
@@ -85,7 +86,7 @@ int main(int argc, char **argv) {
     size_t big = (size_t)M * 4 * E;
     float *x = buffer(big, 1), *y = buffer(big, 2), *z = buffer(big, 3);
     float *w = buffer((size_t)16 * E * E, 4), *bias = buffer(4 * E, 5), *dw = buffer(16 * E * E, 6);
-    float *scratch = buffer(attention_scratch_floats(T, E / H, ica_get_num_threads()), 7);
+    float *scratch = buffer(attention_scratch_floats(T, E / H, ctx->threads), 7);
     float *wt = buffer((size_t)16 * E * E, 8);
     double sec;
     char shape[64];
@@ -93,15 +94,15 @@ int main(int argc, char **argv) {
         int K = layers[l].K, N = layers[l].N;
         double flops = 2.0 * M * K * N;
         snprintf(shape, sizeof shape, "%dx%d @ %dx%d", M, K, K, N);
-        TIME(sec, matmul_forward(y, x, w, bias, NULL, M, K, N));
+        TIME(sec, matmul_forward(ctx, y, x, NULL, w, bias, M, K, N));
         char name[64];
         snprintf(name, sizeof name, "fwd %s", layers[l].name);
         report(name, shape, flops, 0, sec);
-        matmul_transpose(wt, w, K, N);
-        TIME(sec, matmul_backward_input(y, x, wt, NULL, M, K, N));
+        matmul_transpose(ctx, wt, w, K, N);
+        TIME(sec, matmul_backward_input(ctx, y, x, NULL, wt, M, K, N));
         snprintf(name, sizeof name, "bwd-in %s", layers[l].name);
         report(name, shape, flops, 0, sec);
-        TIME(sec, matmul_backward_weight(dw, bias, x, y, M, K, N, 0));
+        TIME(sec, matmul_backward_weight(ctx, dw, bias, x, y, M, K, N, 0));
         snprintf(name, sizeof name, "bwd-w %s", layers[l].name);
         report(name, shape, flops, 0, sec);
     }
@@ -113,9 +114,9 @@ int main(int argc, char **argv) {
         double pairs = (double)T * (T + 1) / 2, hs = E / H;
         double fwd = 2.0 * 2 * pairs * hs * B * H, bwd = 2.0 * 5 * pairs * hs * B * H;
         snprintf(shape, sizeof shape, "B%d H%d T%d hs%d", B, H, T, E / H);
-        TIME(sec, attention_forward(y, scratch, qkv, B, T, E, H, 1, 1));
+        TIME(sec, attention_forward(ctx, y, scratch, qkv, B, T, E, H, 1, 1));
         report("attention fwd", shape, fwd, 0, sec);
-        TIME(sec, attention_backward(z, scratch, y, qkv, B, T, E, H, 1, 1));
+        TIME(sec, attention_backward(ctx, z, scratch, y, qkv, B, T, E, H, 1, 1));
         report("attention bwd", shape, bwd, 0, sec);
     }
 
@@ -125,15 +126,15 @@ int main(int argc, char **argv) {
         float *lnw = buffer(E, 12), *lnb = buffer(E, 13), *lns = buffer(layernorm_scratch_floats(M, E), 14);
         snprintf(shape, sizeof shape, "%dx%d", M, E);
         double bytes = 2.0 * M * E * 4;
-        TIME(sec, layernorm_forward(y, mean, rstd, x, lnw, lnb, M, E));
+        TIME(sec, layernorm_forward(ctx, y, mean, rstd, x, lnw, lnb, M, E));
         report("layernorm fwd", shape, 0, bytes, sec);
-        TIME(sec, layernorm_backward(z, dw, dw + E, lns, y, x, mean, rstd, lnw, M, E, 0));
+        TIME(sec, layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, lnw, M, E, 0));
         report("layernorm bwd", shape, 0, 4.0 * M * E * 4, sec);
         size_t n = (size_t)M * 4 * E;
         snprintf(shape, sizeof shape, "%dx%d", M, 4 * E);
-        TIME(sec, gelu_forward(y, x, n));
+        TIME(sec, gelu_forward(ctx, y, x, n));
         report("gelu fwd", shape, 0, 2.0 * n * 4, sec);
-        TIME(sec, gelu_forward_grad(y, z, x, n));
+        TIME(sec, gelu_forward_grad(ctx, y, z, x, n));
         report("gelu fwd+grad", shape, 0, 3.0 * n * 4, sec);
     }
     /* accuracy of the vector GELU (exp2 polynomial + reciprocal) against
@@ -142,7 +143,7 @@ int main(int argc, char **argv) {
         size_t n = 1 << 20;
         float *xs = buffer(n, 15), *g = buffer(n, 16), *dg = buffer(n, 17);
         for (size_t i = 0; i < n; i++) xs[i] = -10.0f + 20.0f * (float)i / (float)(n - 1);
-        gelu_forward_grad(g, dg, xs, n);
+        gelu_forward_grad(ctx, g, dg, xs, n);
         double e_val = 0.0, e_der = 0.0;
         for (size_t i = 0; i < n; i++) {
             double x = xs[i], th = tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));

@@ -26,11 +26,12 @@ size_t attention_scratch_floats(int T, int hs, int threads) {
     return per_thread * (size_t)(threads > 0 ? threads : 1);
 }
 
-static float *thread_scratch(float *scratch, int T, int hs) {
+static float *thread_scratch(float *scratch, int T, int hs, int threads) {
     int tid = 0;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
+    ICA_ASSERT(tid < threads); /* the scratch was sized for `threads` */
     return scratch + attention_scratch_floats(T, hs, 1) * (size_t)tid;
 }
 
@@ -91,22 +92,22 @@ static void attention_probs(const ica_vector_kernels *k, float *P, float *kt, co
                             const float *key, ptrdiff_t ld, int T, int hs, float scale,
                             int softmax, int causal) {
     const int tp = TP(T);
-    k->transpose(kt, key, ld, T, tp, hs);
+    k->transpose(kt, tp, key, ld, T, hs);
     rows_gemm(k, P, tp, q, ld, kt, tp, T, tp, hs, causal, 1, 16); /* visible part only */
     k->softmax_rows(P, tp, T, causal, scale, softmax);
 }
 
-void attention_forward(float *out, float *scratch, const float *qkv, int B, int T, int E, int H,
-                       int softmax, int causal) {
+void attention_forward(const ica_ctx *ctx, float *out, float *scratch, const float *qkv, int B,
+                       int T, int E, int H, int softmax, int causal) {
     /* qkv (B,T,3E) -> out (B,T,E) */
-    const ica_vector_kernels *k = ica_vk();
+    const ica_vector_kernels *k = ctx->vk;
     const int hs = E / H, row = 3 * E, tp = TP(T);
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         const float *q = qkv + (size_t)b * T * row + h * hs, *key = q + E, *v = q + 2 * E;
-        float *kt = thread_scratch(scratch, T, hs), *P = kt + (size_t)hs * tp;
+        float *kt = thread_scratch(scratch, T, hs, ctx->threads), *P = kt + (size_t)hs * tp;
         if (b + 1 < B) prefetch_part(qkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 0);
         attention_probs(k, P, kt, q, key, row, T, hs, scale, softmax, causal);
         /* O = P V (T, hs) into the head's columns of out */
@@ -114,19 +115,19 @@ void attention_forward(float *out, float *scratch, const float *qkv, int B, int 
     }
 }
 
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, int B,
-                        int T, int E, int H, int softmax, int causal) {
+void attention_backward(const ica_ctx *ctx, float *dqkv, float *scratch, const float *dout,
+                        const float *qkv, int B, int T, int E, int H, int softmax, int causal) {
     /* dout (B,T,E) -> dqkv (B,T,3E), overwritten */
-    const ica_vector_kernels *k = ica_vk();
+    const ica_vector_kernels *k = ctx->vk;
     const int hs = E / H, row = 3 * E, tp = TP(T);
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         const float *q = qkv + (size_t)b * T * row + h * hs, *key = q + E, *v = q + 2 * E;
         const float *dO = dout + (size_t)b * T * E + h * hs;
         float *dq = dqkv + (size_t)b * T * row + h * hs, *dk = dq + E, *dv = dq + 2 * E;
-        float *xt = thread_scratch(scratch, T, hs), *P = xt + (size_t)hs * tp;
+        float *xt = thread_scratch(scratch, T, hs, ctx->threads), *P = xt + (size_t)hs * tp;
         float *dS = P + (size_t)T * tp;
         if (b + 1 < B) {
             prefetch_part(qkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 0);
@@ -135,7 +136,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
         }
         attention_probs(k, P, xt, q, key, row, T, hs, scale, softmax, causal);
         /* dP = dO V^T (T, TP), then dS = scale * softmax backward, in place */
-        k->transpose(xt, v, row, T, tp, hs);
+        k->transpose(xt, tp, v, row, T, hs);
         rows_gemm(k, dS, tp, dO, E, xt, tp, T, tp, hs, causal, 1, 16);
         k->softmax_backward_rows(dS, P, tp, T, causal, scale, softmax);
         cols_gemm(k, dv, row, P, tp, dO, E, T, hs, causal);              /* dV = P^T dO */

@@ -1,97 +1,163 @@
 /* Per-task baselines of SPEC section 5, each given exactly the examples
- * 0..t-1 and the shown rewards the transformer sees at example t. */
+ * 0..t-1 and the shown rewards the transformer sees at example t.
+ *
+ * Every baseline has the same shape: validate_batch() checks the batch, the
+ * t values and the sizes; run_baseline() calls a per-(task, t) function,
+ * out[b, i] = fn(task b, t_values[i]), over the batch in parallel, with a
+ * per-thread scratch of the size the baseline asks for. A new baseline is a
+ * per-(task, t) function, its option checks and one run_baseline() call. */
 #include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static ica_status check_t_values(const int *t_values, int n_t, int N) {
-    if (n_t < 1) return ica_fail(ICA_ERR_ARGUMENT, "t_values is empty");
-    for (int i = 0; i < n_t; i++)
-        if (t_values[i] < 1 || t_values[i] > N)
+/* The batch of a baseline call: task b is xs, ys (N, d) and rs (N) at offset
+ * b; xs may be NULL for baselines that need no queries. */
+typedef struct {
+    const float *xs, *ys, *rs;
+    const int *t_values;
+    int B, N, d, n_t;
+} baseline_batch;
+
+static ica_status validate_batch(const baseline_batch *in) {
+    if (in->B < 1 || in->N < 1 || in->d < 1)
+        return ica_fail(ICA_ERR_ARGUMENT, "B, N and d must be >= 1, got %d, %d, %d", in->B,
+                        in->N, in->d);
+    if (in->n_t < 1) return ica_fail(ICA_ERR_ARGUMENT, "t_values is empty");
+    for (int i = 0; i < in->n_t; i++)
+        if (in->t_values[i] < 1 || in->t_values[i] > in->N)
             return ica_fail(ICA_ERR_ARGUMENT,
                             "t_values[%d] = %d is outside [1, N=%d]: a baseline at t uses "
                             "examples 0..t-1",
-                            i, t_values[i], N);
+                            i, in->t_values[i], in->N);
+    size_t n;
+    ica_status st;
+    if ((st = ica_check_size(&n, "ys", in->B, in->N, in->d)) != ICA_OK ||
+        (st = ica_check_size(&n, "the output", in->B, in->n_t, in->d)) != ICA_OK)
+        return st;
     return ICA_OK;
 }
 
-/* Fits W (d,d) by Adam on the PL loss of x W over the first t examples. */
-static void gd_fit_one(const float *x, const float *ys, const float *rs, int t, int d, int steps,
-                       double lr, rng_stream *rng, float *out, double *scratch, int *order) {
-    double *W = scratch, *m = W + d * d, *v = m + d * d, *dy = v + d * d, *work = dy + d;
+/* out (d) = the baseline's answer for task b from its first t examples; x,
+ * ys, rs: the task's rows (x NULL without queries). scratch: the bytes the
+ * baseline asked run_baseline for, this thread's own. */
+typedef void (*baseline_fn)(const void *options, float *out, void *scratch, const float *x,
+                            const float *ys, const float *rs, int b, int t, int N, int d);
+
+/* out (B, n_t, d): fn for every (task, t) pair. The pairs are independent and
+ * each is computed whole by one thread, so the schedule (dynamic: pairs
+ * differ in cost with t) does not change any result. */
+static ica_status run_baseline(const ica_ctx *ctx, float *out, const baseline_batch *in,
+                               baseline_fn fn, const void *options, size_t scratch_bytes) {
+    const int n_t = in->n_t, N = in->N, d = in->d;
+    const ptrdiff_t pairs = (ptrdiff_t)in->B * n_t;
+    int failed = 0;
+#pragma omp parallel num_threads(ctx->threads)
+    {
+        void *scratch = scratch_bytes ? malloc(scratch_bytes) : NULL;
+        if (scratch_bytes && !scratch) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 4)
+        for (ptrdiff_t pair = 0; pair < pairs; pair++) {
+            if (scratch_bytes && !scratch) continue;
+            int b = (int)(pair / n_t), t = in->t_values[pair % n_t];
+            size_t row = (size_t)b * N;
+            fn(options, out + (size_t)pair * d, scratch, in->xs ? in->xs + row * d : NULL,
+               in->ys + row * d, in->rs + row, b, t, N, d);
+        }
+        free(scratch);
+    }
+    if (failed) return ica_fail(ICA_ERR_NOMEM, "out of memory for the baseline's scratch");
+    return ICA_OK;
+}
+
+/* ------------------------------------------------------------ GD baseline */
+
+typedef struct {
+    int steps;
+    double lr;
+    uint64_t seed;
+} gd_options;
+
+/* W, m, v (d x d), dy (d), the loss work (2N), the prediction (d floats in
+ * d doubles), then the order (N ints). */
+static size_t gd_scratch_bytes(int N, int d) {
+    return sizeof(double) * (3 * (size_t)d * d + d + 2 * (size_t)N + (size_t)d) +
+           sizeof(int) * (size_t)N;
+}
+
+/* Fits W (d,d), initialised U(-1/sqrt d, 1/sqrt d) from the stream (seed, b,
+ * t), by Adam on the PL loss of x W over the first t examples; out = x W. */
+static void gd_fit_one(const void *options, float *out, void *scratch, const float *x,
+                       const float *ys, const float *rs, int b, int t, int N, int d) {
+    const gd_options *o = options;
+    const int steps = o->steps;
+    const double lr = o->lr;
+    const size_t dd = (size_t)d * d;
+    double *W = scratch, *m = W + dd, *v = m + dd, *dy = v + dd, *work = dy + d;
     float *pred = (float *)(work + 2 * t);
+    int *order = (int *)(work + 2 * (size_t)N + d);
+    rng_stream rng;
+    rng_init(&rng, o->seed, RNG_DOMAIN_GD, ((uint64_t)b << 32) | (uint32_t)t);
     double bound = 1.0 / sqrt((double)d);
-    for (int i = 0; i < d * d; i++) {
-        W[i] = bound * (2.0 * rng_uniform(rng) - 1.0);
+    for (size_t i = 0; i < dd; i++) {
+        W[i] = bound * (2.0 * rng_uniform(&rng) - 1.0);
         m[i] = v[i] = 0.0;
     }
-    for (int k = 0; k < t; k++) rank_insert(order, k, rs);
+    for (int k = 0; k < t; k++) rank_insert(order, rs, k);
     const double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
     for (int step = 1; step <= steps + 1; step++) {
         for (int j = 0; j < d; j++) {
             double acc = 0.0;
-            for (int i = 0; i < d; i++) acc += (double)x[i] * W[i * d + j];
+            for (int i = 0; i < d; i++) acc += (double)x[i] * W[(size_t)i * d + j];
             pred[j] = (float)acc;
         }
         if (step > steps) break; /* pred now holds x W after the last update */
         for (int j = 0; j < d; j++) dy[j] = 0.0;
-        prefix_loss(pred, ys, order, t, d, ICA_OBJECTIVE_PL, ICA_REWARD_COSINE, 1.0, dy, work);
+        prefix_loss(dy, work, pred, ys, order, t, d, ICA_OBJECTIVE_PL, ICA_REWARD_COSINE, 1.0);
         double c1 = 1.0 - pow(beta1, step), c2 = 1.0 - pow(beta2, step);
         for (int i = 0; i < d; i++)
             for (int j = 0; j < d; j++) {
                 double g = x[i] * dy[j];
-                double *mi = &m[i * d + j], *vi = &v[i * d + j];
+                double *mi = &m[(size_t)i * d + j], *vi = &v[(size_t)i * d + j];
                 *mi = beta1 * *mi + (1.0 - beta1) * g;
                 *vi = beta2 * *vi + (1.0 - beta2) * g * g;
-                W[i * d + j] -= lr / c1 * *mi / (sqrt(*vi / c2) + adam_eps);
+                W[(size_t)i * d + j] -= lr / c1 * *mi / (sqrt(*vi / c2) + adam_eps);
             }
     }
     memcpy(out, pred, sizeof(float) * d);
 }
 
-ica_status ica_gd_baseline(const float *xs, const float *ys, const float *rs, int B, int N,
-                           int d, const int *t_values, int n_t, int steps, float lr,
-                           uint64_t seed, float *out) {
-    if (B < 1 || N < 1 || d < 1)
-        return ica_fail(ICA_ERR_ARGUMENT, "B, N and d must be >= 1, got %d, %d, %d", B, N, d);
+ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const float *rs,
+                           const int *t_values, int B, int N, int d, int n_t, int steps, float lr,
+                           uint64_t seed) {
+    const ica_ctx ctx = ica_ctx_begin();
+    baseline_batch in = {xs, ys, rs, t_values, B, N, d, n_t};
+    ica_status st = validate_batch(&in);
+    if (st != ICA_OK) return st;
     if (steps < 0) return ica_fail(ICA_ERR_ARGUMENT, "steps must be >= 0, got %d", steps);
     if (!(lr > 0.0f) || !isfinite(lr))
         return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number > 0, got %g", (double)lr);
-    ica_status st = check_t_values(t_values, n_t, N);
-    if (st != ICA_OK) return st;
-    int failed = 0;
-    size_t scratch_doubles = 3 * (size_t)d * d + d + 2 * (size_t)N + (size_t)d;
-#pragma omp parallel num_threads(ica_threads())
-    {
-        double *scratch = malloc(sizeof(double) * scratch_doubles);
-        int *order = malloc(sizeof(int) * (size_t)N);
-        if (!scratch || !order) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(dynamic, 4)
-        for (int task = 0; task < B * n_t; task++) {
-            if (!scratch || !order) continue;
-            int b = task / n_t, i = task % n_t, t = t_values[i];
-            rng_stream rng;
-            rng_init(&rng, seed, RNG_DOMAIN_GD, ((uint64_t)b << 32) | (uint32_t)t);
-            size_t base = (size_t)b * N;
-            gd_fit_one(xs + base * d, ys + base * d, rs + base, t, d, steps, lr, &rng,
-                       out + (size_t)task * d, scratch, order);
-        }
-        free(scratch);
-        free(order);
-    }
-    if (failed) return ica_fail(ICA_ERR_NOMEM, "out of memory in the GD baseline");
-    return ICA_OK;
+    size_t n_weights;
+    if ((st = ica_check_size(&n_weights, "the GD weights", d, d, 1)) != ICA_OK) return st;
+    gd_options options = {steps, lr, seed};
+    return run_baseline(&ctx, out, &in, gd_fit_one, &options, gd_scratch_bytes(N, d));
 }
+
+/* ------------------------------------------------------- simple baselines */
+
+typedef struct {
+    ica_baseline kind;
+    float temperature;
+} simple_options;
 
 /* Least squares of y_i = r_i a + (1 - r_i) b for a (the fitted y*), per
  * dimension; the 2x2 normal matrix is shared. When all rewards are equal it
  * has rank one and the minimum-norm solution G+ = G / trace(G)^2 is used. */
-static void oracle_fit(const float *ys, const float *rs, int t, int d, float *out) {
+static void oracle_fit(float *out, const float *ys, const float *rs, int t, int d) {
     double g11 = 0, g12 = 0, g22 = 0;
     for (int i = 0; i < t; i++) {
         double r = rs[i];
@@ -119,45 +185,49 @@ static void oracle_fit(const float *ys, const float *rs, int t, int d, float *ou
     }
 }
 
-ica_status ica_simple_baseline(const float *ys, const float *rs, int B, int N, int d,
-                               const int *t_values, int n_t, ica_baseline kind,
-                               float temperature, float *out) {
-    if (B < 1 || N < 1 || d < 1)
-        return ica_fail(ICA_ERR_ARGUMENT, "B, N and d must be >= 1, got %d, %d, %d", B, N, d);
+/* mean: equal weights; weighted: softmax(r / temperature); best: the
+ * highest shown reward, first on ties; oracle: oracle_fit. */
+static void simple_one(const void *options, float *o, void *scratch, const float *x,
+                       const float *y, const float *r, int b, int t, int N, int d) {
+    const simple_options *opt = options;
+    const ica_baseline kind = opt->kind;
+    const float temperature = opt->temperature;
+    (void)scratch, (void)x, (void)b, (void)N;
+    if (kind == ICA_BASELINE_ORACLE) {
+        oracle_fit(o, y, r, t, d);
+    } else if (kind == ICA_BASELINE_BEST) {
+        int best = 0;
+        for (int i = 1; i < t; i++)
+            if (r[i] > r[best]) best = i;
+        memcpy(o, y + (size_t)best * d, sizeof(float) * d);
+    } else {
+        double rmax = r[0], total = 0.0;
+        for (int i = 1; i < t; i++) rmax = r[i] > rmax ? r[i] : rmax;
+        for (int i = 0; i < t; i++)
+            total += kind == ICA_BASELINE_MEAN ? 1.0 : exp((r[i] - rmax) / temperature);
+        for (int j = 0; j < d; j++) {
+            double acc = 0.0;
+            for (int i = 0; i < t; i++) {
+                double w = kind == ICA_BASELINE_MEAN ? 1.0 : exp((r[i] - rmax) / temperature);
+                acc += w * y[(size_t)i * d + j];
+            }
+            o[j] = (float)(acc / total);
+        }
+    }
+}
+
+ica_status ica_simple_baseline(float *out, const float *ys, const float *rs, const int *t_values,
+                               int B, int N, int d, int n_t, ica_baseline kind,
+                               float temperature) {
+    const ica_ctx ctx = ica_ctx_begin();
+    baseline_batch in = {NULL, ys, rs, t_values, B, N, d, n_t};
+    ica_status st = validate_batch(&in);
+    if (st != ICA_OK) return st;
     if ((unsigned)kind > ICA_BASELINE_ORACLE)
         return ica_fail(ICA_ERR_ARGUMENT, "unknown baseline kind %d", (int)kind);
     if (kind == ICA_BASELINE_WEIGHTED && !(temperature > 0.0f && isfinite(temperature)))
         return ica_fail(ICA_ERR_ARGUMENT, "temperature must be a finite number > 0, got %g",
                         (double)temperature);
-    ica_status st = check_t_values(t_values, n_t, N);
-    if (st != ICA_OK) return st;
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
-    for (int task = 0; task < B * n_t; task++) {
-        int b = task / n_t, t = t_values[task % n_t];
-        const float *y = ys + (size_t)b * N * d, *r = rs + (size_t)b * N;
-        float *o = out + (size_t)task * d;
-        if (kind == ICA_BASELINE_ORACLE) {
-            oracle_fit(y, r, t, d, o);
-        } else if (kind == ICA_BASELINE_BEST) {
-            int best = 0;
-            for (int i = 1; i < t; i++)
-                if (r[i] > r[best]) best = i;
-            memcpy(o, y + (size_t)best * d, sizeof(float) * d);
-        } else {
-            /* mean: equal weights; weighted: softmax(r / temperature) */
-            double rmax = r[0], total = 0.0;
-            for (int i = 1; i < t; i++) rmax = r[i] > rmax ? r[i] : rmax;
-            for (int i = 0; i < t; i++)
-                total += kind == ICA_BASELINE_MEAN ? 1.0 : exp((r[i] - rmax) / temperature);
-            for (int j = 0; j < d; j++) {
-                double acc = 0.0;
-                for (int i = 0; i < t; i++) {
-                    double w = kind == ICA_BASELINE_MEAN ? 1.0 : exp((r[i] - rmax) / temperature);
-                    acc += w * y[(size_t)i * d + j];
-                }
-                o[j] = (float)(acc / total);
-            }
-        }
-    }
-    return ICA_OK;
+    simple_options options = {kind, temperature};
+    return run_baseline(&ctx, out, &in, simple_one, &options, 0);
 }

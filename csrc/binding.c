@@ -5,9 +5,10 @@
  * Arrays: any array-like of a real numeric dtype (bool, integer, float) is
  * accepted and converted once to C-contiguous float32; an input that already
  * is one is used in place, without a copy. Complex, object and string data are
- * refused with TypeError. Shapes are checked here, before any C code runs, and
- * every C error code becomes a Python exception carrying the C message.
- * The GIL is released around all numeric work.
+ * refused with TypeError. Shapes are checked here, before any C code runs;
+ * values, sizes and options are validated by the C core, and every C error
+ * code becomes a Python exception carrying the C message (which names the
+ * argument). The GIL is released around all numeric work.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -20,12 +21,17 @@
 
 /* ------------------------------------------------------------- errors */
 
+/* The exception of each status: a bad size, option or value is the caller's
+ * ValueError; a buffer that cannot be had is a MemoryError; a computation
+ * that left the floats (divergence) is a FloatingPointError. */
 static PyObject *raise_status(ica_status status) {
     PyObject *type;
     switch (status) {
+    case ICA_ERR_ARGUMENT: type = PyExc_ValueError; break;
+    case ICA_ERR_NONFINITE: type = PyExc_ValueError; break;
     case ICA_ERR_NOMEM: type = PyExc_MemoryError; break;
     case ICA_ERR_NUMERIC: type = PyExc_FloatingPointError; break;
-    default: type = PyExc_ValueError; break;
+    default: type = PyExc_RuntimeError; break; /* ICA_OK is never raised */
     }
     PyErr_SetString(type, ica_last_error());
     return NULL;
@@ -158,22 +164,54 @@ static int parse_reward(const char *s, ica_reward *out) {
     return 1;
 }
 
-static PyArrayObject *new_float32(int nd, const npy_intp *dims) {
+/* A new zeroed float32 output `name` of shape dims; ValueError naming it, before
+ * anything is allocated, when its size does not fit an array. */
+static PyArrayObject *new_float32(const char *name, int nd, const npy_intp *dims) {
+    npy_intp bytes = (npy_intp)sizeof(float);
+    for (int i = 0; i < nd; i++) {
+        if (dims[i] < 0 || (dims[i] > 0 && bytes > NPY_MAX_INTP / dims[i])) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s would need more than %zd bytes (axis %d has length %zd); use "
+                         "smaller sizes",
+                         name, (Py_ssize_t)NPY_MAX_INTP, i, (Py_ssize_t)dims[i]);
+            return NULL;
+        }
+        bytes *= dims[i];
+    }
     return (PyArrayObject *)PyArray_ZEROS(nd, (npy_intp *)dims, NPY_FLOAT32, 0);
 }
 
 /* ---------------------------------------------------------- Model type */
 
+/* A Model owns one ica_model from __init__ on. Model.__new__ alone leaves
+ * model NULL: every entry point checks for it (model_ready) and raises. */
 typedef struct {
-    PyObject_HEAD ica_model *model;
+    PyObject_HEAD
+    ica_model *model;
     int busy; /* set while a call runs without the GIL */
 } ModelObject;
 
+static PyObject *Model_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    (void)args, (void)kwds;
+    ModelObject *self = (ModelObject *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    self->model = NULL;
+    self->busy = 0;
+    return (PyObject *)self;
+}
+
+static int model_ready(ModelObject *self) {
+    if (self->model) return 1;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the model is not initialised: create it with Model(n_dims, ...), not "
+                    "Model.__new__, or its __init__ failed");
+    return 0;
+}
+
+/* Mark the model busy for a call that runs without the GIL (released with
+ * self->busy = 0 once the GIL is back). */
 static int model_acquire(ModelObject *self) {
-    if (!self->model) {
-        PyErr_SetString(PyExc_RuntimeError, "the model is not initialised");
-        return 0;
-    }
+    if (!model_ready(self)) return 0;
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError,
                         "the model is in use by another thread; a model runs one call at a time");
@@ -202,15 +240,20 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     ica_status st;
-    Py_BEGIN_ALLOW_THREADS st = ica_model_create(&cfg, (uint64_t)seed, &self->model);
-    Py_END_ALLOW_THREADS if (st != ICA_OK) {
+    ica_model *model = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = ica_model_create(&model, &cfg, (uint64_t)seed);
+    Py_END_ALLOW_THREADS
+    if (st != ICA_OK) {
         raise_status(st);
         return -1;
     }
+    self->model = model;
     return 0;
 }
 
 static PyObject *Model_tensors(ModelObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (!model_ready(self)) return NULL;
     int n = ica_model_num_tensors(self->model);
     PyObject *list = PyList_New(n);
     if (!list) return NULL;
@@ -218,7 +261,10 @@ static PyObject *Model_tensors(ModelObject *self, PyObject *Py_UNUSED(ignored)) 
         const char *name;
         int ndim, shape[2];
         size_t offset;
-        ica_model_tensor_info(self->model, i, &name, &ndim, shape, &offset);
+        if (ica_model_tensor_info(self->model, &name, &ndim, shape, &offset, i) != ICA_OK) {
+            Py_DECREF(list);
+            return raise_status(ICA_ERR_ARGUMENT);
+        }
         PyObject *item = ndim == 2 ? Py_BuildValue("(s(ii)n)", name, shape[0], shape[1], (Py_ssize_t)offset)
                                    : Py_BuildValue("(s(i)n)", name, shape[0], (Py_ssize_t)offset);
         if (!item) {
@@ -230,8 +276,16 @@ static PyObject *Model_tensors(ModelObject *self, PyObject *Py_UNUSED(ignored)) 
     return list;
 }
 
-/* A writable 1-D float32 view of one arena slice that keeps the model alive. */
-static PyObject *arena_view(ModelObject *self, float *data) {
+/* The four arena slices, in arena order; a getter's closure points at one. */
+typedef float *(*arena_slice_fn)(ica_model *);
+static const arena_slice_fn arena_slices[4] = {ica_model_params, ica_model_grads,
+                                               ica_model_adam_m, ica_model_adam_v};
+
+/* A writable 1-D float32 view of the arena slice named by the closure, which
+ * keeps the model alive. */
+static PyObject *Model_get_arena(ModelObject *self, void *closure) {
+    if (!model_ready(self)) return NULL;
+    float *data = (*(const arena_slice_fn *)closure)(self->model);
     npy_intp n = (npy_intp)ica_model_arena_size(self->model);
     PyObject *arr = PyArray_SimpleNewFromData(1, &n, NPY_FLOAT32, data);
     if (!arr) return NULL;
@@ -243,24 +297,9 @@ static PyObject *arena_view(ModelObject *self, float *data) {
     return arr;
 }
 
-static PyObject *Model_get_params(ModelObject *self, void *c) {
-    (void)c;
-    return arena_view(self, ica_model_params(self->model));
-}
-static PyObject *Model_get_grads(ModelObject *self, void *c) {
-    (void)c;
-    return arena_view(self, ica_model_grads(self->model));
-}
-static PyObject *Model_get_adam_m(ModelObject *self, void *c) {
-    (void)c;
-    return arena_view(self, ica_model_adam_m(self->model));
-}
-static PyObject *Model_get_adam_v(ModelObject *self, void *c) {
-    (void)c;
-    return arena_view(self, ica_model_adam_v(self->model));
-}
 static PyObject *Model_get_adam_steps(ModelObject *self, void *c) {
     (void)c;
+    if (!model_ready(self)) return NULL;
     return PyLong_FromLongLong(ica_model_adam_steps(self->model));
 }
 static int Model_set_adam_steps(ModelObject *self, PyObject *value, void *c) {
@@ -275,7 +314,10 @@ static int Model_set_adam_steps(ModelObject *self, PyObject *value, void *c) {
         PyErr_Format(PyExc_ValueError, "adam_steps must be >= 0, got %lld", steps);
         return -1;
     }
+    /* not while a call (an Adam update) runs on another thread */
+    if (!model_acquire(self)) return -1;
     ica_model_set_adam_steps(self->model, steps);
+    self->busy = 0;
     return 0;
 }
 
@@ -283,12 +325,13 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds
     static char *kwlist[] = {"xs", "ys", "rs", NULL};
     PyObject *xs, *ys, *rs;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO", kwlist, &xs, &ys, &rs)) return NULL;
+    if (!model_ready(self)) return NULL;
     const ica_config *cfg = ica_model_config(self->model);
     batch_arrays b;
     if (!batch_convert(xs, ys, rs, cfg->n_dims, &b)) return NULL;
     npy_intp dims[3] = {b.B, b.N, b.d};
-    PyArrayObject *pred = new_float32(3, dims);
-    PyArrayObject *rhat = cfg->reward_head ? new_float32(2, dims) : NULL;
+    PyArrayObject *pred = new_float32("pred", 3, dims);
+    PyArrayObject *rhat = cfg->reward_head ? new_float32("rhat", 2, dims) : NULL;
     if (!pred || (cfg->reward_head && !rhat) || !model_acquire(self)) {
         Py_XDECREF(pred);
         Py_XDECREF(rhat);
@@ -296,10 +339,11 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds
         return NULL;
     }
     ica_status st;
-    Py_BEGIN_ALLOW_THREADS st = ica_model_forward(
-        self->model, PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N,
-        PyArray_DATA(pred), rhat ? PyArray_DATA(rhat) : NULL);
-    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_BEGIN_ALLOW_THREADS
+    st = ica_model_forward(self->model, PyArray_DATA(pred), rhat ? PyArray_DATA(rhat) : NULL,
+                           PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
     batch_release(&b);
     if (st != ICA_OK) {
         Py_DECREF(pred);
@@ -310,14 +354,16 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds
     return Py_BuildValue("(NN)", pred, rhat);
 }
 
-/* Shared by loss_and_grad and step: lr < 0 means "no Adam update". */
+/* Shared by loss_and_grad (update = 0) and step (update = 1: forward,
+ * backward, then an Adam update with learning rate lr). */
 static PyObject *run_loss(ModelObject *self, PyObject *xs, PyObject *ys, PyObject *rs,
                           const char *objective_name, const char *reward_name,
-                          double reward_weight, double lr) {
+                          double reward_weight, int update, double lr) {
     ica_objective objective;
     ica_reward reward;
     if (!parse_objective(objective_name, &objective) || !parse_reward(reward_name, &reward))
         return NULL;
+    if (!model_ready(self)) return NULL;
     batch_arrays b;
     if (!batch_convert(xs, ys, rs, ica_model_config(self->model)->n_dims, &b)) return NULL;
     if (!model_acquire(self)) {
@@ -326,13 +372,17 @@ static PyObject *run_loss(ModelObject *self, PyObject *xs, PyObject *ys, PyObjec
     }
     float loss = 0.0f;
     ica_status st;
-    Py_BEGIN_ALLOW_THREADS if (lr < 0.0) st = ica_model_loss_and_grad(
-        self->model, PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N,
-        objective, reward, (float)reward_weight, &loss);
-    else st = ica_model_step(self->model, PyArray_DATA(b.xs), PyArray_DATA(b.ys),
-                             PyArray_DATA(b.rs), b.B, b.N, objective, reward,
-                             (float)reward_weight, (float)lr, &loss);
-    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (update)
+        st = ica_model_step(self->model, &loss, PyArray_DATA(b.xs), PyArray_DATA(b.ys),
+                            PyArray_DATA(b.rs), b.B, b.N, objective, reward,
+                            (float)reward_weight, (float)lr);
+    else
+        st = ica_model_loss_and_grad(self->model, &loss, PyArray_DATA(b.xs), PyArray_DATA(b.ys),
+                                     PyArray_DATA(b.rs), b.B, b.N, objective, reward,
+                                     (float)reward_weight);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
     batch_release(&b);
     if (st != ICA_OK) return raise_status(st);
     return PyFloat_FromDouble(loss);
@@ -346,7 +396,7 @@ static PyObject *Model_loss_and_grad(ModelObject *self, PyObject *args, PyObject
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|ssd", kwlist, &xs, &ys, &rs, &objective,
                                      &reward, &reward_weight))
         return NULL;
-    return run_loss(self, xs, ys, rs, objective, reward, reward_weight, -1.0);
+    return run_loss(self, xs, ys, rs, objective, reward, reward_weight, 0, 0.0);
 }
 
 static PyObject *Model_step(ModelObject *self, PyObject *args, PyObject *kwds) {
@@ -361,7 +411,7 @@ static PyObject *Model_step(ModelObject *self, PyObject *args, PyObject *kwds) {
         PyErr_Format(PyExc_ValueError, "lr must be a finite number >= 0, got %g", lr);
         return NULL;
     }
-    return run_loss(self, xs, ys, rs, objective, reward, reward_weight, lr);
+    return run_loss(self, xs, ys, rs, objective, reward, reward_weight, 1, lr);
 }
 
 static PyObject *Model_adam_update(ModelObject *self, PyObject *args, PyObject *kwds) {
@@ -371,9 +421,10 @@ static PyObject *Model_adam_update(ModelObject *self, PyObject *args, PyObject *
         return NULL;
     if (!model_acquire(self)) return NULL;
     ica_status st;
-    Py_BEGIN_ALLOW_THREADS st =
-        ica_model_adam_update(self->model, (float)lr, (float)beta1, (float)beta2, (float)eps);
-    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_BEGIN_ALLOW_THREADS
+    st = ica_model_adam_update(self->model, (float)lr, (float)beta1, (float)beta2, (float)eps);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
     if (st != ICA_OK) return raise_status(st);
     Py_RETURN_NONE;
 }
@@ -395,10 +446,14 @@ static PyMethodDef Model_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef Model_getset[] = {
-    {"params", (getter)Model_get_params, NULL, "float32 view of the parameter arena", NULL},
-    {"grads", (getter)Model_get_grads, NULL, "float32 view of the gradient arena", NULL},
-    {"adam_m", (getter)Model_get_adam_m, NULL, "float32 view of Adam's first moments", NULL},
-    {"adam_v", (getter)Model_get_adam_v, NULL, "float32 view of Adam's second moments", NULL},
+    {"params", (getter)Model_get_arena, NULL, "float32 view of the parameter arena",
+     (void *)&arena_slices[0]},
+    {"grads", (getter)Model_get_arena, NULL, "float32 view of the gradient arena",
+     (void *)&arena_slices[1]},
+    {"adam_m", (getter)Model_get_arena, NULL, "float32 view of Adam's first moments",
+     (void *)&arena_slices[2]},
+    {"adam_v", (getter)Model_get_arena, NULL, "float32 view of Adam's second moments",
+     (void *)&arena_slices[3]},
     {"adam_steps", (getter)Model_get_adam_steps, (setter)Model_set_adam_steps,
      "number of Adam updates taken (drives the bias correction)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
@@ -413,7 +468,7 @@ static PyTypeObject ModelType = {
     .tp_methods = Model_methods,
     .tp_getset = Model_getset,
     .tp_init = (initproc)Model_init,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Model_new,
 };
 
 /* ------------------------------------------------------ free functions */
@@ -440,35 +495,21 @@ static PyObject *py_sequence_loss(PyObject *mod, PyObject *args, PyObject *kwds)
         return NULL;
     }
     npy_intp dims[3] = {b.B, b.N, b.d};
-    PyArrayObject *dpred = new_float32(3, dims);
-    ica_status st = ICA_ERR_NOMEM;
+    PyArrayObject *dpred = new_float32("dpred", 3, dims);
+    ica_status st = ICA_OK;
     float loss = 0.0f;
-    if (dpred) {
-        const char *names[3] = {"pred", "ys", "rs"};
-        PyArrayObject *arrays[3] = {b.xs, b.ys, b.rs};
-        for (int i = 0; i < 3; i++) {
-            const float *data = PyArray_DATA(arrays[i]);
-            npy_intp n = PyArray_SIZE(arrays[i]);
-            for (npy_intp j = 0; j < n; j++)
-                if (!(data[j] - data[j] == 0.0f)) {
-                    PyErr_Format(PyExc_ValueError, "%s holds a non-finite value at flat index %zd",
-                                 names[i], (Py_ssize_t)j);
-                    Py_DECREF(dpred);
-                    batch_release(&b);
-                    Py_DECREF(pred);
-                    return NULL;
-                }
-        }
-        Py_BEGIN_ALLOW_THREADS st =
-            ica_sequence_loss(PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B,
-                              b.N, b.d, objective, reward, &loss, PyArray_DATA(dpred));
+    if (dpred) { /* the C core checks the values (finite) and the sizes */
+        Py_BEGIN_ALLOW_THREADS
+        st = ica_sequence_loss(&loss, PyArray_DATA(dpred), PyArray_DATA(b.xs), PyArray_DATA(b.ys),
+                               PyArray_DATA(b.rs), b.B, b.N, b.d, objective, reward);
         Py_END_ALLOW_THREADS
     }
     batch_release(&b);
     Py_DECREF(pred);
+    if (!dpred) return NULL;
     if (st != ICA_OK) {
-        Py_XDECREF(dpred);
-        return dpred ? raise_status(st) : PyErr_NoMemory();
+        Py_DECREF(dpred);
+        return raise_status(st);
     }
     return Py_BuildValue("(dN)", (double)loss, dpred);
 }
@@ -489,17 +530,24 @@ static PyObject *py_sample_tasks(PyObject *mod, PyObject *args, PyObject *kwds) 
         return NULL;
     }
     npy_intp d3[3] = {B, N, d}, d2[2] = {B, N}, dv[2] = {B, d};
-    PyArrayObject *xs = new_float32(3, d3), *ys = new_float32(3, d3), *rs = new_float32(2, d2),
-                  *rs_true = new_float32(2, d2), *ystar = new_float32(2, dv),
-                  *eps = new_float32(2, dv);
+    PyArrayObject *xs = new_float32("xs", 3, d3);
+    PyArrayObject *ys = xs ? new_float32("ys", 3, d3) : NULL;
+    PyArrayObject *rs = ys ? new_float32("rs", 2, d2) : NULL;
+    PyArrayObject *rs_true = rs ? new_float32("rs_true", 2, d2) : NULL;
+    PyArrayObject *ystar = rs_true ? new_float32("ystar", 2, dv) : NULL;
+    PyArrayObject *eps = ystar ? new_float32("eps", 2, dv) : NULL;
     PyObject *result = NULL;
-    if (xs && ys && rs && rs_true && ystar && eps) {
+    if (eps) {
         ica_status st;
-        Py_BEGIN_ALLOW_THREADS st = ica_sample_tasks(
-            B, N, d, (uint64_t)seed, (uint64_t)offset, noise, PyArray_DATA(xs), PyArray_DATA(ys),
-            PyArray_DATA(rs), PyArray_DATA(rs_true), PyArray_DATA(ystar), PyArray_DATA(eps));
-        Py_END_ALLOW_THREADS if (st != ICA_OK) raise_status(st);
-        else result = Py_BuildValue("(OOOOOO)", xs, ys, rs, rs_true, ystar, eps);
+        Py_BEGIN_ALLOW_THREADS
+        st = ica_sample_tasks(PyArray_DATA(xs), PyArray_DATA(ys), PyArray_DATA(rs),
+                              PyArray_DATA(rs_true), PyArray_DATA(ystar), PyArray_DATA(eps), B, N,
+                              d, (uint64_t)seed, (uint64_t)offset, noise);
+        Py_END_ALLOW_THREADS
+        if (st != ICA_OK)
+            raise_status(st);
+        else
+            result = Py_BuildValue("(OOOOOO)", xs, ys, rs, rs_true, ystar, eps);
     }
     Py_XDECREF(xs);
     Py_XDECREF(ys);
@@ -566,7 +614,7 @@ static int baseline_prepare(PyObject *shape_source, const char *source_name, PyO
         goto fail;
     }
     npy_intp dims[3] = {c->b.B, c->n_t, d};
-    if (!(c->out = new_float32(3, dims))) goto fail;
+    if (!(c->out = new_float32("the output", 3, dims))) goto fail;
     return 1;
 fail:
     baseline_release(c);
@@ -599,10 +647,12 @@ static PyObject *py_gd_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
     baseline_call c;
     if (!baseline_prepare(xs, "xs", xs, ys, rs, t_obj, &c)) return NULL;
     ica_status st;
-    Py_BEGIN_ALLOW_THREADS st = ica_gd_baseline(
-        PyArray_DATA(c.b.xs), PyArray_DATA(c.b.ys), PyArray_DATA(c.b.rs), c.b.B, c.b.N, c.b.d,
-        c.t_values, c.n_t, steps, (float)lr, (uint64_t)seed, PyArray_DATA(c.out));
-    Py_END_ALLOW_THREADS return baseline_finish(&c, st);
+    Py_BEGIN_ALLOW_THREADS
+    st = ica_gd_baseline(PyArray_DATA(c.out), PyArray_DATA(c.b.xs), PyArray_DATA(c.b.ys),
+                         PyArray_DATA(c.b.rs), c.t_values, c.b.B, c.b.N, c.b.d, c.n_t, steps,
+                         (float)lr, (uint64_t)seed);
+    Py_END_ALLOW_THREADS
+    return baseline_finish(&c, st);
 }
 
 static PyObject *py_simple_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
@@ -626,10 +676,12 @@ static PyObject *py_simple_baseline(PyObject *mod, PyObject *args, PyObject *kwd
     baseline_call c;
     if (!baseline_prepare(ys, "ys", NULL, ys, rs, t_obj, &c)) return NULL;
     ica_status st;
-    Py_BEGIN_ALLOW_THREADS st = ica_simple_baseline(
-        PyArray_DATA(c.b.ys), PyArray_DATA(c.b.rs), c.b.B, c.b.N, c.b.d, c.t_values, c.n_t,
-        (ica_baseline)kind, (float)temperature, PyArray_DATA(c.out));
-    Py_END_ALLOW_THREADS return baseline_finish(&c, st);
+    Py_BEGIN_ALLOW_THREADS
+    st = ica_simple_baseline(PyArray_DATA(c.out), PyArray_DATA(c.b.ys), PyArray_DATA(c.b.rs),
+                             c.t_values, c.b.B, c.b.N, c.b.d, c.n_t, (ica_baseline)kind,
+                             (float)temperature);
+    Py_END_ALLOW_THREADS
+    return baseline_finish(&c, st);
 }
 
 static PyObject *py_set_num_threads(PyObject *mod, PyObject *arg) {

@@ -1,8 +1,10 @@
-/* Errors, thread count, aligned memory and the CPU feature dispatch. */
+/* Errors, thread count, aligned memory, size checks, the CPU feature dispatch
+ * and the call context. */
 #include "kernels.h"
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,27 +23,26 @@ ica_status ica_fail(ica_status code, const char *fmt, ...) {
     return code;
 }
 
+_Noreturn void ica_internal_error(const char *file, int line, const char *what) {
+    fprintf(stderr, "icalign: internal error at %s:%d: %s does not hold\n", file, line, what);
+    abort();
+}
+
 /* --------------------------------------------------------------- threads */
 
-static int requested_threads = 0; /* 0: OpenMP default */
+/* Set and read by different Python threads while a call runs on a third:
+ * atomic, and read once per call (ica_ctx_begin). 0: OpenMP default. */
+static _Atomic int requested_threads = 0;
 
-void ica_set_num_threads(int n) { requested_threads = n > 0 ? n : 0; }
+void ica_set_num_threads(int n) { atomic_store(&requested_threads, n > 0 ? n : 0); }
 
 int ica_get_num_threads(void) {
 #ifdef _OPENMP
-    return requested_threads > 0 ? requested_threads : omp_get_max_threads();
+    int n = atomic_load(&requested_threads);
+    return n > 0 ? n : omp_get_max_threads();
 #else
     return 1;
 #endif
-}
-
-/* Kernels called from inside a parallel region (the model's chunk loops) run
- * on the calling thread alone. */
-int ica_threads(void) {
-#ifdef _OPENMP
-    if (omp_in_parallel()) return 1;
-#endif
-    return ica_get_num_threads();
 }
 
 int ica_has_openmp(void) {
@@ -65,9 +66,34 @@ void *ica_calloc_aligned(size_t bytes) {
 void ica_free_aligned(void *ptr) { free(ptr); }
 
 ptrdiff_t ica_find_nonfinite(const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return (ptrdiff_t)i;
+    /* NaN and infinity are the floats whose exponent bits are all ones */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, sizeof bits);
+        if ((bits & 0x7f800000u) == 0x7f800000u) return (ptrdiff_t)i;
+    }
     return -1;
+}
+
+ica_status ica_check_finite(const char *name, const float *x, size_t n) {
+    ptrdiff_t bad = ica_find_nonfinite(x, n);
+    if (bad < 0) return ICA_OK;
+    return ica_fail(ICA_ERR_NONFINITE, "%s holds a non-finite value (%g) at flat index %td", name,
+                    (double)x[bad], bad);
+}
+
+ica_status ica_check_size(size_t *count, const char *what, size_t a, size_t b, size_t c) {
+    size_t factors[3] = {a, b, c}, product = 1;
+    for (int i = 0; i < 3; i++) {
+        if (factors[i] != 0 && product > ICA_MAX_ELEMENTS / factors[i])
+            return ica_fail(ICA_ERR_NOMEM,
+                            "%s would hold %zu x %zu x %zu elements, more than the %zu one "
+                            "buffer may hold; use smaller sizes",
+                            what, a, b, c, ICA_MAX_ELEMENTS);
+        product *= factors[i];
+    }
+    *count = product;
+    return ICA_OK;
 }
 
 /* ------------------------------------------------------------- dispatch */
@@ -85,7 +111,7 @@ static ica_simd_level supported_level(void) {
 }
 
 static const char *const level_names[] = {"scalar", "avx2", "avx512"};
-static int current_level = -1; /* -1: not yet chosen */
+static _Atomic int current_level = -1; /* -1: not yet chosen */
 
 static int level_from_name(const char *name) {
     for (int i = 0; i < 3; i++)
@@ -94,12 +120,15 @@ static int level_from_name(const char *name) {
 }
 
 ica_simd_level ica_simd(void) {
-    if (current_level < 0) {
+    int level = atomic_load(&current_level);
+    if (level < 0) { /* first use; racing threads compute the same value */
         int best = (int)supported_level();
         int forced = level_from_name(getenv("ICALIGN_SIMD"));
-        current_level = (forced >= 0 && forced < best) ? forced : best;
+        level = (forced >= 0 && forced < best) ? forced : best;
+        int unset = -1;
+        if (!atomic_compare_exchange_strong(&current_level, &unset, level)) level = unset;
     }
-    return (ica_simd_level)current_level;
+    return (ica_simd_level)level;
 }
 
 const char *ica_simd_path(void) { return level_names[ica_simd()]; }
@@ -115,16 +144,40 @@ ica_status ica_set_simd_path(const char *name) {
         return ica_fail(ICA_ERR_ARGUMENT,
                         "simd path '%s' is not supported by this CPU; the best it runs is '%s'",
                         name, level_names[best]);
-    current_level = level;
+    ica_simd(); /* so that a first-use choice cannot overwrite this one */
+    atomic_store(&current_level, level);
     return ICA_OK;
 }
 
-const ica_vector_kernels *ica_vk(void) {
-    switch (ica_simd()) {
+static const ica_vector_kernels *kernels_of(ica_simd_level level) {
+    switch (level) {
 #if ICA_X86_DISPATCH
     case ICA_SIMD_AVX512: return &ica_vk_avx512;
     case ICA_SIMD_AVX2: return &ica_vk_avx2;
 #endif
     default: return &ica_vk_scalar;
+    }
+}
+
+/* ------------------------------------------------------------- context */
+
+ica_ctx ica_ctx_begin(void) {
+    ica_ctx ctx = {kernels_of(ica_simd()), ica_get_num_threads()};
+    ICA_ASSERT(ctx.threads >= 1 && ctx.vk->pl_lanes <= ICA_MAX_PL_LANES);
+    return ctx;
+}
+
+ica_ctx ica_ctx_serial(const ica_ctx *ctx) {
+    ica_ctx serial = {ctx->vk, 1};
+    return serial;
+}
+
+void ica_parallel_chunks(const ica_ctx *ctx, ica_chunk_fn fn, const void *arg, size_t n,
+                         size_t chunk) {
+    ptrdiff_t chunks = (ptrdiff_t)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        size_t begin = (size_t)c * chunk;
+        fn(arg, (size_t)c, begin, n - begin < chunk ? n - begin : chunk);
     }
 }

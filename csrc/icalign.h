@@ -12,6 +12,21 @@
  * (in, out) so that y = x @ W + b. Arrays are (B, N, d) for a batch of B
  * sequences of N examples with d-dimensional queries/responses.
  *
+ * Argument order (as llm.c): the object acted on (a model) first, then the
+ * outputs (buffers the call writes, or updates in place), then the inputs,
+ * then weights, then sizes (dimensions and counts), then options (modes,
+ * hyperparameters, seeds). The internal functions of kernels.h follow the
+ * same order, with the call context first and scratch after the outputs.
+ *
+ * Validation happens here, once: every public call checks its sizes (their
+ * products included, before it allocates anything), its options and the
+ * finiteness of its float inputs, and returns a status naming the argument.
+ *
+ * Threads and dispatch: a call reads the thread count and the SIMD path once,
+ * when it starts; changing either from another thread affects later calls
+ * only. Different models may be used from different threads at once; one
+ * model runs one call at a time.
+ *
  * Determinism: every reduction runs in an order fixed by the problem shape,
  * never by the thread count, so results are bit-identical on 1 or 64 threads.
  */
@@ -70,15 +85,17 @@ typedef struct ica_model ica_model;
 ica_status ica_config_check(const ica_config *cfg);
 
 /* GPT-2 initialisation from a counter-based RNG keyed by seed. */
-ica_status ica_model_create(const ica_config *cfg, uint64_t seed, ica_model **out);
+ica_status ica_model_create(ica_model **out, const ica_config *cfg, uint64_t seed);
 void ica_model_free(ica_model *model);
+/* The accessors below take a model returned by ica_model_create, never NULL;
+ * the calls returning ica_status refuse a NULL model with ICA_ERR_ARGUMENT. */
 const ica_config *ica_model_config(const ica_model *model);
 
 /* The parameter table, in SPEC order. Tensor i lives at
  * params[offset .. offset + numel) of the arena; offsets are 64-byte aligned. */
 int ica_model_num_tensors(const ica_model *model);
-ica_status ica_model_tensor_info(const ica_model *model, int index, const char **name,
-                                 int *ndim, int shape[2], size_t *offset);
+ica_status ica_model_tensor_info(const ica_model *model, const char **name, int *ndim,
+                                 int shape[2], size_t *offset, int index);
 size_t ica_model_arena_size(const ica_model *model); /* floats per arena slice */
 float *ica_model_params(ica_model *model);
 float *ica_model_grads(ica_model *model);
@@ -89,32 +106,33 @@ void ica_model_set_adam_steps(ica_model *model, int64_t steps);
 
 /* pred (B, N, d); rhat (B, N) or NULL (only with reward_head). N <= n_points.
  * The batch arena grows to the largest B seen and is reused afterwards. */
-ica_status ica_model_forward(ica_model *model, const float *xs, const float *ys,
-                             const float *rs, int B, int N, float *pred, float *rhat);
+ica_status ica_model_forward(ica_model *model, float *pred, float *rhat, const float *xs,
+                             const float *ys, const float *rs, int B, int N);
 
 /* Forward, alignment loss (+ reward_weight * reward-head MSE), backward; the
  * gradient lands in ica_model_grads(). Needs N >= 3. */
-ica_status ica_model_loss_and_grad(ica_model *model, const float *xs, const float *ys,
-                                   const float *rs, int B, int N, ica_objective objective,
-                                   ica_reward reward, float reward_weight, float *loss);
+ica_status ica_model_loss_and_grad(ica_model *model, float *loss, const float *xs,
+                                   const float *ys, const float *rs, int B, int N,
+                                   ica_objective objective, ica_reward reward,
+                                   float reward_weight);
 
 /* One bias-corrected Adam update (no weight decay) from the stored gradient. */
 ica_status ica_model_adam_update(ica_model *model, float lr, float beta1, float beta2,
                                  float eps);
 
 /* loss_and_grad followed by adam_update: one training step, no allocation. */
-ica_status ica_model_step(ica_model *model, const float *xs, const float *ys, const float *rs,
-                          int B, int N, ica_objective objective, ica_reward reward,
-                          float reward_weight, float lr, float *loss);
+ica_status ica_model_step(ica_model *model, float *loss, const float *xs, const float *ys,
+                          const float *rs, int B, int N, ica_objective objective,
+                          ica_reward reward, float reward_weight, float lr);
 
 /* ----------------------------------------------------------------- losses */
 
 /* The training objective of SPEC section 3 over a batch: for n = 2..N-1 the
  * prediction pred[b, n] is scored against pairs 0..n-1; mean over n, then b.
  * dpred (B, N, d) receives the exact gradient (zero at n < 2). */
-ica_status ica_sequence_loss(const float *pred, const float *ys, const float *rs, int B, int N,
-                             int d, ica_objective objective, ica_reward reward, float *loss,
-                             float *dpred);
+ica_status ica_sequence_loss(float *loss, float *dpred, const float *pred, const float *ys,
+                             const float *rs, int B, int N, int d, ica_objective objective,
+                             ica_reward reward);
 
 /* ------------------------------------------------------------ task sampler */
 
@@ -124,9 +142,9 @@ ica_status ica_sequence_loss(const float *pred, const float *ys, const float *rs
  * reward_noise a shown reward is replaced by a fresh U(0,1) draw; the true
  * mixing weights stay in rs_true. Shapes: xs, ys (B,N,d); rs, rs_true (B,N);
  * ystar, eps (B,d). */
-ica_status ica_sample_tasks(int B, int N, int d, uint64_t seed, uint64_t offset,
-                            double reward_noise, float *xs, float *ys, float *rs,
-                            float *rs_true, float *ystar, float *eps);
+ica_status ica_sample_tasks(float *xs, float *ys, float *rs, float *rs_true, float *ystar,
+                            float *eps, int B, int N, int d, uint64_t seed, uint64_t offset,
+                            double reward_noise);
 
 /* -------------------------------------------------------------- baselines */
 
@@ -134,9 +152,9 @@ ica_status ica_sample_tasks(int B, int N, int d, uint64_t seed, uint64_t offset,
  * bias-free linear map W (d x d), initialised U(-1/sqrt d, 1/sqrt d) from the
  * stream (seed, b, t), is fitted by Adam on the PL loss (cosine reward) over
  * examples 0..t-1; out[b, i] = x_b W. out (B, n_t, d). */
-ica_status ica_gd_baseline(const float *xs, const float *ys, const float *rs, int B, int N,
-                           int d, const int *t_values, int n_t, int steps, float lr,
-                           uint64_t seed, float *out);
+ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const float *rs,
+                           const int *t_values, int B, int N, int d, int n_t, int steps, float lr,
+                           uint64_t seed);
 
 typedef enum {
     ICA_BASELINE_MEAN = 0,     /* mean of the t responses */
@@ -146,9 +164,9 @@ typedef enum {
 } ica_baseline;
 
 /* out (B, n_t, d): the baseline's answer from examples 0..t-1 of each task. */
-ica_status ica_simple_baseline(const float *ys, const float *rs, int B, int N, int d,
-                               const int *t_values, int n_t, ica_baseline kind,
-                               float temperature, float *out);
+ica_status ica_simple_baseline(float *out, const float *ys, const float *rs, const int *t_values,
+                               int B, int N, int d, int n_t, ica_baseline kind,
+                               float temperature);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,11 @@
 #include <omp.h>
 #endif
 
+/* Argument order, for the internal functions as for icalign.h: the context
+ * (or the object acted on), outputs (buffers written or updated in place),
+ * scratch, inputs, weights, sizes, options. A row stride follows the pointer
+ * it belongs to. */
+
 /* ---------------------------------------------------------------- common */
 
 /* Record a formatted message for ica_last_error() and return code. */
@@ -24,17 +29,31 @@ ica_status ica_fail(ica_status code, const char *fmt, ...)
 #endif
     ;
 
-/* Threads for the next parallel region (ica_set_num_threads or OpenMP
- * default); 1 inside a parallel region, so a kernel called from a thread of
- * the model's chunk loop runs on that thread alone. */
-int ica_threads(void);
+/* Report an internal invariant that does not hold, and abort: for states no
+ * input can reach (a bug in the library), never for bad input. */
+_Noreturn void ica_internal_error(const char *file, int line, const char *what);
+#define ICA_ASSERT(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) ica_internal_error(__FILE__, __LINE__, #cond);                                \
+    } while (0)
 
 /* 64-byte aligned, zero-filled allocation; NULL on failure. */
 void *ica_calloc_aligned(size_t bytes);
 void ica_free_aligned(void *ptr);
 
-/* Index of the first non-finite value in x[0..n), or -1. */
+/* Index of the first non-finite value in x[0..n), or -1. It tests the
+ * exponent bits, not x != x, so -ffast-math cannot fold it away. */
 ptrdiff_t ica_find_nonfinite(const float *x, size_t n);
+/* ICA_OK, or ICA_ERR_NONFINITE naming array `name` and the first bad index. */
+ica_status ica_check_finite(const char *name, const float *x, size_t n);
+
+/* The size checks of the public calls, made before anything is allocated:
+ * *count = a * b * c elements of buffer `what`, or ICA_ERR_NOMEM naming it
+ * when that exceeds ICA_MAX_ELEMENTS (no machine holds 2^48 floats). Every
+ * scratch size is a checked buffer size times a small factor (< 2^15), so
+ * it cannot overflow 64 bits either. */
+#define ICA_MAX_ELEMENTS ((size_t)1 << 48)
+ica_status ica_check_size(size_t *count, const char *what, size_t a, size_t b, size_t c);
 
 typedef enum { ICA_SIMD_SCALAR = 0, ICA_SIMD_AVX2 = 1, ICA_SIMD_AVX512 = 2 } ica_simd_level;
 ica_simd_level ica_simd(void);
@@ -49,10 +68,19 @@ ica_simd_level ica_simd(void);
 #define ICA_X86_DISPATCH 0
 #endif
 
+/* Lanes of the PL kernel: one sequence per double lane (8 on AVX-512). The
+ * loss scratch is sized for this many lanes whatever the dispatch path. */
+#define ICA_MAX_PL_LANES 8
+
 /* The single-threaded inner kernels of one dispatch path, written once in
  * simd_kernels.h (see there for the exact contracts) and compiled per ISA by
  * simd_avx512.c, simd_avx2.c, simd_scalar.c. The drivers below split work over
- * threads and reach them through ica_vk(). */
+ * threads and reach them through the call's context (ctx->vk).
+ *
+ * Finding a definition: kernel NAME of this table, and vector primitive NAME
+ * (vadd, vfma, vd_load, ...), are each defined once as ISA(NAME), the kernels
+ * in simd_kernels.h and the primitives in simd.h; the compiled symbols are
+ * NAME_avx512, NAME_avx2 and NAME_scalar. Grep for "ISA(NAME)". */
 typedef struct {
     const char *name;
     int gemm_mr, gemm_nr; /* register tile: rows x columns */
@@ -65,7 +93,7 @@ typedef struct {
     void (*colsum)(float *sum, const float *x, ptrdiff_t ld, int rows, int n, int accumulate);
     /* xt (hs, ldt) = transpose of T rows x + t*ld of hs floats; columns
      * T..ldt of xt zeroed; ldt a multiple of 16 */
-    void (*transpose)(float *xt, const float *x, ptrdiff_t ld, int T, int ldt, int hs);
+    void (*transpose)(float *xt, int ldt, const float *x, ptrdiff_t ld, int T, int hs);
     /* T rows of stride ld (a multiple of 16), row t visible up to causal ? t+1 : T:
      * P = softmax(scale * scores) or scale * scores (linear), 0 past visible;
      * dS = scale * (P * (dP - rowsum(P * dP)) or dP), in place on dP */
@@ -82,12 +110,15 @@ typedef struct {
     void (*gelu_forward)(float *out, const float *inp, size_t n);
     void (*gelu_forward_grad)(float *out, float *grad, const float *inp, size_t n);
     void (*mul_inplace)(float *x, const float *y, size_t n);
-    void (*adam)(float *params, const float *grads, float *m, float *v, size_t n, float beta1,
+    /* params, m, v updated from grads */
+    void (*adam)(float *params, float *m, float *v, const float *grads, size_t n, float beta1,
                  float beta2, float eps, float step_size, float bc2_sqrt);
-    /* PL loss, cosine reward, for pl_lanes sequences at once (losses.c) */
+    /* PL loss, cosine reward, for pl_lanes (<= ICA_MAX_PL_LANES) sequences at
+     * once (losses.c) */
     int pl_lanes;
-    void (*pl_cosine_lanes)(const float *pred, const float *ys, const float *rs, int nseq, int N,
-                            int d, double scale, double *loss, float *dpred, double *work);
+    void (*pl_cosine_lanes)(double *loss, float *dpred, double *work, const float *pred,
+                            const float *ys, const float *rs, int nseq, int N, int d,
+                            double scale);
 } ica_vector_kernels;
 
 extern const ica_vector_kernels ica_vk_scalar;
@@ -95,8 +126,30 @@ extern const ica_vector_kernels ica_vk_scalar;
 extern const ica_vector_kernels ica_vk_avx2, ica_vk_avx512;
 #endif
 
-/* The kernel table of the current dispatch path (ica_simd()). */
-const ica_vector_kernels *ica_vk(void);
+/* ------------------------------------------------------------- context */
+
+/* What a public call reads of the process-wide settings, read once at its
+ * start and passed down to every driver: the kernel table of the dispatch
+ * path and the number of threads of every parallel region, and of the
+ * per-thread workspaces. Changing ica_set_simd_path or ica_set_num_threads
+ * from another thread does not reach a call in progress. */
+typedef struct {
+    const ica_vector_kernels *vk;
+    int threads; /* >= 1 */
+} ica_ctx;
+
+/* The context of a call starting now. */
+ica_ctx ica_ctx_begin(void);
+/* The same kernels on the calling thread alone: what a thread of a parallel
+ * region passes to the kernels it runs on its own share of the work. */
+ica_ctx ica_ctx_serial(const ica_ctx *ctx);
+
+/* The element-chunk driver: fn(arg, index, begin, count) for the chunks
+ * [begin, begin + count) of n items cut every `chunk` items (chunk `index`
+ * starts at index * chunk), handed to ctx->threads threads statically. */
+typedef void (*ica_chunk_fn)(const void *arg, size_t index, size_t begin, size_t count);
+void ica_parallel_chunks(const ica_ctx *ctx, ica_chunk_fn fn, const void *arg, size_t n,
+                         size_t chunk);
 
 /* Elementwise kernels split n floats into chunks of this many (a multiple of
  * every vector width), handed to threads statically. */
@@ -127,21 +180,21 @@ double rng_normal(rng_stream *rng);  /* N(0, 1), Box-Muller, one value per call 
 /* out (M,N) = inp (M,K) @ weight (K,N) + bias (N) [+ residual (M,N)]: bias and
  * residual may be NULL, residual may be out itself (the residual add of a
  * block fused into its projection). Overwrites out. */
-void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    const float *residual, int M, int K, int N);
+void matmul_forward(const ica_ctx *ctx, float *out, const float *inp, const float *residual,
+                    const float *weight, const float *bias, int M, int K, int N);
 /* weight_t (N,K) = weight (K,N)^T: the B operand of matmul_backward_input,
  * packed once per step and layer. */
-void matmul_transpose(float *weight_t, const float *weight, int K, int N);
+void matmul_transpose(const ica_ctx *ctx, float *weight_t, const float *weight, int K, int N);
 /* dinp (M,K) = dout (M,N) @ weight^T, from weight_t (N,K) (overwrites); with
  * scale (M,K) not NULL, dinp is then multiplied by it elementwise (the GELU
  * derivative, applied while the block is in cache). */
-void matmul_backward_input(float *dinp, const float *dout, const float *weight_t,
-                           const float *scale, int M, int K, int N);
+void matmul_backward_input(const ica_ctx *ctx, float *dinp, const float *dout, const float *scale,
+                           const float *weight_t, int M, int K, int N);
 /* dweight (K,N) [+]= inp^T @ dout; dbias (N) [+]= column sums of dout (may be
  * NULL); accumulate = 0 overwrites. Each output is summed over M in one fixed
  * order (chunks of rows, rows in order), then added to the old value. */
-void matmul_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
-                            int M, int K, int N, int accumulate);
+void matmul_backward_weight(const ica_ctx *ctx, float *dweight, float *dbias, const float *dout,
+                            const float *inp, int M, int K, int N, int accumulate);
 
 /* ------------------------------------------------------------ layernorm */
 
@@ -151,18 +204,18 @@ void matmul_backward_weight(float *dweight, float *dbias, const float *dout, con
 size_t layernorm_scratch_floats(int rows, int C);
 
 /* out (rows,C) = (inp - mean) * rstd * weight + bias; saves mean, rstd (rows). */
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                       const float *weight, const float *bias, int rows, int C);
+void layernorm_forward(const ica_ctx *ctx, float *out, float *mean, float *rstd,
+                       const float *inp, const float *weight, const float *bias, int rows,
+                       int C);
 /* Recompute out from inp and the saved statistics, bit-identical to forward. */
-void layernorm_apply(float *out, const float *inp, const float *mean, const float *rstd,
-                     const float *weight, const float *bias, int rows, int C);
+void layernorm_apply(const ica_ctx *ctx, float *out, const float *inp, const float *mean,
+                     const float *rstd, const float *weight, const float *bias, int rows, int C);
 /* dinp (rows,C) += LN backward of dout; dweight, dbias (C) [+]= their
  * gradients (accumulate = 0 overwrites). scratch: layernorm_scratch_floats(rows,
  * C) floats. */
-void layernorm_backward(float *dinp, float *dweight, float *dbias, float *scratch,
-                        const float *dout, const float *inp, const float *mean,
-                        const float *rstd, const float *weight, int rows, int C,
-                        int accumulate);
+void layernorm_backward(const ica_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                        float *scratch, const float *dout, const float *inp, const float *mean,
+                        const float *rstd, const float *weight, int rows, int C, int accumulate);
 
 /* ------------------------------------------------------------ attention */
 
@@ -172,21 +225,21 @@ size_t attention_scratch_floats(int T, int hs, int threads);
 
 /* qkv (B,T,3E) -> out (B,T,E). Softmax attention, or (softmax == 0) the
  * masked scaled scores times v. scratch: attention_scratch_floats(T, E/H,
- * ica_threads()). */
-void attention_forward(float *out, float *scratch, const float *qkv, int B, int T, int E, int H,
-                       int softmax, int causal);
+ * ctx->threads). */
+void attention_forward(const ica_ctx *ctx, float *out, float *scratch, const float *qkv, int B,
+                       int T, int E, int H, int softmax, int causal);
 /* dqkv (B,T,3E) overwritten from dout (B,T,E); the probabilities are
  * recomputed from qkv, bit-identical to the forward pass. O(T^2 hs) per
  * (batch, head). */
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, int B,
-                        int T, int E, int H, int softmax, int causal);
+void attention_backward(const ica_ctx *ctx, float *dqkv, float *scratch, const float *dout,
+                        const float *qkv, int B, int T, int E, int H, int softmax, int causal);
 
 /* ------------------------------------------------------------------ mlp */
 
 /* GELU, tanh approximation (GPT-2): out (n) = gelu(inp). */
-void gelu_forward(float *out, const float *inp, size_t n);
+void gelu_forward(const ica_ctx *ctx, float *out, const float *inp, size_t n);
 /* out (n) = gelu(inp), grad (n) = gelu'(inp). */
-void gelu_forward_grad(float *out, float *grad, const float *inp, size_t n);
+void gelu_forward_grad(const ica_ctx *ctx, float *out, float *grad, const float *inp, size_t n);
 
 /* --------------------------------------------------------------- losses */
 
@@ -194,30 +247,31 @@ void gelu_forward_grad(float *out, float *grad, const float *inp, size_t n);
  * response i is row i of ys (rows of d floats) and order[0..k) holds the pair
  * indices sorted best first (see rank_insert). Adds scale * dloss/dyhat into
  * dyhat (d doubles); returns the loss. work: 2*k doubles. */
-double prefix_loss(const float *yhat, const float *ys, const int *order, int k, int d,
-                   ica_objective objective, ica_reward reward, double scale, double *dyhat,
-                   double *work);
+double prefix_loss(double *dyhat, double *work, const float *yhat, const float *ys,
+                   const int *order, int k, int d, ica_objective objective, ica_reward reward,
+                   double scale);
 
 /* The batch objective of ica_sequence_loss with caller-owned scratch:
  * per_sequence (B) doubles, int_scratch (B*N) ints, dbl_scratch doubles;
  * sequence_loss_scratch_doubles() counts per_sequence and dbl_scratch together.
  * loss is the batch mean; dpred (B,N,d) overwritten. PL with cosine reward (the
- * training objective) runs ica_vk()->pl_cosine_lanes, several sequences per
+ * training objective) runs ctx->vk->pl_cosine_lanes, several sequences per
  * vector; the other objectives the scalar prefix_loss. */
-void sequence_loss_batch(const float *pred, const float *ys, const float *rs, int B, int N,
-                         int d, ica_objective objective, ica_reward reward, double *loss,
-                         float *dpred, double *per_sequence, int *int_scratch,
-                         double *dbl_scratch);
+void sequence_loss_batch(const ica_ctx *ctx, double *loss, float *dpred, double *per_sequence,
+                         int *int_scratch, double *dbl_scratch, const float *pred,
+                         const float *ys, const float *rs, int B, int N, int d,
+                         ica_objective objective, ica_reward reward);
 size_t sequence_loss_scratch_doubles(int B, int N, int d);
 
 /* Insert pair index k into order[0..k) (sorted by rs descending, ties by
  * index ascending): incremental sorting of growing prefixes. */
-void rank_insert(int *order, int k, const float *rs);
+void rank_insert(int *order, const float *rs, int k);
 
 /* ----------------------------------------------------------------- adam */
 
-/* Bias-corrected Adam, PyTorch formula; step is the 1-based step count. */
-void adam_update(float *params, const float *grads, float *m, float *v, size_t n, float lr,
-                 float beta1, float beta2, float eps, int64_t step);
+/* Bias-corrected Adam, PyTorch formula; step is the 1-based step count.
+ * params, m and v are updated from grads. */
+void adam_update(const ica_ctx *ctx, float *params, float *m, float *v, const float *grads,
+                 size_t n, float lr, float beta1, float beta2, float eps, int64_t step);
 
 #endif /* ICALIGN_KERNELS_H */

@@ -1,7 +1,8 @@
 /* LayerNorm over the channel dimension, eps 1e-5, biased variance (as torch).
  * The backward pass recomputes the normalised input from the saved mean and
  * rstd instead of keeping the LayerNorm output of every layer. Rows go to
- * threads in LN_CHUNK-row chunks; the row kernels are ica_vk()'s. */
+ * threads in LN_CHUNK-row chunks (ica_parallel_chunks); the row kernels are
+ * the context's. */
 #include "kernels.h"
 
 #define LN_EPS 1e-5f
@@ -10,48 +11,64 @@ size_t layernorm_scratch_floats(int rows, int C) {
     return (size_t)((rows + LN_CHUNK - 1) / LN_CHUNK) * 2 * (size_t)C;
 }
 
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                       const float *weight, const float *bias, int rows, int C) {
+/* The arguments of every LayerNorm call; a chunk of rows reads its rows. */
+typedef struct {
+    const ica_vector_kernels *vk;
+    float *out, *mean, *rstd, *scratch; /* out: dinp for the backward pass */
+    const float *dout, *inp, *mean_in, *rstd_in, *weight, *bias;
+    int C;
+} ln_args;
+
+static void forward_chunk(const void *arg, size_t index, size_t r0, size_t n) {
+    const ln_args *a = arg;
+    (void)index;
+    a->vk->layernorm_forward(a->out + r0 * a->C, a->mean + r0, a->rstd + r0, a->inp + r0 * a->C,
+                             a->weight, a->bias, (int)n, a->C, LN_EPS);
+}
+
+static void apply_chunk(const void *arg, size_t index, size_t r0, size_t n) {
+    const ln_args *a = arg;
+    (void)index;
+    a->vk->layernorm_apply(a->out + r0 * a->C, a->inp + r0 * a->C, a->mean_in + r0,
+                           a->rstd_in + r0, a->weight, a->bias, (int)n, a->C);
+}
+
+/* the chunk's partial parameter gradients go to its own slot of scratch */
+static void backward_chunk(const void *arg, size_t index, size_t r0, size_t n) {
+    const ln_args *a = arg;
+    int C = a->C;
+    float *pw = a->scratch + index * 2 * C, *pb = pw + C;
+    for (int c = 0; c < C; c++) pw[c] = pb[c] = 0.0f;
+    a->vk->layernorm_backward(a->out + r0 * C, pw, pb, a->dout + r0 * C, a->inp + r0 * C,
+                              a->mean_in + r0, a->rstd_in + r0, a->weight, (int)n, C);
+}
+
+void layernorm_forward(const ica_ctx *ctx, float *out, float *mean, float *rstd,
+                       const float *inp, const float *weight, const float *bias, int rows,
+                       int C) {
     /* inp, out (rows,C); mean, rstd (rows); weight, bias (C) */
-    const ica_vector_kernels *k = ica_vk();
-    int n_chunks = (rows + LN_CHUNK - 1) / LN_CHUNK;
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
-    for (int chunk = 0; chunk < n_chunks; chunk++) {
-        int r0 = chunk * LN_CHUNK, n = rows - r0 < LN_CHUNK ? rows - r0 : LN_CHUNK;
-        k->layernorm_forward(out + (size_t)r0 * C, mean + r0, rstd + r0, inp + (size_t)r0 * C,
-                             weight, bias, n, C, LN_EPS);
-    }
+    ln_args a = {.vk = ctx->vk, .out = out, .mean = mean, .rstd = rstd, .inp = inp,
+                 .weight = weight, .bias = bias, .C = C};
+    ica_parallel_chunks(ctx, forward_chunk, &a, (size_t)rows, LN_CHUNK);
 }
 
-void layernorm_apply(float *out, const float *inp, const float *mean, const float *rstd,
-                     const float *weight, const float *bias, int rows, int C) {
-    const ica_vector_kernels *k = ica_vk();
-    int n_chunks = (rows + LN_CHUNK - 1) / LN_CHUNK;
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
-    for (int chunk = 0; chunk < n_chunks; chunk++) {
-        int r0 = chunk * LN_CHUNK, n = rows - r0 < LN_CHUNK ? rows - r0 : LN_CHUNK;
-        k->layernorm_apply(out + (size_t)r0 * C, inp + (size_t)r0 * C, mean + r0, rstd + r0,
-                           weight, bias, n, C);
-    }
+void layernorm_apply(const ica_ctx *ctx, float *out, const float *inp, const float *mean,
+                     const float *rstd, const float *weight, const float *bias, int rows, int C) {
+    ln_args a = {.vk = ctx->vk, .out = out, .inp = inp, .mean_in = mean, .rstd_in = rstd,
+                 .weight = weight, .bias = bias, .C = C};
+    ica_parallel_chunks(ctx, apply_chunk, &a, (size_t)rows, LN_CHUNK);
 }
 
-void layernorm_backward(float *dinp, float *dweight, float *dbias, float *scratch,
-                        const float *dout, const float *inp, const float *mean,
-                        const float *rstd, const float *weight, int rows, int C,
-                        int accumulate) {
+void layernorm_backward(const ica_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                        float *scratch, const float *dout, const float *inp, const float *mean,
+                        const float *rstd, const float *weight, int rows, int C, int accumulate) {
     /* dinp (rows,C) += ...; dweight, dbias (C) [+]=. The parameter
      * gradients are summed per chunk of LN_CHUNK rows, then the chunk partials
      * in chunk order: the same order on any number of threads. */
-    const ica_vector_kernels *k = ica_vk();
+    ln_args a = {.vk = ctx->vk, .out = dinp, .scratch = scratch, .dout = dout, .inp = inp,
+                 .mean_in = mean, .rstd_in = rstd, .weight = weight, .C = C};
+    ica_parallel_chunks(ctx, backward_chunk, &a, (size_t)rows, LN_CHUNK);
     int n_chunks = (rows + LN_CHUNK - 1) / LN_CHUNK;
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
-    for (int chunk = 0; chunk < n_chunks; chunk++) {
-        float *pw = scratch + (size_t)chunk * 2 * C, *pb = pw + C;
-        for (int c = 0; c < C; c++) pw[c] = pb[c] = 0.0f;
-        int r0 = chunk * LN_CHUNK, n = rows - r0 < LN_CHUNK ? rows - r0 : LN_CHUNK;
-        k->layernorm_backward(dinp + (size_t)r0 * C, pw, pb, dout + (size_t)r0 * C,
-                              inp + (size_t)r0 * C, mean + r0, rstd + r0, weight, n, C);
-    }
     if (!accumulate)
         for (int c = 0; c < C; c++) dweight[c] = dbias[c] = 0.0f;
     for (int chunk = 0; chunk < n_chunks; chunk++) {

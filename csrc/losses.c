@@ -27,7 +27,7 @@ static double norm_of(const float *x, int d) {
     return sqrt(sq);
 }
 
-void rank_insert(int *order, int k, const float *rs) {
+void rank_insert(int *order, const float *rs, int k) {
     /* order[0..k) is sorted; the new index k goes after every pair whose
      * reward is >= its own (stable by index). */
     int pos = k;
@@ -38,9 +38,9 @@ void rank_insert(int *order, int k, const float *rs) {
     order[pos] = k;
 }
 
-double prefix_loss(const float *yhat, const float *ys, const int *order, int k, int d,
-                   ica_objective objective, ica_reward reward, double scale, double *dyhat,
-                   double *work) {
+double prefix_loss(double *dyhat, double *work, const float *yhat, const float *ys,
+                   const int *order, int k, int d, ica_objective objective, ica_reward reward,
+                   double scale) {
     double *s = work, *g = work + k;
     double yhat_norm = norm_of(yhat, d), na = yhat_norm > NORM_EPS ? yhat_norm : NORM_EPS;
     for (int j = 0; j < k; j++) {
@@ -105,55 +105,55 @@ double prefix_loss(const float *yhat, const float *ys, const int *order, int k, 
 }
 
 /* Scratch per sequence: N ints of order, 2N + d doubles. */
-static double sequence_loss_one(const float *pred, const float *ys, const float *rs, int N,
-                                int d, ica_objective objective, ica_reward reward,
-                                double scale, float *dpred, int *order, double *work) {
+static double sequence_loss_one(float *dpred, int *order, double *work, const float *pred,
+                                const float *ys, const float *rs, int N, int d,
+                                ica_objective objective, ica_reward reward, double scale) {
     double *dy = work + 2 * N, loss = 0.0;
-    rank_insert(order, 0, rs);
-    rank_insert(order, 1, rs);
+    rank_insert(order, rs, 0);
+    rank_insert(order, rs, 1);
     for (int i = 0; i < 2 * d; i++) dpred[i] = 0.0f;
     for (int n = 2; n < N; n++) {
         for (int i = 0; i < d; i++) dy[i] = 0.0;
-        loss += prefix_loss(pred + (size_t)n * d, ys, order, n, d, objective, reward, scale, dy,
-                            work);
+        loss += prefix_loss(dy, work, pred + (size_t)n * d, ys, order, n, d, objective, reward,
+                            scale);
         for (int i = 0; i < d; i++) dpred[(size_t)n * d + i] = (float)dy[i];
-        rank_insert(order, n, rs);
+        rank_insert(order, rs, n);
     }
     return loss;
 }
 
-/* doubles of work for one group of `lanes` sequences of ica_vk()->pl_cosine_lanes */
+/* doubles of work for one group of `lanes` sequences of pl_cosine_lanes */
 static size_t pl_work_doubles(int lanes, int N, int d) {
     return (size_t)lanes * ((size_t)N * (d + 5) + 3 * (size_t)d);
 }
 
-void sequence_loss_batch(const float *pred, const float *ys, const float *rs, int B, int N,
-                         int d, ica_objective objective, ica_reward reward, double *loss,
-                         float *dpred, double *per_sequence, int *int_scratch,
-                         double *dbl_scratch) {
+void sequence_loss_batch(const ica_ctx *ctx, double *loss, float *dpred, double *per_sequence,
+                         int *int_scratch, double *dbl_scratch, const float *pred,
+                         const float *ys, const float *rs, int B, int N, int d,
+                         ica_objective objective, ica_reward reward) {
     /* The mean over n and over the batch is folded into the gradient scale;
      * the per-sequence losses are summed in batch order after the loop. */
     double scale = 1.0 / ((double)(N - 2) * B);
     if (objective == ICA_OBJECTIVE_PL && reward == ICA_REWARD_COSINE) {
         /* the training objective: the vector kernel, one sequence per lane */
-        const ica_vector_kernels *k = ica_vk();
+        const ica_vector_kernels *k = ctx->vk;
         const int L = k->pl_lanes, groups = (B + L - 1) / L;
         const size_t work = pl_work_doubles(L, N, d);
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
         for (int g = 0; g < groups; g++) {
             int b0 = g * L, nseq = B - b0 < L ? B - b0 : L;
             size_t off = (size_t)b0 * N * d;
-            k->pl_cosine_lanes(pred + off, ys + off, rs + (size_t)b0 * N, nseq, N, d, scale,
-                               per_sequence + b0, dpred + off, dbl_scratch + (size_t)g * work);
+            k->pl_cosine_lanes(per_sequence + b0, dpred + off, dbl_scratch + (size_t)g * work,
+                               pred + off, ys + off, rs + (size_t)b0 * N, nseq, N, d, scale);
         }
     } else {
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
         for (int b = 0; b < B; b++) {
             size_t off = (size_t)b * N * d;
-            per_sequence[b] = sequence_loss_one(pred + off, ys + off, rs + (size_t)b * N, N, d,
-                                                objective, reward, scale, dpred + off,
-                                                int_scratch + (size_t)b * N,
-                                                dbl_scratch + (size_t)b * (2 * N + d));
+            per_sequence[b] = sequence_loss_one(dpred + off, int_scratch + (size_t)b * N,
+                                                dbl_scratch + (size_t)b * (2 * N + d), pred + off,
+                                                ys + off, rs + (size_t)b * N, N, d, objective,
+                                                reward, scale);
         }
     }
     double total = 0.0;
@@ -164,13 +164,14 @@ void sequence_loss_batch(const float *pred, const float *ys, const float *rs, in
 size_t sequence_loss_scratch_doubles(int B, int N, int d) {
     /* per_sequence (B), then the larger of the two paths' work */
     size_t generic = (size_t)B * (2 * N + d);
-    size_t vector = (size_t)(B + 8) * ((size_t)N * (d + 5) + 3 * (size_t)d);
+    size_t vector = pl_work_doubles(B + ICA_MAX_PL_LANES, N, d);
     return (size_t)B + (generic > vector ? generic : vector);
 }
 
-ica_status ica_sequence_loss(const float *pred, const float *ys, const float *rs, int B, int N,
-                             int d, ica_objective objective, ica_reward reward, float *loss,
-                             float *dpred) {
+ica_status ica_sequence_loss(float *loss, float *dpred, const float *pred, const float *ys,
+                             const float *rs, int B, int N, int d, ica_objective objective,
+                             ica_reward reward) {
+    const ica_ctx ctx = ica_ctx_begin();
     if (B < 1 || d < 1)
         return ica_fail(ICA_ERR_ARGUMENT, "batch size and n_dims must be >= 1, got B=%d, d=%d",
                         B, d);
@@ -182,7 +183,15 @@ ica_status ica_sequence_loss(const float *pred, const float *ys, const float *rs
     if ((unsigned)objective > ICA_OBJECTIVE_BT || (unsigned)reward > ICA_REWARD_NEG_SQ)
         return ica_fail(ICA_ERR_ARGUMENT, "unknown objective %d or reward %d", (int)objective,
                         (int)reward);
-    int *order = malloc(sizeof(int) * (size_t)B * N);
+    size_t n_pred, n_rs;
+    ica_status st;
+    if ((st = ica_check_size(&n_pred, "pred", B, N, d)) != ICA_OK ||
+        (st = ica_check_size(&n_rs, "rs", B, N, 1)) != ICA_OK ||
+        (st = ica_check_finite("pred", pred, n_pred)) != ICA_OK ||
+        (st = ica_check_finite("ys", ys, n_pred)) != ICA_OK ||
+        (st = ica_check_finite("rs", rs, n_rs)) != ICA_OK)
+        return st;
+    int *order = malloc(sizeof(int) * n_rs);
     double *scratch = malloc(sizeof(double) * sequence_loss_scratch_doubles(B, N, d));
     if (!order || !scratch) {
         free(order);
@@ -190,8 +199,8 @@ ica_status ica_sequence_loss(const float *pred, const float *ys, const float *rs
         return ica_fail(ICA_ERR_NOMEM, "out of memory for the loss scratch (B=%d, N=%d)", B, N);
     }
     double total;
-    sequence_loss_batch(pred, ys, rs, B, N, d, objective, reward, &total, dpred, scratch,
-                        order, scratch + B);
+    sequence_loss_batch(&ctx, &total, dpred, scratch, order, scratch + B, pred, ys, rs, B, N, d,
+                        objective, reward);
     free(order);
     free(scratch);
     *loss = (float)total;

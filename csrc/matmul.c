@@ -1,5 +1,5 @@
 /* Dense products of the model: forward, input gradient, weight gradient, all
- * on the one register-blocked tile of simd_kernels.h (ica_vk()->gemm_tile).
+ * on the one register-blocked tile of simd_kernels.h (ctx->vk->gemm_tile).
  *
  * The shapes are tall and skinny: M = B*T rows (~15k) against weights of at
  * most 384 x 384, so every weight fits in L2 and K is short enough to run
@@ -18,13 +18,13 @@
  * ldb)) [* scale (M, N; row stride ldc)], A rows a + m * lda. Parallel over blocks of rows; within a block the
  * columns go panel by panel so a (kc, NR) panel of b stays in L1 while the
  * block's rows pass over it. */
-static void gemm_rows(float *c, ptrdiff_t ldc, const float *cin, const float *bias,
-                      const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int M, int N,
-                      int kc, const float *scale) {
-    const ica_vector_kernels *k = ica_vk();
+static void gemm_rows(const ica_ctx *ctx, float *c, ptrdiff_t ldc, const float *cin,
+                      const float *a, ptrdiff_t lda, const float *scale, const float *b,
+                      ptrdiff_t ldb, const float *bias, int M, int N, int kc) {
+    const ica_vector_kernels *k = ctx->vk;
     const int MR = k->gemm_mr, NR = k->gemm_nr, MB = MR * ROW_BLOCK_TILES;
     const int blocks = (M + MB - 1) / MB;
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int blk = 0; blk < blocks; blk++) {
         int m_end = (blk + 1) * MB < M ? (blk + 1) * MB : M;
         for (int n0 = 0; n0 < N; n0 += NR) {
@@ -42,29 +42,29 @@ static void gemm_rows(float *c, ptrdiff_t ldc, const float *cin, const float *bi
     }
 }
 
-void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    const float *residual, int M, int K, int N) {
+void matmul_forward(const ica_ctx *ctx, float *out, const float *inp, const float *residual,
+                    const float *weight, const float *bias, int M, int K, int N) {
     /* out (M,N) = inp (M,K) @ weight (K,N) + bias (N) [+ residual (M,N)]:
      * weight rows are already the contiguous B operand, no packing. */
-    gemm_rows(out, N, residual, bias, inp, K, weight, N, M, N, K, NULL);
+    gemm_rows(ctx, out, N, residual, inp, K, NULL, weight, N, bias, M, N, K);
 }
 
-void matmul_transpose(float *weight_t, const float *weight, int K, int N) {
+void matmul_transpose(const ica_ctx *ctx, float *weight_t, const float *weight, int K, int N) {
     /* weight_t (N,K) = weight (K,N)^T */
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int n = 0; n < N; n++)
         for (int kk = 0; kk < K; kk++) weight_t[(size_t)n * K + kk] = weight[(size_t)kk * N + n];
 }
 
-void matmul_backward_input(float *dinp, const float *dout, const float *weight_t,
-                           const float *scale, int M, int K, int N) {
+void matmul_backward_input(const ica_ctx *ctx, float *dinp, const float *dout, const float *scale,
+                           const float *weight_t, int M, int K, int N) {
     /* dinp (M,K) = dout (M,N) @ weight^T: the rows of weight_t (N,K) are the
      * contiguous B operand. */
-    gemm_rows(dinp, K, NULL, NULL, dout, N, weight_t, K, M, K, N, scale);
+    gemm_rows(ctx, dinp, K, NULL, dout, N, scale, weight_t, K, NULL, M, K, N);
 }
 
-void matmul_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
-                            int M, int K, int N, int accumulate) {
+void matmul_backward_weight(const ica_ctx *ctx, float *dweight, float *dbias, const float *dout,
+                            const float *inp, int M, int K, int N, int accumulate) {
     /* dweight (K,N) = inp^T (K,M) @ dout (M,N); dbias (N) = sum over rows of dout.
      * Output tiles (MR rows of K x NR columns of N) are split statically over
      * threads; every thread walks M in WGRAD_CHUNK-row chunks, and each tile
@@ -75,11 +75,11 @@ void matmul_backward_weight(float *dweight, float *dbias, const float *dout, con
      * only its part of the larger operand (inp columns when K >= N, dout
      * columns otherwise) and the smaller one whole; along N, a chunk's dout
      * panel (WGRAD_CHUNK x NR, 24 KB) stays in L1 while the k-tiles pass. */
-    const ica_vector_kernels *k = ica_vk();
+    const ica_vector_kernels *k = ctx->vk;
     const int MR = k->gemm_mr, NR = k->gemm_nr;
     const int k_tiles = (K + MR - 1) / MR, n_tiles = (N + NR - 1) / NR;
     const int tiles = k_tiles * n_tiles, split_k = K >= N;
-#pragma omp parallel num_threads(ica_threads())
+#pragma omp parallel num_threads(ctx->threads)
     {
         int nth = 1, tid = 0;
 #ifdef _OPENMP

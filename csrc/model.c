@@ -34,23 +34,32 @@ typedef struct {
     int fan_in;
 } tensor_entry;
 
-typedef struct { /* offsets of one block's tensors in each arena slice */
+/* One block's place in the parameter table, recorded as the layout is built:
+ * its tensors are tensors[first .. first + count), and they occupy
+ * [begin, end) of each arena slice (with their alignment padding), so a
+ * block's gradients can be handled as one range. The fields are the offsets
+ * of the individual tensors (the ln2/fc ones only with ffn). */
+typedef struct {
+    int first, count;
+    size_t begin, end;
     size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b;
     size_t ln2_w, ln2_b, fc_w, fc_b, fcproj_w, fcproj_b;
-} layer_offsets;
+} layer_layout;
+
+typedef struct workspace workspace;
 
 struct ica_model {
     ica_config cfg;
     int n_tensors;
     tensor_entry *tensors;
-    layer_offsets *layers;
+    layer_layout *layers;
     size_t read_in_w, read_in_b, wpe, lnf_w, lnf_b, read_out_w, read_out_b, reward_w, reward_b;
     size_t slice; /* floats per arena slice */
     float *arena; /* params | grads | m | v */
     int64_t adam_steps;
     float *acts;
     size_t acts_capacity; /* floats */
-    void *ws;             /* workspace table of the activation arena */
+    workspace *ws;        /* workspace table of the activation arena */
     int ws_capacity;
 };
 
@@ -99,36 +108,49 @@ static size_t add_tensor(tensor_entry *table, int *count, size_t *cursor, const 
     return offset;
 }
 
+/* *offset = a tensor "h.<l>.<suffix>" of block l (add_tensor). */
+static void layer_tensor(size_t *offset, tensor_entry *table, int *count, size_t *cursor, int l,
+                         const char *suffix, int ndim, int d0, int d1, init_kind init) {
+    char name[MAX_NAME];
+    snprintf(name, sizeof name, "h.%d.%s", l, suffix);
+    *offset = add_tensor(table, count, cursor, name, ndim, d0, d1, init, 0);
+}
+
 /* The SPEC section 2 parameter list, in its order. Called once with
  * table == NULL to count the tensors, then to fill the table and offsets. */
 static void build_layout(ica_model *m, tensor_entry *table) {
     const ica_config *c = &m->cfg;
     int d = c->n_dims, E = c->n_embd, count = 0;
     size_t cursor = 0;
-    char name[MAX_NAME];
     m->read_in_w = add_tensor(table, &count, &cursor, "read_in.weight", 2, d, E, INIT_UNIFORM_FAN_IN, d);
     m->read_in_b = add_tensor(table, &count, &cursor, "read_in.bias", 1, E, 0, INIT_UNIFORM_FAN_IN, d);
     m->wpe = add_tensor(table, &count, &cursor, "wpe", 2, 3 * c->n_points, E, INIT_NORMAL, 0);
     for (int l = 0; l < c->n_layer; l++) {
-        layer_offsets lo = {0};
-#define ADD(field, suffix, ndim, d0, d1, init)                                                   \
-    snprintf(name, sizeof name, "h.%d.%s", l, suffix);                                             \
-    lo.field = add_tensor(table, &count, &cursor, name, ndim, d0, d1, init, 0)
-        ADD(ln1_w, "ln_1.weight", 1, E, 0, INIT_ONE);
-        ADD(ln1_b, "ln_1.bias", 1, E, 0, INIT_ZERO);
-        ADD(qkv_w, "attn.c_attn.weight", 2, E, 3 * E, INIT_NORMAL);
-        ADD(qkv_b, "attn.c_attn.bias", 1, 3 * E, 0, INIT_ZERO);
-        ADD(proj_w, "attn.c_proj.weight", 2, E, E, INIT_NORMAL_PROJ);
-        ADD(proj_b, "attn.c_proj.bias", 1, E, 0, INIT_ZERO);
+        layer_layout lo = {.first = count, .begin = cursor};
+        layer_tensor(&lo.ln1_w, table, &count, &cursor, l, "ln_1.weight", 1, E, 0, INIT_ONE);
+        layer_tensor(&lo.ln1_b, table, &count, &cursor, l, "ln_1.bias", 1, E, 0, INIT_ZERO);
+        layer_tensor(&lo.qkv_w, table, &count, &cursor, l, "attn.c_attn.weight", 2, E, 3 * E,
+                     INIT_NORMAL);
+        layer_tensor(&lo.qkv_b, table, &count, &cursor, l, "attn.c_attn.bias", 1, 3 * E, 0,
+                     INIT_ZERO);
+        layer_tensor(&lo.proj_w, table, &count, &cursor, l, "attn.c_proj.weight", 2, E, E,
+                     INIT_NORMAL_PROJ);
+        layer_tensor(&lo.proj_b, table, &count, &cursor, l, "attn.c_proj.bias", 1, E, 0,
+                     INIT_ZERO);
         if (c->ffn) {
-            ADD(ln2_w, "ln_2.weight", 1, E, 0, INIT_ONE);
-            ADD(ln2_b, "ln_2.bias", 1, E, 0, INIT_ZERO);
-            ADD(fc_w, "mlp.c_fc.weight", 2, E, 4 * E, INIT_NORMAL);
-            ADD(fc_b, "mlp.c_fc.bias", 1, 4 * E, 0, INIT_ZERO);
-            ADD(fcproj_w, "mlp.c_proj.weight", 2, 4 * E, E, INIT_NORMAL_PROJ);
-            ADD(fcproj_b, "mlp.c_proj.bias", 1, E, 0, INIT_ZERO);
+            layer_tensor(&lo.ln2_w, table, &count, &cursor, l, "ln_2.weight", 1, E, 0, INIT_ONE);
+            layer_tensor(&lo.ln2_b, table, &count, &cursor, l, "ln_2.bias", 1, E, 0, INIT_ZERO);
+            layer_tensor(&lo.fc_w, table, &count, &cursor, l, "mlp.c_fc.weight", 2, E, 4 * E,
+                         INIT_NORMAL);
+            layer_tensor(&lo.fc_b, table, &count, &cursor, l, "mlp.c_fc.bias", 1, 4 * E, 0,
+                         INIT_ZERO);
+            layer_tensor(&lo.fcproj_w, table, &count, &cursor, l, "mlp.c_proj.weight", 2, 4 * E,
+                         E, INIT_NORMAL_PROJ);
+            layer_tensor(&lo.fcproj_b, table, &count, &cursor, l, "mlp.c_proj.bias", 1, E, 0,
+                         INIT_ZERO);
         }
-#undef ADD
+        lo.count = count - lo.first;
+        lo.end = cursor;
         if (table) m->layers[l] = lo;
     }
     m->lnf_w = add_tensor(table, &count, &cursor, "ln_f.weight", 1, E, 0, INIT_ONE, 0);
@@ -166,7 +188,7 @@ static void init_params(ica_model *m, uint64_t seed) {
     }
 }
 
-ica_status ica_model_create(const ica_config *cfg, uint64_t seed, ica_model **out) {
+ica_status ica_model_create(ica_model **out, const ica_config *cfg, uint64_t seed) {
     *out = NULL;
     ica_status st = ica_config_check(cfg);
     if (st != ICA_OK) return st;
@@ -199,6 +221,7 @@ void ica_model_free(ica_model *m) {
     free(m);
 }
 
+/* The accessors take a model from ica_model_create (never NULL). */
 const ica_config *ica_model_config(const ica_model *m) { return &m->cfg; }
 int ica_model_num_tensors(const ica_model *m) { return m->n_tensors; }
 size_t ica_model_arena_size(const ica_model *m) { return m->slice; }
@@ -209,8 +232,8 @@ float *ica_model_adam_v(ica_model *m) { return m->arena + 3 * m->slice; }
 int64_t ica_model_adam_steps(const ica_model *m) { return m->adam_steps; }
 void ica_model_set_adam_steps(ica_model *m, int64_t steps) { m->adam_steps = steps; }
 
-ica_status ica_model_tensor_info(const ica_model *m, int index, const char **name, int *ndim,
-                                 int shape[2], size_t *offset) {
+ica_status ica_model_tensor_info(const ica_model *m, const char **name, int *ndim, int shape[2],
+                                 size_t *offset, int index) {
     if (index < 0 || index >= m->n_tensors)
         return ica_fail(ICA_ERR_ARGUMENT, "tensor index %d is out of range [0, %d)", index,
                         m->n_tensors);
@@ -240,7 +263,7 @@ ica_status ica_model_tensor_info(const ica_model *m, int index, const char **nam
 #define SEQS_PER_CHUNK 2
 #define CHUNKS_PER_GROUP 4
 
-typedef struct { /* one thread's workspace for a chunk of rows (Mc = SEQS_PER_CHUNK T) */
+struct workspace { /* one thread's workspace for a chunk of rows (Mc = SEQS_PER_CHUNK T) */
     float *lnout;      /* (Mc,E): LayerNorm output */
     float *fcg;        /* (Mc,4E): GELU output, then the gradient of its input */
     float *dgelu;      /* (Mc,4E): GELU derivative */
@@ -248,7 +271,13 @@ typedef struct { /* one thread's workspace for a chunk of rows (Mc = SEQS_PER_CH
     float *dqkv;       /* (Mc,3E) */
     float *ln_scratch; /* layernorm_backward partials */
     float *attn;       /* attention_forward/backward scratch (one thread) */
-} workspace;
+};
+
+/* One layer's weight matrices transposed (N,K) for matmul_backward_input,
+ * packed once per layer by transpose_layer_weights; fc ones only with ffn. */
+typedef struct {
+    float *qkv, *proj, *fc, *fcproj;
+} transposed_weights;
 
 typedef struct {
     float *tokens;               /* (B,T,d) */
@@ -269,7 +298,7 @@ typedef struct {
     /* training only */
     float *dres;    /* (B,T,E): gradient of the residual stream, one layer at a time */
     float *dln;     /* (B,T,E): gradient of the final LayerNorm output */
-    float *wt;      /* one layer's weights transposed: qkv^T | proj^T | fc^T | fcproj^T */
+    transposed_weights wt;
     float *partial; /* groups x layer_slice: per-group weight gradients of one layer */
     size_t layer_slice;
     float *dpred, *drhat;
@@ -284,17 +313,22 @@ static float *take(float *base, size_t *cursor, size_t n) {
     return p;
 }
 
-static int num_groups(int B) {
-    int chunks = (B + SEQS_PER_CHUNK - 1) / SEQS_PER_CHUNK;
-    return (chunks + CHUNKS_PER_GROUP - 1) / CHUNKS_PER_GROUP;
+static int num_chunks(int B) { return (B + SEQS_PER_CHUNK - 1) / SEQS_PER_CHUNK; }
+
+static int num_groups(int B) { return (num_chunks(B) + CHUNKS_PER_GROUP - 1) / CHUNKS_PER_GROUP; }
+
+/* Chunk ch of a batch of B: its first sequence (*s0) and how many (returned). */
+static int chunk_seqs(int B, int ch, int *s0) {
+    *s0 = ch * SEQS_PER_CHUNK;
+    return B - *s0 < SEQS_PER_CHUNK ? B - *s0 : SEQS_PER_CHUNK;
 }
 
-/* floats of the largest layer's slice of the parameter arena */
+/* floats of the largest layer's range of the parameter arena */
 static size_t max_layer_slice(const ica_model *m) {
     size_t most = 0;
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        size_t end = l + 1 < m->cfg.n_layer ? m->layers[l + 1].ln1_w : m->lnf_w;
-        if (end - m->layers[l].ln1_w > most) most = end - m->layers[l].ln1_w;
+        size_t span = m->layers[l].end - m->layers[l].begin;
+        if (span > most) most = span;
     }
     return most;
 }
@@ -348,7 +382,12 @@ static size_t layout_activations(const ica_model *m, int B, int N, int train, in
     if (train) {
         a->dres = take(base, &cur, BT * E);
         a->dln = take(base, &cur, BT * E);
-        a->wt = take(base, &cur, 12 * E * E);
+        a->wt.qkv = take(base, &cur, 3 * E * E);
+        a->wt.proj = take(base, &cur, E * E);
+        if (c->ffn) {
+            a->wt.fc = take(base, &cur, 4 * E * E);
+            a->wt.fcproj = take(base, &cur, 4 * E * E);
+        }
         a->layer_slice = max_layer_slice(m);
         a->partial = take(base, &cur, (size_t)num_groups(B) * a->layer_slice);
         a->dpred = take(base, &cur, (size_t)B * N * c->n_dims);
@@ -360,10 +399,11 @@ static size_t layout_activations(const ica_model *m, int B, int N, int train, in
     return cur;
 }
 
-/* Sizes the arena for (B, N) and the current thread count; it only grows, so
- * after the first call of a shape nothing is allocated. */
-static ica_status prepare_activations(ica_model *m, int B, int N, int train, activations *a) {
-    int threads = ica_threads();
+/* Sizes the arena for (B, N) and the context's thread count; it only grows,
+ * so after the first call of a shape nothing is allocated. */
+static ica_status prepare_activations(const ica_ctx *ctx, ica_model *m, activations *a, int B,
+                                      int N, int train) {
+    int threads = ctx->threads;
     a->ws = NULL;
     size_t need = layout_activations(m, B, N, train, threads, NULL, a);
     if (need > m->acts_capacity || threads > m->ws_capacity) {
@@ -388,23 +428,32 @@ static ica_status prepare_activations(ica_model *m, int B, int N, int train, act
 
 /* ------------------------------------------------------ inputs and output */
 
+/* Batch sizes and input values of forward and loss_and_grad. The size checks
+ * come first: the batch's rows (B * 3N) must fit the kernels' int row counts
+ * and its activations a 64-bit size, before anything is allocated. */
 static ica_status check_inputs(const ica_model *m, const float *xs, const float *ys,
                                const float *rs, int B, int N) {
-    int d = m->cfg.n_dims;
+    const ica_config *c = &m->cfg;
     if (B < 1) return ica_fail(ICA_ERR_ARGUMENT, "batch size must be >= 1, got %d", B);
-    if (N < 1 || N > m->cfg.n_points)
+    if (N < 1 || N > c->n_points)
         return ica_fail(ICA_ERR_ARGUMENT,
                         "number of examples N=%d is outside [1, n_points=%d] of this model", N,
-                        m->cfg.n_points);
-    const float *arrays[3] = {xs, ys, rs};
-    const char *names[3] = {"xs", "ys", "rs"};
-    size_t sizes[3] = {(size_t)B * N * d, (size_t)B * N * d, (size_t)B * N};
-    for (int i = 0; i < 3; i++) {
-        ptrdiff_t bad = ica_find_nonfinite(arrays[i], sizes[i]);
-        if (bad >= 0)
-            return ica_fail(ICA_ERR_NONFINITE, "%s holds a non-finite value (%g) at flat index %td",
-                            names[i], (double)arrays[i][bad], bad);
-    }
+                        c->n_points);
+    size_t rows = (size_t)B * 3 * (size_t)N, n_x, n_r, n_acts;
+    if (rows > (size_t)INT32_MAX)
+        return ica_fail(ICA_ERR_NOMEM,
+                        "a batch of B=%d sequences of N=%d examples has %zu token rows, more "
+                        "than the %d one call can process; split the batch",
+                        B, N, rows, (int)INT32_MAX);
+    ica_status st;
+    if ((st = ica_check_size(&n_x, "xs", B, N, c->n_dims)) != ICA_OK ||
+        (st = ica_check_size(&n_r, "rs", B, N, 1)) != ICA_OK ||
+        (st = ica_check_size(&n_acts, "the activations of the batch", (size_t)c->n_layer + 1,
+                             rows, 16 * (size_t)c->n_embd)) != ICA_OK ||
+        (st = ica_check_finite("xs", xs, n_x)) != ICA_OK ||
+        (st = ica_check_finite("ys", ys, n_x)) != ICA_OK ||
+        (st = ica_check_finite("rs", rs, n_r)) != ICA_OK)
+        return st;
     return ICA_OK;
 }
 
@@ -422,9 +471,9 @@ static void build_tokens(float *tokens, const float *xs, const float *ys, const 
 
 /* out (B,N,D) = in[b, 3n + phase, :] (E) @ W (E,D) + bias, for the token of
  * example n at the given phase (0: x-token, 1: y-token). */
-static void readout_forward(float *out, const float *in, const float *W, const float *bias,
-                            int B, int N, int E, int D, int phase) {
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+static void readout_forward(const ica_ctx *ctx, float *out, const float *in, const float *W,
+                            const float *bias, int B, int N, int E, int D, int phase) {
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int bn = 0; bn < B * N; bn++) {
         const float *h = in + ((size_t)bn * 3 + phase) * E;
         float *o = out + (size_t)bn * D;
@@ -435,10 +484,10 @@ static void readout_forward(float *out, const float *in, const float *W, const f
 }
 
 /* dW (E,D), dbias (D) overwritten; din rows of the phase overwritten. */
-static void readout_backward(float *din, float *dW, float *dbias, const float *dout,
-                             const float *in, const float *W, int B, int N, int E, int D,
-                             int phase) {
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+static void readout_backward(const ica_ctx *ctx, float *din, float *dW, float *dbias,
+                             const float *dout, const float *in, const float *W, int B, int N,
+                             int E, int D, int phase) {
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int e = 0; e < E; e++) {
         float *dw = dW + (size_t)e * D;
         for (int j = 0; j < D; j++) dw[j] = 0.0f;
@@ -450,7 +499,7 @@ static void readout_backward(float *din, float *dW, float *dbias, const float *d
     for (int j = 0; j < D; j++) dbias[j] = 0.0f;
     for (int bn = 0; bn < B * N; bn++)
         for (int j = 0; j < D; j++) dbias[j] += dout[(size_t)bn * D + j];
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int bn = 0; bn < B * N; bn++) {
         float *dh = din + ((size_t)bn * 3 + phase) * E;
         const float *g = dout + (size_t)bn * D;
@@ -462,16 +511,49 @@ static void readout_backward(float *din, float *dW, float *dbias, const float *d
     }
 }
 
-/* ------------------------------------------------------------ forward */
+/* ------------------------------------------------------- chunk passes */
 
-/* This thread's workspace: chunk loops run inside `omp parallel`, one
- * workspace per thread of the team. */
-static workspace *my_workspace(activations *a) {
+/* One pass (forward or backward) over a batch: what every chunk needs. The
+ * chunk work runs on one thread each, with `serial`: the call's kernels on
+ * the calling thread alone. */
+typedef struct {
+    const ica_ctx *ctx;
+    ica_ctx serial;
+    const ica_model *m;
+    activations *a;
+    int B, N, T;
+} batch_pass;
+
+static batch_pass begin_pass(const ica_ctx *ctx, const ica_model *m, activations *a, int B,
+                             int N) {
+    batch_pass p = {ctx, ica_ctx_serial(ctx), m, a, B, N, 3 * N};
+    return p;
+}
+
+/* This thread's workspace: chunk loops run inside `omp parallel` with
+ * ctx->threads threads, and the arena holds that many workspaces. */
+static workspace *my_workspace(const batch_pass *p) {
     int tid = 0;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    return &a->ws[tid < a->n_ws ? tid : 0];
+    ICA_ASSERT(tid < p->a->n_ws);
+    return &p->a->ws[tid];
+}
+
+/* Work on S whole sequences from row r0 (S T rows), for layer l. */
+typedef void (*chunk_fn)(const batch_pass *p, workspace *w, int l, size_t r0, int S);
+
+/* fn on every chunk of the batch, called from inside `omp parallel`: the
+ * static schedule gives a thread the same chunks in every such loop, and
+ * no reduction crosses rows, so consecutive loops need no barrier. */
+static void for_each_chunk(const batch_pass *p, workspace *w, chunk_fn fn, int l) {
+    const int chunks = num_chunks(p->B);
+#pragma omp for schedule(static) nowait
+    for (int ch = 0; ch < chunks; ch++) {
+        int s0, S = chunk_seqs(p->B, ch, &s0);
+        fn(p, w, l, (size_t)s0 * p->T, S);
+    }
 }
 
 /* Prefetch n floats at p for reading, or for writing (the line is fetched
@@ -483,223 +565,262 @@ static void prefetch(const float *p, size_t n, int write) {
         for (size_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 2);
 }
 
-/* Layer l on rows [r0, r0 + Mc) (S whole sequences of T tokens). */
-static void layer_forward(const ica_model *m, activations *a, workspace *w, int l, size_t r0,
-                          int Mc, int S, int T) {
-    const ica_config *c = &m->cfg;
-    const float *P = m->arena;
-    const layer_offsets *lo = &m->layers[l];
-    const int E = c->n_embd, H = c->n_head;
-    float *res_in = a->res + l * a->res_stride + r0 * E, *res_out = res_in + a->res_stride;
-    float *qkv = a->qkv + l * a->layer_qkv + r0 * 3 * E, *atty = a->atty + l * a->layer_bte + r0 * E;
-    size_t bt = l * a->layer_bt + r0;
-    if (r0 + 2 * (size_t)Mc <= a->rows) { /* the next chunk: input and outputs */
-        size_t nx = Mc;
-        prefetch(res_in + nx * E, (size_t)Mc * E, 0);
-        prefetch(qkv + nx * 3 * E, (size_t)Mc * 3 * E, 1);
-        prefetch(atty + nx * E, (size_t)Mc * E, 1);
-        prefetch(res_out + nx * E, (size_t)Mc * E, 1);
-        if (c->ffn) {
-            prefetch(a->res2 + l * a->layer_bte + (r0 + nx) * E, (size_t)Mc * E, 1);
-            prefetch(a->fch + l * a->layer_fch + (r0 + nx) * 4 * E, (size_t)Mc * 4 * E, 1);
-        }
-    }
+/* The saved activations of layer l that a chunk's rows from r0 read or
+ * write: forward and backward prefetch the next chunk's with this. */
+typedef struct {
+    float *res_in, *res_out, *qkv, *atty, *res2, *fch;
+    size_t bt; /* index of row r0 in the layer's LayerNorm statistics */
+} layer_rows;
 
-    layernorm_forward(w->lnout, a->ln1_mean + bt, a->ln1_rstd + bt, res_in, P + lo->ln1_w,
-                      P + lo->ln1_b, Mc, E);
-    matmul_forward(qkv, w->lnout, P + lo->qkv_w, P + lo->qkv_b, NULL, Mc, E, 3 * E);
-    attention_forward(atty, w->attn, qkv, S, T, E, H, c->softmax, c->causal);
+static layer_rows rows_of(const activations *a, int ffn, int l, size_t r0, size_t E) {
+    layer_rows r = {0};
+    r.res_in = a->res + l * a->res_stride + r0 * E;
+    r.res_out = r.res_in + a->res_stride;
+    r.qkv = a->qkv + l * a->layer_qkv + r0 * 3 * E;
+    r.atty = a->atty + l * a->layer_bte + r0 * E;
+    if (ffn) {
+        r.res2 = a->res2 + l * a->layer_bte + r0 * E;
+        r.fch = a->fch + l * a->layer_fch + r0 * 4 * E;
+    }
+    r.bt = l * a->layer_bt + r0;
+    return r;
+}
+
+/* Prefetch the next chunk's rows of layer l (when there is a next chunk of
+ * Mc rows): what `forward` writes, or what the backward pass reads. */
+static void prefetch_next_chunk(const activations *a, int ffn, int l, size_t r0, int Mc,
+                                size_t E, int forward) {
+    if (r0 + 2 * (size_t)Mc > a->rows) return;
+    layer_rows nx = rows_of(a, ffn, l, r0 + Mc, E);
+    prefetch(nx.res_in, (size_t)Mc * E, 0);
+    prefetch(nx.qkv, (size_t)Mc * 3 * E, forward);
+    prefetch(nx.atty, (size_t)Mc * E, forward);
+    if (forward)
+        prefetch(nx.res_out, (size_t)Mc * E, 1);
+    else
+        prefetch(a->dres + (r0 + Mc) * E, (size_t)Mc * E, 1);
+    if (ffn) {
+        prefetch(nx.res2, (size_t)Mc * E, forward);
+        prefetch(nx.fch, (size_t)Mc * 4 * E, forward);
+    }
+}
+
+/* ------------------------------------------------------------ forward */
+
+/* Read-in and position embedding of S sequences from row r0. */
+static void embed_chunk(const batch_pass *p, workspace *w, int l, size_t r0, int S) {
+    const ica_model *m = p->m;
+    const float *P = m->arena;
+    const int d = m->cfg.n_dims, E = m->cfg.n_embd, T = p->T;
+    float *h = p->a->res + r0 * E;
+    (void)w, (void)l;
+    matmul_forward(&p->serial, h, p->a->tokens + r0 * d, NULL, P + m->read_in_w,
+                   P + m->read_in_b, S * T, d, E);
+    for (int r = 0; r < S * T; r++) {
+        const float *pos = P + m->wpe + (size_t)(r % T) * E;
+        for (int e = 0; e < E; e++) h[(size_t)r * E + e] += pos[e];
+    }
+}
+
+/* Layer l on the S sequences from row r0 (Mc = S T rows). */
+static void layer_forward(const batch_pass *p, workspace *w, int l, size_t r0, int S) {
+    const ica_ctx *ctx = &p->serial;
+    const ica_config *c = &p->m->cfg;
+    const float *P = p->m->arena;
+    const layer_layout *lo = &p->m->layers[l];
+    activations *a = p->a;
+    const int E = c->n_embd, H = c->n_head, T = p->T, Mc = S * T;
+    layer_rows r = rows_of(a, c->ffn, l, r0, E);
+    prefetch_next_chunk(a, c->ffn, l, r0, Mc, E, 1);
+
+    layernorm_forward(ctx, w->lnout, a->ln1_mean + r.bt, a->ln1_rstd + r.bt, r.res_in,
+                      P + lo->ln1_w, P + lo->ln1_b, Mc, E);
+    matmul_forward(ctx, r.qkv, w->lnout, NULL, P + lo->qkv_w, P + lo->qkv_b, Mc, E, 3 * E);
+    attention_forward(ctx, r.atty, w->attn, r.qkv, S, T, E, H, c->softmax, c->causal);
     /* the residual adds ride in the projections' epilogues (res_out may
      * alias res_in in inference, where every layer shares one slot) */
     if (!c->ffn) {
-        matmul_forward(res_out, atty, P + lo->proj_w, P + lo->proj_b, res_in, Mc, E, E);
+        matmul_forward(ctx, r.res_out, r.atty, r.res_in, P + lo->proj_w, P + lo->proj_b, Mc, E, E);
         return;
     }
-    float *res2 = a->res2 + l * a->layer_bte + r0 * E, *fch = a->fch + l * a->layer_fch + r0 * 4 * E;
-    matmul_forward(res2, atty, P + lo->proj_w, P + lo->proj_b, res_in, Mc, E, E);
-    layernorm_forward(w->lnout, a->ln2_mean + bt, a->ln2_rstd + bt, res2, P + lo->ln2_w,
-                      P + lo->ln2_b, Mc, E);
-    matmul_forward(fch, w->lnout, P + lo->fc_w, P + lo->fc_b, NULL, Mc, E, 4 * E);
-    gelu_forward(w->fcg, fch, (size_t)Mc * 4 * E);
-    matmul_forward(res_out, w->fcg, P + lo->fcproj_w, P + lo->fcproj_b, res2, Mc, 4 * E, E);
+    matmul_forward(ctx, r.res2, r.atty, r.res_in, P + lo->proj_w, P + lo->proj_b, Mc, E, E);
+    layernorm_forward(ctx, w->lnout, a->ln2_mean + r.bt, a->ln2_rstd + r.bt, r.res2,
+                      P + lo->ln2_w, P + lo->ln2_b, Mc, E);
+    matmul_forward(ctx, r.fch, w->lnout, NULL, P + lo->fc_w, P + lo->fc_b, Mc, E, 4 * E);
+    gelu_forward(ctx, w->fcg, r.fch, (size_t)Mc * 4 * E);
+    matmul_forward(ctx, r.res_out, w->fcg, r.res2, P + lo->fcproj_w, P + lo->fcproj_b, Mc, 4 * E,
+                   E);
 }
 
-static void forward(ica_model *m, activations *a, const float *xs, const float *ys,
-                    const float *rs, int B, int N) {
+/* Final LayerNorm of S sequences from row r0. */
+static void final_norm_chunk(const batch_pass *p, workspace *w, int l, size_t r0, int S) {
+    const ica_model *m = p->m;
+    const float *P = m->arena;
+    activations *a = p->a;
+    const int E = m->cfg.n_embd;
+    (void)w, (void)l;
+    layernorm_forward(&p->serial, a->lnout + r0 * E, a->lnf_mean + r0, a->lnf_rstd + r0,
+                      a->res + m->cfg.n_layer * a->res_stride + r0 * E, P + m->lnf_w,
+                      P + m->lnf_b, S * p->T, E);
+}
+
+static void forward(const ica_ctx *ctx, const ica_model *m, activations *a, const float *xs,
+                    const float *ys, const float *rs, int B, int N) {
     const ica_config *c = &m->cfg;
     const float *P = m->arena;
-    int d = c->n_dims, E = c->n_embd, T = 3 * N;
-    int chunks = (B + SEQS_PER_CHUNK - 1) / SEQS_PER_CHUNK;
-
-    build_tokens(a->tokens, xs, ys, rs, B, N, d);
+    const batch_pass p = begin_pass(ctx, m, a, B, N);
+    build_tokens(a->tokens, xs, ys, rs, B, N, c->n_dims);
     /* Layer by layer, each thread over its chunks: a layer's weights stay in
-     * the thread's L2 while its chunks pass. The static schedule gives a
-     * thread the same chunks in every loop, and no reduction crosses rows, so
-     * the loops need no barrier and the result does not depend on the
-     * chunking. */
-#pragma omp parallel num_threads(ica_threads())
+     * the thread's L2 while its chunks pass. */
+#pragma omp parallel num_threads(ctx->threads)
     {
-        workspace *w = my_workspace(a);
-#pragma omp for schedule(static) nowait
-        for (int ch = 0; ch < chunks; ch++) {
-            int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
-            size_t r0 = (size_t)s0 * T;
-            float *h = a->res + r0 * E;
-            matmul_forward(h, a->tokens + r0 * d, P + m->read_in_w, P + m->read_in_b, NULL, S * T,
-                           d, E);
-            for (int r = 0; r < S * T; r++) {
-                const float *pos = P + m->wpe + (size_t)(r % T) * E;
-                for (int e = 0; e < E; e++) h[(size_t)r * E + e] += pos[e];
-            }
-        }
-        for (int l = 0; l < c->n_layer; l++) {
-#pragma omp for schedule(static) nowait
-            for (int ch = 0; ch < chunks; ch++) {
-                int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
-                layer_forward(m, a, w, l, (size_t)s0 * T, S * T, S, T);
-            }
-        }
-#pragma omp for schedule(static)
-        for (int ch = 0; ch < chunks; ch++) {
-            int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
-            size_t r0 = (size_t)s0 * T;
-            layernorm_forward(a->lnout + r0 * E, a->lnf_mean + r0, a->lnf_rstd + r0,
-                              a->res + c->n_layer * a->res_stride + r0 * E, P + m->lnf_w,
-                              P + m->lnf_b, S * T, E);
-        }
+        workspace *w = my_workspace(&p);
+        for_each_chunk(&p, w, embed_chunk, 0);
+        for (int l = 0; l < c->n_layer; l++) for_each_chunk(&p, w, layer_forward, l);
+        for_each_chunk(&p, w, final_norm_chunk, c->n_layer);
     }
-    readout_forward(a->pred, a->lnout, P + m->read_out_w, P + m->read_out_b, B, N, E, d, 0);
+    readout_forward(ctx, a->pred, a->lnout, P + m->read_out_w, P + m->read_out_b, B, N,
+                    c->n_embd, c->n_dims, 0);
     if (c->reward_head)
-        readout_forward(a->rhat, a->lnout, P + m->reward_w, P + m->reward_b, B, N, E, 1, 1);
+        readout_forward(ctx, a->rhat, a->lnout, P + m->reward_w, P + m->reward_b, B, N,
+                        c->n_embd, 1, 1);
 }
 
 /* ----------------------------------------------------------- backward */
 
-/* Backward of layer l on rows [r0, r0 + Mc): a->dres rows hold the gradient
- * of the layer's output and receive that of its input; the weight gradients
- * go to G (the group's partial slice, laid out as the layer's part of the
- * gradient arena, based at layer_base), added unless `first`. a->wt holds
- * the layer's transposed weights. */
-static void layer_backward(const ica_model *m, activations *a, workspace *w, int l, size_t r0,
-                           int Mc, int S, int T, float *G, size_t layer_base, int first) {
-    const ica_config *c = &m->cfg;
-    const float *P = m->arena;
-    const layer_offsets *lo = &m->layers[l];
-    const int E = c->n_embd, H = c->n_head, acc = !first;
-    const float *res_in = a->res + l * a->res_stride + r0 * E;
-    const float *qkv = a->qkv + l * a->layer_qkv + r0 * 3 * E;
-    const float *atty = a->atty + l * a->layer_bte + r0 * E;
-    const float *wt_qkv = a->wt, *wt_proj = wt_qkv + 3 * E * E, *wt_fc = wt_proj + E * E,
-                *wt_fcproj = wt_fc + 4 * E * E;
+/* Backward of layer l on the S sequences from row r0 (Mc = S T rows):
+ * a->dres rows hold the gradient of the layer's output and receive that of
+ * its input; the weight gradients go to G (the group's partial slice, laid
+ * out as the layer's range of the gradient arena), added unless `first`.
+ * a->wt holds the layer's transposed weights. */
+static void layer_backward(const batch_pass *p, workspace *w, int l, size_t r0, int S, float *G,
+                           int first) {
+    const ica_ctx *ctx = &p->serial;
+    const ica_config *c = &p->m->cfg;
+    const float *P = p->m->arena;
+    const layer_layout *lo = &p->m->layers[l];
+    activations *a = p->a;
+    const int E = c->n_embd, H = c->n_head, T = p->T, Mc = S * T, acc = !first;
+    const layer_rows r = rows_of(a, c->ffn, l, r0, E);
     float *dres = a->dres + r0 * E;
-    size_t bt = l * a->layer_bt + r0;
-    if (r0 + 2 * (size_t)Mc <= a->rows) { /* the next chunk's inputs, from DRAM */
-        size_t nx = Mc;
-        prefetch(res_in + nx * E, (size_t)Mc * E, 0);
-        prefetch(qkv + nx * 3 * E, (size_t)Mc * 3 * E, 0);
-        prefetch(atty + nx * E, (size_t)Mc * E, 0);
-        prefetch(dres + nx * E, (size_t)Mc * E, 1);
-        if (c->ffn) {
-            prefetch(a->res2 + l * a->layer_bte + (r0 + nx) * E, (size_t)Mc * E, 0);
-            prefetch(a->fch + l * a->layer_fch + (r0 + nx) * 4 * E, (size_t)Mc * 4 * E, 0);
-        }
-    }
-#define GRAD(field) (G + (lo->field - layer_base))
+    prefetch_next_chunk(a, c->ffn, l, r0, Mc, E, 0);
+#define GRAD(field) (G + (lo->field - lo->begin))
     if (c->ffn) {
-        const float *res2 = a->res2 + l * a->layer_bte + r0 * E;
-        const float *fch = a->fch + l * a->layer_fch + r0 * 4 * E;
-        const float *mean2 = a->ln2_mean + bt, *rstd2 = a->ln2_rstd + bt;
+        const float *mean2 = a->ln2_mean + r.bt, *rstd2 = a->ln2_rstd + r.bt;
         float *dfc = w->fcg; /* the GELU output is dead once fcproj's gradient is in */
-        gelu_forward_grad(w->fcg, w->dgelu, fch, (size_t)Mc * 4 * E);
-        matmul_backward_weight(GRAD(fcproj_w), GRAD(fcproj_b), dres, w->fcg, Mc, 4 * E, E, acc);
+        gelu_forward_grad(ctx, w->fcg, w->dgelu, r.fch, (size_t)Mc * 4 * E);
+        matmul_backward_weight(ctx, GRAD(fcproj_w), GRAD(fcproj_b), dres, w->fcg, Mc, 4 * E, E,
+                               acc);
         /* d(GELU input) = (dres @ W^T) * gelu'(fch), the product in the epilogue */
-        matmul_backward_input(dfc, dres, wt_fcproj, w->dgelu, Mc, 4 * E, E);
-        layernorm_apply(w->lnout, res2, mean2, rstd2, P + lo->ln2_w, P + lo->ln2_b, Mc, E);
-        matmul_backward_weight(GRAD(fc_w), GRAD(fc_b), dfc, w->lnout, Mc, E, 4 * E, acc);
-        matmul_backward_input(w->dln, dfc, wt_fc, NULL, Mc, E, 4 * E);
-        layernorm_backward(dres, GRAD(ln2_w), GRAD(ln2_b), w->ln_scratch, w->dln, res2, mean2,
-                           rstd2, P + lo->ln2_w, Mc, E, acc);
+        matmul_backward_input(ctx, dfc, dres, w->dgelu, a->wt.fcproj, Mc, 4 * E, E);
+        layernorm_apply(ctx, w->lnout, r.res2, mean2, rstd2, P + lo->ln2_w, P + lo->ln2_b, Mc, E);
+        matmul_backward_weight(ctx, GRAD(fc_w), GRAD(fc_b), dfc, w->lnout, Mc, E, 4 * E, acc);
+        matmul_backward_input(ctx, w->dln, dfc, NULL, a->wt.fc, Mc, E, 4 * E);
+        layernorm_backward(ctx, dres, GRAD(ln2_w), GRAD(ln2_b), w->ln_scratch, w->dln, r.res2,
+                           mean2, rstd2, P + lo->ln2_w, Mc, E, acc);
     }
-    const float *mean1 = a->ln1_mean + bt, *rstd1 = a->ln1_rstd + bt;
-    matmul_backward_weight(GRAD(proj_w), GRAD(proj_b), dres, atty, Mc, E, E, acc);
-    matmul_backward_input(w->dln, dres, wt_proj, NULL, Mc, E, E);
-    attention_backward(w->dqkv, w->attn, w->dln, qkv, S, T, E, H, c->softmax, c->causal);
-    layernorm_apply(w->lnout, res_in, mean1, rstd1, P + lo->ln1_w, P + lo->ln1_b, Mc, E);
-    matmul_backward_weight(GRAD(qkv_w), GRAD(qkv_b), w->dqkv, w->lnout, Mc, E, 3 * E, acc);
-    matmul_backward_input(w->dln, w->dqkv, wt_qkv, NULL, Mc, E, 3 * E);
-    layernorm_backward(dres, GRAD(ln1_w), GRAD(ln1_b), w->ln_scratch, w->dln, res_in, mean1,
-                       rstd1, P + lo->ln1_w, Mc, E, acc);
+    const float *mean1 = a->ln1_mean + r.bt, *rstd1 = a->ln1_rstd + r.bt;
+    matmul_backward_weight(ctx, GRAD(proj_w), GRAD(proj_b), dres, r.atty, Mc, E, E, acc);
+    matmul_backward_input(ctx, w->dln, dres, NULL, a->wt.proj, Mc, E, E);
+    attention_backward(ctx, w->dqkv, w->attn, w->dln, r.qkv, S, T, E, H, c->softmax, c->causal);
+    layernorm_apply(ctx, w->lnout, r.res_in, mean1, rstd1, P + lo->ln1_w, P + lo->ln1_b, Mc, E);
+    matmul_backward_weight(ctx, GRAD(qkv_w), GRAD(qkv_b), w->dqkv, w->lnout, Mc, E, 3 * E, acc);
+    matmul_backward_input(ctx, w->dln, w->dqkv, NULL, a->wt.qkv, Mc, E, 3 * E);
+    layernorm_backward(ctx, dres, GRAD(ln1_w), GRAD(ln1_b), w->ln_scratch, w->dln, r.res_in,
+                       mean1, rstd1, P + lo->ln1_w, Mc, E, acc);
 #undef GRAD
 }
 
-static void backward(ica_model *m, activations *a, int B, int N) {
+/* Gradients of the read-outs and the final LayerNorm; a->dres receives the
+ * gradient of the last layer's output. The read-outs touch only the
+ * x-tokens (and y-tokens): the other rows of the LayerNorm-output gradient
+ * are zero. */
+static void readouts_backward(const ica_ctx *ctx, ica_model *m, activations *a, int B, int N) {
     const ica_config *c = &m->cfg;
     const float *P = m->arena;
-    float *G = m->arena + m->slice;
-    int d = c->n_dims, E = c->n_embd, T = 3 * N, M = B * T;
-    size_t ME = (size_t)M * E;
-    const int chunks = (B + SEQS_PER_CHUNK - 1) / SEQS_PER_CHUNK, groups = num_groups(B);
-
-    /* Read-outs touch only the x-tokens (and y-tokens): the other rows of the
-     * LayerNorm-output gradient are zero. */
-    memset(a->dln, 0, ME * sizeof(float));
-    readout_backward(a->dln, G + m->read_out_w, G + m->read_out_b, a->dpred, a->lnout,
-                     P + m->read_out_w, B, N, E, d, 0);
+    float *G = ica_model_grads(m);
+    const int E = c->n_embd, M = B * 3 * N;
+    memset(a->dln, 0, (size_t)M * E * sizeof(float));
+    readout_backward(ctx, a->dln, G + m->read_out_w, G + m->read_out_b, a->dpred, a->lnout,
+                     P + m->read_out_w, B, N, E, c->n_dims, 0);
     if (c->reward_head)
-        readout_backward(a->dln, G + m->reward_w, G + m->reward_b, a->drhat, a->lnout,
+        readout_backward(ctx, a->dln, G + m->reward_w, G + m->reward_b, a->drhat, a->lnout,
                          P + m->reward_w, B, N, E, 1, 1);
-    memset(a->dres, 0, ME * sizeof(float));
-    layernorm_backward(a->dres, G + m->lnf_w, G + m->lnf_b, a->ln_scratch, a->dln,
+    memset(a->dres, 0, (size_t)M * E * sizeof(float));
+    layernorm_backward(ctx, a->dres, G + m->lnf_w, G + m->lnf_b, a->ln_scratch, a->dln,
                        a->res + c->n_layer * a->res_stride, a->lnf_mean, a->lnf_rstd,
                        P + m->lnf_w, M, E, 0);
+}
 
-    for (int l = c->n_layer - 1; l >= 0; l--) {
-        const layer_offsets *lo = &m->layers[l];
-        size_t base = lo->ln1_w;
-        float *wt = a->wt;
-        matmul_transpose(wt, P + lo->qkv_w, E, 3 * E);
-        matmul_transpose(wt + 3 * E * E, P + lo->proj_w, E, E);
-        if (c->ffn) {
-            matmul_transpose(wt + 4 * E * E, P + lo->fc_w, E, 4 * E);
-            matmul_transpose(wt + 8 * E * E, P + lo->fcproj_w, 4 * E, E);
-        }
-#pragma omp parallel num_threads(ica_threads())
-        {
-            workspace *w = my_workspace(a);
+/* a->wt = layer l's weight matrices transposed, the B operands of its input
+ * gradients. */
+static void transpose_layer_weights(const ica_ctx *ctx, const ica_model *m, activations *a,
+                                    int l) {
+    const float *P = m->arena;
+    const layer_layout *lo = &m->layers[l];
+    const int E = m->cfg.n_embd;
+    matmul_transpose(ctx, a->wt.qkv, P + lo->qkv_w, E, 3 * E);
+    matmul_transpose(ctx, a->wt.proj, P + lo->proj_w, E, E);
+    if (m->cfg.ffn) {
+        matmul_transpose(ctx, a->wt.fc, P + lo->fc_w, E, 4 * E);
+        matmul_transpose(ctx, a->wt.fcproj, P + lo->fcproj_w, 4 * E, E);
+    }
+}
+
+/* Layer l's backward over the batch: group g sums its chunks, in order, into
+ * its partial slice a->partial + g * layer_slice (one thread per group). */
+static void layer_backward_groups(const batch_pass *p, int l) {
+    activations *a = p->a;
+    const int chunks = num_chunks(p->B), groups = num_groups(p->B);
+#pragma omp parallel num_threads(p->ctx->threads)
+    {
+        workspace *w = my_workspace(p);
 #pragma omp for schedule(static)
-            for (int g = 0; g < groups; g++) {
-                float *part = a->partial + (size_t)g * a->layer_slice;
-                int ch_end = (g + 1) * CHUNKS_PER_GROUP < chunks ? (g + 1) * CHUNKS_PER_GROUP : chunks;
-                for (int ch = g * CHUNKS_PER_GROUP; ch < ch_end; ch++) {
-                    int s0 = ch * SEQS_PER_CHUNK, S = B - s0 < SEQS_PER_CHUNK ? B - s0 : SEQS_PER_CHUNK;
-                    layer_backward(m, a, w, l, (size_t)s0 * T, S * T, S, T, part, base,
-                                   ch == g * CHUNKS_PER_GROUP);
-                }
-            }
-        }
-        /* the layer's gradients: group partials added in group order */
-        int t_first = 3 + l * (c->ffn ? 12 : 6), t_last = t_first + (c->ffn ? 12 : 6);
-#pragma omp parallel num_threads(ica_threads())
-        for (int t = t_first; t < t_last; t++) {
-            const tensor_entry *te = &m->tensors[t];
-            const float *src = a->partial + (te->offset - base);
-#pragma omp for schedule(static)
-            for (size_t i0 = 0; i0 < te->numel; i0 += 256) {
-                size_t n = te->numel - i0 < 256 ? te->numel - i0 : 256;
-                float *dst = G + te->offset + i0;
-                memcpy(dst, src + i0, n * sizeof(float));
-                for (int g = 1; g < groups; g++) { /* groups outer: vectorised adds */
-                    const float *pg = src + (size_t)g * a->layer_slice + i0;
-                    for (size_t i = 0; i < n; i++) dst[i] += pg[i];
-                }
+        for (int g = 0; g < groups; g++) {
+            float *part = a->partial + (size_t)g * a->layer_slice;
+            int ch0 = g * CHUNKS_PER_GROUP;
+            int ch_end = ch0 + CHUNKS_PER_GROUP < chunks ? ch0 + CHUNKS_PER_GROUP : chunks;
+            for (int ch = ch0; ch < ch_end; ch++) {
+                int s0, S = chunk_seqs(p->B, ch, &s0);
+                layer_backward(p, w, l, (size_t)s0 * p->T, S, part, ch == ch0);
             }
         }
     }
+}
 
-    matmul_backward_weight(G + m->read_in_w, G + m->read_in_b, a->dres, a->tokens, M, d, E, 0);
+/* Layer l's gradients = its group partials added in group order. */
+static void reduce_layer_partials(const ica_ctx *ctx, ica_model *m, activations *a, int l,
+                                  int groups) {
+    const layer_layout *lo = &m->layers[l];
+    float *G = ica_model_grads(m);
+#pragma omp parallel num_threads(ctx->threads)
+    for (int t = lo->first; t < lo->first + lo->count; t++) {
+        const tensor_entry *te = &m->tensors[t];
+        const float *src = a->partial + (te->offset - lo->begin);
+#pragma omp for schedule(static)
+        for (size_t i0 = 0; i0 < te->numel; i0 += 256) {
+            size_t n = te->numel - i0 < 256 ? te->numel - i0 : 256;
+            float *dst = G + te->offset + i0;
+            memcpy(dst, src + i0, n * sizeof(float));
+            for (int g = 1; g < groups; g++) { /* groups outer: vectorised adds */
+                const float *pg = src + (size_t)g * a->layer_slice + i0;
+                for (size_t i = 0; i < n; i++) dst[i] += pg[i];
+            }
+        }
+    }
+}
+
+/* Gradients of the read-in and the position embedding from a->dres, the
+ * gradient of the first layer's input. */
+static void embedding_backward(const ica_ctx *ctx, ica_model *m, activations *a, int B, int N) {
+    const ica_config *c = &m->cfg;
+    float *G = ica_model_grads(m);
+    const int d = c->n_dims, E = c->n_embd, T = 3 * N;
+    matmul_backward_weight(ctx, G + m->read_in_w, G + m->read_in_b, a->dres, a->tokens, B * T, d,
+                           E, 0);
     float *dwpe = G + m->wpe;
     memset(dwpe, 0, sizeof(float) * (size_t)3 * c->n_points * E);
-#pragma omp parallel for schedule(static) num_threads(ica_threads())
+#pragma omp parallel for schedule(static) num_threads(ctx->threads)
     for (int t = 0; t < T; t++)
         for (int b = 0; b < B; b++) {
             const float *g = a->dres + ((size_t)b * T + t) * E;
@@ -707,15 +828,33 @@ static void backward(ica_model *m, activations *a, int B, int N) {
         }
 }
 
+static void backward(const ica_ctx *ctx, ica_model *m, activations *a, int B, int N) {
+    const batch_pass p = begin_pass(ctx, m, a, B, N);
+    readouts_backward(ctx, m, a, B, N);
+    for (int l = m->cfg.n_layer - 1; l >= 0; l--) {
+        transpose_layer_weights(ctx, m, a, l);
+        layer_backward_groups(&p, l);
+        reduce_layer_partials(ctx, m, a, l, num_groups(B));
+    }
+    embedding_backward(ctx, m, a, B, N);
+}
+
 /* --------------------------------------------------------- public calls */
 
-ica_status ica_model_forward(ica_model *m, const float *xs, const float *ys, const float *rs,
-                             int B, int N, float *pred, float *rhat) {
-    ica_status st = check_inputs(m, xs, ys, rs, B, N);
-    if (st != ICA_OK) return st;
+static ica_status check_model(const ica_model *m) {
+    if (!m) return ica_fail(ICA_ERR_ARGUMENT, "the model is NULL (not created)");
+    return ICA_OK;
+}
+
+ica_status ica_model_forward(ica_model *m, float *pred, float *rhat, const float *xs,
+                             const float *ys, const float *rs, int B, int N) {
+    const ica_ctx ctx = ica_ctx_begin();
+    ica_status st;
+    if ((st = check_model(m)) != ICA_OK || (st = check_inputs(m, xs, ys, rs, B, N)) != ICA_OK)
+        return st;
     activations a;
-    if ((st = prepare_activations(m, B, N, 0, &a)) != ICA_OK) return st;
-    forward(m, &a, xs, ys, rs, B, N);
+    if ((st = prepare_activations(&ctx, m, &a, B, N, 0)) != ICA_OK) return st;
+    forward(&ctx, m, &a, xs, ys, rs, B, N);
     size_t n_pred = (size_t)B * N * m->cfg.n_dims;
     ptrdiff_t bad = ica_find_nonfinite(a.pred, n_pred);
     if (bad >= 0)
@@ -728,11 +867,13 @@ ica_status ica_model_forward(ica_model *m, const float *xs, const float *ys, con
     return ICA_OK;
 }
 
-ica_status ica_model_loss_and_grad(ica_model *m, const float *xs, const float *ys,
-                                   const float *rs, int B, int N, ica_objective objective,
-                                   ica_reward reward, float reward_weight, float *loss) {
-    ica_status st = check_inputs(m, xs, ys, rs, B, N);
-    if (st != ICA_OK) return st;
+static ica_status loss_and_grad(const ica_ctx *ctx, ica_model *m, float *loss, const float *xs,
+                                const float *ys, const float *rs, int B, int N,
+                                ica_objective objective, ica_reward reward,
+                                float reward_weight) {
+    ica_status st;
+    if ((st = check_model(m)) != ICA_OK || (st = check_inputs(m, xs, ys, rs, B, N)) != ICA_OK)
+        return st;
     if (N < 3)
         return ica_fail(ICA_ERR_ARGUMENT,
                         "the training loss needs N >= 3 examples (predictions at n = 2..N-1), "
@@ -745,15 +886,15 @@ ica_status ica_model_loss_and_grad(ica_model *m, const float *xs, const float *y
         return ica_fail(ICA_ERR_ARGUMENT, "reward_weight must be finite, got %g",
                         (double)reward_weight);
     activations a;
-    if ((st = prepare_activations(m, B, N, 1, &a)) != ICA_OK) return st;
-    forward(m, &a, xs, ys, rs, B, N);
+    if ((st = prepare_activations(ctx, m, &a, B, N, 1)) != ICA_OK) return st;
+    forward(ctx, m, &a, xs, ys, rs, B, N);
 
     double total;
-    sequence_loss_batch(a.pred, ys, rs, B, N, m->cfg.n_dims, objective, reward, &total, a.dpred,
-                        a.loss_scratch, a.order_scratch, a.loss_scratch + B);
+    sequence_loss_batch(ctx, &total, a.dpred, a.loss_scratch, a.order_scratch, a.loss_scratch + B,
+                        a.pred, ys, rs, B, N, m->cfg.n_dims, objective, reward);
     if (m->cfg.reward_head) {
         double sq = 0.0, scale = 2.0 * reward_weight / ((double)B * N);
-        for (int i = 0; i < B * N; i++) {
+        for (size_t i = 0; i < (size_t)B * N; i++) {
             double diff = (double)a.rhat[i] - rs[i];
             sq += diff * diff;
             a.drhat[i] = (float)(scale * diff);
@@ -766,31 +907,50 @@ ica_status ica_model_loss_and_grad(ica_model *m, const float *xs, const float *y
                         "the loss is not finite (%g): the model diverged or its parameters "
                         "hold NaN/inf",
                         total);
-    backward(m, &a, B, N);
+    backward(ctx, m, &a, B, N);
     return ICA_OK;
 }
 
-ica_status ica_model_adam_update(ica_model *m, float lr, float beta1, float beta2, float eps) {
+ica_status ica_model_loss_and_grad(ica_model *m, float *loss, const float *xs, const float *ys,
+                                   const float *rs, int B, int N, ica_objective objective,
+                                   ica_reward reward, float reward_weight) {
+    const ica_ctx ctx = ica_ctx_begin();
+    return loss_and_grad(&ctx, m, loss, xs, ys, rs, B, N, objective, reward, reward_weight);
+}
+
+static ica_status check_lr(float lr) {
     if (!(lr >= 0.0f) || !isfinite(lr))
         return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number >= 0, got %g", (double)lr);
+    return ICA_OK;
+}
+
+static ica_status adam_step(const ica_ctx *ctx, ica_model *m, float lr, float beta1, float beta2,
+                            float eps) {
+    ica_status st;
+    if ((st = check_model(m)) != ICA_OK || (st = check_lr(lr)) != ICA_OK) return st;
     if (!(beta1 >= 0.0f && beta1 < 1.0f) || !(beta2 >= 0.0f && beta2 < 1.0f))
         return ica_fail(ICA_ERR_ARGUMENT, "Adam betas must lie in [0, 1), got (%g, %g)",
                         (double)beta1, (double)beta2);
     if (!(eps > 0.0f))
         return ica_fail(ICA_ERR_ARGUMENT, "Adam eps must be > 0, got %g", (double)eps);
     m->adam_steps++;
-    adam_update(m->arena, ica_model_grads(m), ica_model_adam_m(m), ica_model_adam_v(m), m->slice,
-                lr, beta1, beta2, eps, m->adam_steps);
+    adam_update(ctx, m->arena, ica_model_adam_m(m), ica_model_adam_v(m), ica_model_grads(m),
+                m->slice, lr, beta1, beta2, eps, m->adam_steps);
     return ICA_OK;
 }
 
-ica_status ica_model_step(ica_model *m, const float *xs, const float *ys, const float *rs, int B,
-                          int N, ica_objective objective, ica_reward reward, float reward_weight,
-                          float lr, float *loss) {
-    if (!(lr >= 0.0f) || !isfinite(lr))
-        return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number >= 0, got %g", (double)lr);
-    ica_status st = ica_model_loss_and_grad(m, xs, ys, rs, B, N, objective, reward,
-                                            reward_weight, loss);
+ica_status ica_model_adam_update(ica_model *m, float lr, float beta1, float beta2, float eps) {
+    const ica_ctx ctx = ica_ctx_begin();
+    return adam_step(&ctx, m, lr, beta1, beta2, eps);
+}
+
+ica_status ica_model_step(ica_model *m, float *loss, const float *xs, const float *ys,
+                          const float *rs, int B, int N, ica_objective objective,
+                          ica_reward reward, float reward_weight, float lr) {
+    const ica_ctx ctx = ica_ctx_begin();
+    ica_status st = check_lr(lr);
     if (st != ICA_OK) return st;
-    return ica_model_adam_update(m, lr, 0.9f, 0.999f, 1e-8f);
+    st = loss_and_grad(&ctx, m, loss, xs, ys, rs, B, N, objective, reward, reward_weight);
+    if (st != ICA_OK) return st;
+    return adam_step(&ctx, m, lr, 0.9f, 0.999f, 1e-8f);
 }

@@ -170,7 +170,7 @@ static void ISA(colsum)(float *sum, const float *x, ptrdiff_t ld, int rows, int 
 /* xt (hs, ldt) = x^T for the T rows x + t * ld of hs floats each, by VW x VW
  * in-register block transposes (whole-vector stores); columns T..ldt are
  * zero. ldt is a multiple of VW. */
-static void ISA(transpose)(float *xt, const float *x, ptrdiff_t ld, int T, int ldt, int hs) {
+static void ISA(transpose)(float *xt, int ldt, const float *x, ptrdiff_t ld, int T, int hs) {
     for (int t0 = 0; t0 < ldt; t0 += VW)
         for (int i0 = 0; i0 < hs; i0 += VW)
             vtranspose(xt + (size_t)i0 * ldt + t0, ldt, x + t0 * ld + i0, ld, lane_count(T, t0),
@@ -426,7 +426,7 @@ static void ISA(mul_inplace)(float *x, const float *y, size_t n) {
 
 /* m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
  * p -= step_size * m / (sqrt(v) / bc2_sqrt + eps), over n floats. */
-static void ISA(adam)(float *params, const float *grads, float *m, float *v, size_t n,
+static void ISA(adam)(float *params, float *m, float *v, const float *grads, size_t n,
                       float beta1, float beta2, float eps, float step_size, float bc2_sqrt) {
     vec b1 = vset1(beta1), c1 = vset1(1.0f - beta1), b2 = vset1(beta2), c2 = vset1(1.0f - beta2);
     vec e = vset1(eps), ss = vset1(step_size), bc = vset1(bc2_sqrt);
@@ -486,9 +486,9 @@ ALWAYS_INLINE vecd ISA(exp_unit)(vecd x) {
  * exponent (one log per sequence at the end).
  * loss[l]: the sequence's summed loss (unscaled); dpred rows of the real lanes
  * receive scale * dL/dpred (rows 0, 1 zero). work: see losses.c. */
-static void ISA(pl_cosine_lanes)(const float *pred, const float *ys, const float *rs, int nseq,
-                                 int N, int d, double scale, double *loss, float *dpred,
-                                 double *work) {
+static void ISA(pl_cosine_lanes)(double *loss, float *dpred, double *work, const float *pred,
+                                 const float *ys, const float *rs, int nseq, int N, int d,
+                                 double scale) {
     enum { L = VWD };
     const double eps = 1e-8; /* cosine norms are clamped below at this value */
     double *U = work;                     /* (N, d, L) responses / |response|, ranked */

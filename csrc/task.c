@@ -4,19 +4,26 @@
 #include <math.h>
 #include <stdlib.h>
 
-ica_status ica_sample_tasks(int B, int N, int d, uint64_t seed, uint64_t offset,
-                            double reward_noise, float *xs, float *ys, float *rs,
-                            float *rs_true, float *ystar, float *eps) {
+ica_status ica_sample_tasks(float *xs, float *ys, float *rs, float *rs_true, float *ystar,
+                            float *eps, int B, int N, int d, uint64_t seed, uint64_t offset,
+                            double reward_noise) {
+    const ica_ctx ctx = ica_ctx_begin();
     if (B < 1 || N < 1 || d < 1)
         return ica_fail(ICA_ERR_ARGUMENT,
                         "batch_size, n_points and n_dims must be >= 1, got %d, %d, %d", B, N, d);
     if (!(reward_noise >= 0.0 && reward_noise <= 1.0))
         return ica_fail(ICA_ERR_ARGUMENT, "reward_noise must lie in [0, 1], got %g",
                         reward_noise);
+    size_t n;
+    ica_status st;
+    if ((st = ica_check_size(&n, "xs", B, N, d)) != ICA_OK ||
+        (st = ica_check_size(&n, "the task weights", d, d, 2)) != ICA_OK)
+        return st;
+    const size_t dd = (size_t)d * d;
     int failed = 0;
-#pragma omp parallel num_threads(ica_threads())
+#pragma omp parallel num_threads(ctx.threads)
     {
-        double *scratch = malloc(sizeof(double) * ((size_t)2 * d * d + 3 * (size_t)d));
+        double *scratch = malloc(sizeof(double) * (2 * dd + 3 * (size_t)d));
         if (!scratch) {
 #pragma omp atomic write
             failed = 1;
@@ -24,7 +31,7 @@ ica_status ica_sample_tasks(int B, int N, int d, uint64_t seed, uint64_t offset,
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
             if (!scratch) continue;
-            double *w_star = scratch, *w_eps = w_star + (size_t)d * d, *x = w_eps + (size_t)d * d;
+            double *w_star = scratch, *w_eps = w_star + dd, *x = w_eps + dd;
             double *target = x + d, *noise = target + d;
             /* Draw order is part of the contract: x, W*, W_eps, then per
              * example (reward, noise coin, replacement reward). Every draw is
@@ -32,8 +39,8 @@ ica_status ica_sample_tasks(int B, int N, int d, uint64_t seed, uint64_t offset,
             rng_stream rng;
             rng_init(&rng, seed, RNG_DOMAIN_TASK, offset + (uint64_t)b);
             for (int i = 0; i < d; i++) x[i] = rng_normal(&rng);
-            for (int i = 0; i < d * d; i++) w_star[i] = rng_normal(&rng);
-            for (int i = 0; i < d * d; i++) w_eps[i] = rng_normal(&rng);
+            for (size_t i = 0; i < dd; i++) w_star[i] = rng_normal(&rng);
+            for (size_t i = 0; i < dd; i++) w_eps[i] = rng_normal(&rng);
             for (int j = 0; j < d; j++) {
                 double a = 0.0, c = 0.0;
                 for (int i = 0; i < d; i++) {
