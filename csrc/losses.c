@@ -114,8 +114,8 @@ static double sequence_loss_one(float *dpred, int *order, double *work, const fl
     for (int i = 0; i < 2 * d; i++) dpred[i] = 0.0f;
     for (int n = 2; n < N; n++) {
         for (int i = 0; i < d; i++) dy[i] = 0.0;
-        loss += prefix_loss(dy, work, pred + (size_t)n * d, ys, order, n, d, objective, reward,
-                            scale);
+        loss +=
+            prefix_loss(dy, work, pred + (size_t)n * d, ys, order, n, d, objective, reward, scale);
         for (int i = 0; i < d; i++) dpred[(size_t)n * d + i] = (float)dy[i];
         rank_insert(order, rs, n);
     }
@@ -128,9 +128,9 @@ static size_t pl_work_doubles(int lanes, int N, int d) {
 }
 
 void sequence_loss_batch(const ica_ctx *ctx, double *loss, float *dpred, double *per_sequence,
-                         int *int_scratch, double *dbl_scratch, const float *pred,
-                         const float *ys, const float *rs, int B, int N, int d,
-                         ica_objective objective, ica_reward reward) {
+                         int *int_scratch, double *dbl_scratch, const float *pred, const float *ys,
+                         const float *rs, int B, int N, int d, ica_objective objective,
+                         ica_reward reward) {
     /* The mean over n and over the batch is folded into the gradient scale;
      * the per-sequence losses are summed in batch order after the loop. */
     double scale = 1.0 / ((double)(N - 2) * B);
@@ -150,10 +150,9 @@ void sequence_loss_batch(const ica_ctx *ctx, double *loss, float *dpred, double 
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
         for (int b = 0; b < B; b++) {
             size_t off = (size_t)b * N * d;
-            per_sequence[b] = sequence_loss_one(dpred + off, int_scratch + (size_t)b * N,
-                                                dbl_scratch + (size_t)b * (2 * N + d), pred + off,
-                                                ys + off, rs + (size_t)b * N, N, d, objective,
-                                                reward, scale);
+            per_sequence[b] = sequence_loss_one(
+                dpred + off, int_scratch + (size_t)b * N, dbl_scratch + (size_t)b * (2 * N + d),
+                pred + off, ys + off, rs + (size_t)b * N, N, d, objective, reward, scale);
         }
     }
     double total = 0.0;
@@ -173,8 +172,8 @@ ica_status ica_sequence_loss(float *loss, float *dpred, const float *pred, const
                              ica_reward reward) {
     const ica_ctx ctx = ica_ctx_begin();
     if (B < 1 || d < 1)
-        return ica_fail(ICA_ERR_ARGUMENT, "batch size and n_dims must be >= 1, got B=%d, d=%d",
-                        B, d);
+        return ica_fail(ICA_ERR_ARGUMENT, "batch size and n_dims must be >= 1, got B=%d, d=%d", B,
+                        d);
     if (N < 3)
         return ica_fail(ICA_ERR_ARGUMENT,
                         "the sequence loss needs N >= 3 examples (predictions at n = 2..N-1), "
@@ -203,8 +202,21 @@ ica_status ica_sequence_loss(float *loss, float *dpred, const float *pred, const
                         objective, reward);
     free(order);
     free(scratch);
+    /* finite inputs of any size give a finite loss in double precision, but
+     * it, or the gradient, can overflow float32 (responses near FLT_MAX):
+     * an error, never a silent inf */
     *loss = (float)total;
-    if (!isfinite(total))
-        return ica_fail(ICA_ERR_NUMERIC, "the loss is not finite (%g)", total);
+    if (ica_find_nonfinite(loss, 1) >= 0)
+        return ica_fail(ICA_ERR_NUMERIC,
+                        "the loss (%g) is not finite in float32: the inputs are too large "
+                        "for the %s objective with the %s reward",
+                        total, objective == ICA_OBJECTIVE_PL ? "pl" : "bt",
+                        reward == ICA_REWARD_COSINE ? "cosine" : "neg_sq");
+    ptrdiff_t bad = ica_find_nonfinite(dpred, n_pred);
+    if (bad >= 0)
+        return ica_fail(ICA_ERR_NUMERIC,
+                        "the gradient dpred is not finite in float32 at flat index %td: the "
+                        "inputs are too large",
+                        bad);
     return ICA_OK;
 }

@@ -78,8 +78,9 @@ ica_status ica_config_check(const ica_config *c) {
                         "n_embd (%d) must be divisible by n_head (%d) to give equal head sizes",
                         c->n_embd, c->n_head);
     if (c->n_points > 100000 || c->n_embd > 65536 || c->n_layer > 10000 || c->n_dims > 65536)
-        return ica_fail(ICA_ERR_ARGUMENT, "model sizes are unreasonably large (n_points=%d, "
-                                          "n_embd=%d, n_layer=%d, n_dims=%d)",
+        return ica_fail(ICA_ERR_ARGUMENT,
+                        "model sizes are unreasonably large (n_points=%d, "
+                        "n_embd=%d, n_layer=%d, n_dims=%d)",
                         c->n_points, c->n_embd, c->n_layer, c->n_dims);
     return ICA_OK;
 }
@@ -122,8 +123,10 @@ static void build_layout(ica_model *m, tensor_entry *table) {
     const ica_config *c = &m->cfg;
     int d = c->n_dims, E = c->n_embd, count = 0;
     size_t cursor = 0;
-    m->read_in_w = add_tensor(table, &count, &cursor, "read_in.weight", 2, d, E, INIT_UNIFORM_FAN_IN, d);
-    m->read_in_b = add_tensor(table, &count, &cursor, "read_in.bias", 1, E, 0, INIT_UNIFORM_FAN_IN, d);
+    m->read_in_w =
+        add_tensor(table, &count, &cursor, "read_in.weight", 2, d, E, INIT_UNIFORM_FAN_IN, d);
+    m->read_in_b =
+        add_tensor(table, &count, &cursor, "read_in.bias", 1, E, 0, INIT_UNIFORM_FAN_IN, d);
     m->wpe = add_tensor(table, &count, &cursor, "wpe", 2, 3 * c->n_points, E, INIT_NORMAL, 0);
     for (int l = 0; l < c->n_layer; l++) {
         layer_layout lo = {.first = count, .begin = cursor};
@@ -135,8 +138,7 @@ static void build_layout(ica_model *m, tensor_entry *table) {
                      INIT_ZERO);
         layer_tensor(&lo.proj_w, table, &count, &cursor, l, "attn.c_proj.weight", 2, E, E,
                      INIT_NORMAL_PROJ);
-        layer_tensor(&lo.proj_b, table, &count, &cursor, l, "attn.c_proj.bias", 1, E, 0,
-                     INIT_ZERO);
+        layer_tensor(&lo.proj_b, table, &count, &cursor, l, "attn.c_proj.bias", 1, E, 0, INIT_ZERO);
         if (c->ffn) {
             layer_tensor(&lo.ln2_w, table, &count, &cursor, l, "ln_2.weight", 1, E, 0, INIT_ONE);
             layer_tensor(&lo.ln2_b, table, &count, &cursor, l, "ln_2.bias", 1, E, 0, INIT_ZERO);
@@ -144,8 +146,8 @@ static void build_layout(ica_model *m, tensor_entry *table) {
                          INIT_NORMAL);
             layer_tensor(&lo.fc_b, table, &count, &cursor, l, "mlp.c_fc.bias", 1, 4 * E, 0,
                          INIT_ZERO);
-            layer_tensor(&lo.fcproj_w, table, &count, &cursor, l, "mlp.c_proj.weight", 2, 4 * E,
-                         E, INIT_NORMAL_PROJ);
+            layer_tensor(&lo.fcproj_w, table, &count, &cursor, l, "mlp.c_proj.weight", 2, 4 * E, E,
+                         INIT_NORMAL_PROJ);
             layer_tensor(&lo.fcproj_b, table, &count, &cursor, l, "mlp.c_proj.bias", 1, E, 0,
                          INIT_ZERO);
         }
@@ -155,11 +157,15 @@ static void build_layout(ica_model *m, tensor_entry *table) {
     }
     m->lnf_w = add_tensor(table, &count, &cursor, "ln_f.weight", 1, E, 0, INIT_ONE, 0);
     m->lnf_b = add_tensor(table, &count, &cursor, "ln_f.bias", 1, E, 0, INIT_ZERO, 0);
-    m->read_out_w = add_tensor(table, &count, &cursor, "read_out.weight", 2, E, d, INIT_UNIFORM_FAN_IN, E);
-    m->read_out_b = add_tensor(table, &count, &cursor, "read_out.bias", 1, d, 0, INIT_UNIFORM_FAN_IN, E);
+    m->read_out_w =
+        add_tensor(table, &count, &cursor, "read_out.weight", 2, E, d, INIT_UNIFORM_FAN_IN, E);
+    m->read_out_b =
+        add_tensor(table, &count, &cursor, "read_out.bias", 1, d, 0, INIT_UNIFORM_FAN_IN, E);
     if (c->reward_head) {
-        m->reward_w = add_tensor(table, &count, &cursor, "read_reward.weight", 2, E, 1, INIT_UNIFORM_FAN_IN, E);
-        m->reward_b = add_tensor(table, &count, &cursor, "read_reward.bias", 1, 1, 0, INIT_UNIFORM_FAN_IN, E);
+        m->reward_w = add_tensor(table, &count, &cursor, "read_reward.weight", 2, E, 1,
+                                 INIT_UNIFORM_FAN_IN, E);
+        m->reward_b =
+            add_tensor(table, &count, &cursor, "read_reward.bias", 1, 1, 0, INIT_UNIFORM_FAN_IN, E);
     }
     m->n_tensors = count;
     m->slice = cursor;
@@ -263,7 +269,7 @@ ica_status ica_model_tensor_info(const ica_model *m, const char **name, int *ndi
 #define SEQS_PER_CHUNK 2
 #define CHUNKS_PER_GROUP 4
 
-struct workspace { /* one thread's workspace for a chunk of rows (Mc = SEQS_PER_CHUNK T) */
+struct workspace {     /* one thread's workspace for a chunk of rows (Mc = SEQS_PER_CHUNK T) */
     float *lnout;      /* (Mc,E): LayerNorm output */
     float *fcg;        /* (Mc,4E): GELU output, then the gradient of its input */
     float *dgelu;      /* (Mc,4E): GELU derivative */
@@ -280,24 +286,24 @@ typedef struct {
 } transposed_weights;
 
 typedef struct {
-    float *tokens;               /* (B,T,d) */
-    float *res;                  /* (L+1) x (B,T,E): residual entering each layer; last = final */
-    float *res2;                 /* L x (B,T,E): residual after attention (ffn) */
-    float *ln1_mean, *ln1_rstd;  /* L x (B,T) */
-    float *ln2_mean, *ln2_rstd;  /* L x (B,T) */
-    float *qkv;                  /* L x (B,T,3E) */
-    float *atty;                 /* L x (B,T,E): attention output before c_proj */
-    float *fch;                  /* L x (B,T,4E): MLP pre-activation */
-    float *lnf_mean, *lnf_rstd;  /* (B,T) */
-    float *lnout;                /* (B,T,E): final LayerNorm output (read by the read-outs) */
-    float *pred, *rhat;          /* (B,N,d), (B,N) */
-    workspace *ws;               /* n_ws per-thread workspaces */
+    float *tokens;              /* (B,T,d) */
+    float *res;                 /* (L+1) x (B,T,E): residual entering each layer; last = final */
+    float *res2;                /* L x (B,T,E): residual after attention (ffn) */
+    float *ln1_mean, *ln1_rstd; /* L x (B,T) */
+    float *ln2_mean, *ln2_rstd; /* L x (B,T) */
+    float *qkv;                 /* L x (B,T,3E) */
+    float *atty;                /* L x (B,T,E): attention output before c_proj */
+    float *fch;                 /* L x (B,T,4E): MLP pre-activation */
+    float *lnf_mean, *lnf_rstd; /* (B,T) */
+    float *lnout;               /* (B,T,E): final LayerNorm output (read by the read-outs) */
+    float *pred, *rhat;         /* (B,N,d), (B,N) */
+    workspace *ws;              /* n_ws per-thread workspaces */
     int n_ws;
     size_t res_stride, layer_bt, layer_qkv, layer_bte, layer_fch;
     size_t rows; /* B * T */
     /* training only */
-    float *dres;    /* (B,T,E): gradient of the residual stream, one layer at a time */
-    float *dln;     /* (B,T,E): gradient of the final LayerNorm output */
+    float *dres; /* (B,T,E): gradient of the residual stream, one layer at a time */
+    float *dln;  /* (B,T,E): gradient of the final LayerNorm output */
     transposed_weights wt;
     float *partial; /* groups x layer_slice: per-group weight gradients of one layer */
     size_t layer_slice;
@@ -393,7 +399,8 @@ static size_t layout_activations(const ica_model *m, int B, int N, int train, in
         a->dpred = take(base, &cur, (size_t)B * N * c->n_dims);
         a->drhat = take(base, &cur, (size_t)B * N);
         a->ln_scratch = take(base, &cur, layernorm_scratch_floats((int)BT, (int)E));
-        a->loss_scratch = (double *)take(base, &cur, 2 * sequence_loss_scratch_doubles(B, N, c->n_dims));
+        a->loss_scratch =
+            (double *)take(base, &cur, 2 * sequence_loss_scratch_doubles(B, N, c->n_dims));
         a->order_scratch = (int *)take(base, &cur, (size_t)B * N);
     }
     return cur;
@@ -448,8 +455,8 @@ static ica_status check_inputs(const ica_model *m, const float *xs, const float 
     ica_status st;
     if ((st = ica_check_size(&n_x, "xs", B, N, c->n_dims)) != ICA_OK ||
         (st = ica_check_size(&n_r, "rs", B, N, 1)) != ICA_OK ||
-        (st = ica_check_size(&n_acts, "the activations of the batch", (size_t)c->n_layer + 1,
-                             rows, 16 * (size_t)c->n_embd)) != ICA_OK ||
+        (st = ica_check_size(&n_acts, "the activations of the batch", (size_t)c->n_layer + 1, rows,
+                             16 * (size_t)c->n_embd)) != ICA_OK ||
         (st = ica_check_finite("xs", xs, n_x)) != ICA_OK ||
         (st = ica_check_finite("ys", ys, n_x)) != ICA_OK ||
         (st = ica_check_finite("rs", rs, n_r)) != ICA_OK)
@@ -524,8 +531,7 @@ typedef struct {
     int B, N, T;
 } batch_pass;
 
-static batch_pass begin_pass(const ica_ctx *ctx, const ica_model *m, activations *a, int B,
-                             int N) {
+static batch_pass begin_pass(const ica_ctx *ctx, const ica_model *m, activations *a, int B, int N) {
     batch_pass p = {ctx, ica_ctx_serial(ctx), m, a, B, N, 3 * N};
     return p;
 }
@@ -588,8 +594,8 @@ static layer_rows rows_of(const activations *a, int ffn, int l, size_t r0, size_
 
 /* Prefetch the next chunk's rows of layer l (when there is a next chunk of
  * Mc rows): what `forward` writes, or what the backward pass reads. */
-static void prefetch_next_chunk(const activations *a, int ffn, int l, size_t r0, int Mc,
-                                size_t E, int forward) {
+static void prefetch_next_chunk(const activations *a, int ffn, int l, size_t r0, int Mc, size_t E,
+                                int forward) {
     if (r0 + 2 * (size_t)Mc > a->rows) return;
     layer_rows nx = rows_of(a, ffn, l, r0 + Mc, E);
     prefetch(nx.res_in, (size_t)Mc * E, 0);
@@ -614,8 +620,8 @@ static void embed_chunk(const batch_pass *p, workspace *w, int l, size_t r0, int
     const int d = m->cfg.n_dims, E = m->cfg.n_embd, T = p->T;
     float *h = p->a->res + r0 * E;
     (void)w, (void)l;
-    matmul_forward(&p->serial, h, p->a->tokens + r0 * d, NULL, P + m->read_in_w,
-                   P + m->read_in_b, S * T, d, E);
+    matmul_forward(&p->serial, h, p->a->tokens + r0 * d, NULL, P + m->read_in_w, P + m->read_in_b,
+                   S * T, d, E);
     for (int r = 0; r < S * T; r++) {
         const float *pos = P + m->wpe + (size_t)(r % T) * E;
         for (int e = 0; e < E; e++) h[(size_t)r * E + e] += pos[e];
@@ -644,8 +650,8 @@ static void layer_forward(const batch_pass *p, workspace *w, int l, size_t r0, i
         return;
     }
     matmul_forward(ctx, r.res2, r.atty, r.res_in, P + lo->proj_w, P + lo->proj_b, Mc, E, E);
-    layernorm_forward(ctx, w->lnout, a->ln2_mean + r.bt, a->ln2_rstd + r.bt, r.res2,
-                      P + lo->ln2_w, P + lo->ln2_b, Mc, E);
+    layernorm_forward(ctx, w->lnout, a->ln2_mean + r.bt, a->ln2_rstd + r.bt, r.res2, P + lo->ln2_w,
+                      P + lo->ln2_b, Mc, E);
     matmul_forward(ctx, r.fch, w->lnout, NULL, P + lo->fc_w, P + lo->fc_b, Mc, E, 4 * E);
     gelu_forward(ctx, w->fcg, r.fch, (size_t)Mc * 4 * E);
     matmul_forward(ctx, r.res_out, w->fcg, r.res2, P + lo->fcproj_w, P + lo->fcproj_b, Mc, 4 * E,
@@ -660,8 +666,8 @@ static void final_norm_chunk(const batch_pass *p, workspace *w, int l, size_t r0
     const int E = m->cfg.n_embd;
     (void)w, (void)l;
     layernorm_forward(&p->serial, a->lnout + r0 * E, a->lnf_mean + r0, a->lnf_rstd + r0,
-                      a->res + m->cfg.n_layer * a->res_stride + r0 * E, P + m->lnf_w,
-                      P + m->lnf_b, S * p->T, E);
+                      a->res + m->cfg.n_layer * a->res_stride + r0 * E, P + m->lnf_w, P + m->lnf_b,
+                      S * p->T, E);
 }
 
 static void forward(const ica_ctx *ctx, const ica_model *m, activations *a, const float *xs,
@@ -679,11 +685,11 @@ static void forward(const ica_ctx *ctx, const ica_model *m, activations *a, cons
         for (int l = 0; l < c->n_layer; l++) for_each_chunk(&p, w, layer_forward, l);
         for_each_chunk(&p, w, final_norm_chunk, c->n_layer);
     }
-    readout_forward(ctx, a->pred, a->lnout, P + m->read_out_w, P + m->read_out_b, B, N,
-                    c->n_embd, c->n_dims, 0);
+    readout_forward(ctx, a->pred, a->lnout, P + m->read_out_w, P + m->read_out_b, B, N, c->n_embd,
+                    c->n_dims, 0);
     if (c->reward_head)
-        readout_forward(ctx, a->rhat, a->lnout, P + m->reward_w, P + m->reward_b, B, N,
-                        c->n_embd, 1, 1);
+        readout_forward(ctx, a->rhat, a->lnout, P + m->reward_w, P + m->reward_b, B, N, c->n_embd,
+                        1, 1);
 }
 
 /* ----------------------------------------------------------- backward */
@@ -726,8 +732,8 @@ static void layer_backward(const batch_pass *p, workspace *w, int l, size_t r0, 
     layernorm_apply(ctx, w->lnout, r.res_in, mean1, rstd1, P + lo->ln1_w, P + lo->ln1_b, Mc, E);
     matmul_backward_weight(ctx, GRAD(qkv_w), GRAD(qkv_b), w->dqkv, w->lnout, Mc, E, 3 * E, acc);
     matmul_backward_input(ctx, w->dln, w->dqkv, NULL, a->wt.qkv, Mc, E, 3 * E);
-    layernorm_backward(ctx, dres, GRAD(ln1_w), GRAD(ln1_b), w->ln_scratch, w->dln, r.res_in,
-                       mean1, rstd1, P + lo->ln1_w, Mc, E, acc);
+    layernorm_backward(ctx, dres, GRAD(ln1_w), GRAD(ln1_b), w->ln_scratch, w->dln, r.res_in, mean1,
+                       rstd1, P + lo->ln1_w, Mc, E, acc);
 #undef GRAD
 }
 
@@ -748,14 +754,13 @@ static void readouts_backward(const ica_ctx *ctx, ica_model *m, activations *a, 
                          P + m->reward_w, B, N, E, 1, 1);
     memset(a->dres, 0, (size_t)M * E * sizeof(float));
     layernorm_backward(ctx, a->dres, G + m->lnf_w, G + m->lnf_b, a->ln_scratch, a->dln,
-                       a->res + c->n_layer * a->res_stride, a->lnf_mean, a->lnf_rstd,
-                       P + m->lnf_w, M, E, 0);
+                       a->res + c->n_layer * a->res_stride, a->lnf_mean, a->lnf_rstd, P + m->lnf_w,
+                       M, E, 0);
 }
 
 /* a->wt = layer l's weight matrices transposed, the B operands of its input
  * gradients. */
-static void transpose_layer_weights(const ica_ctx *ctx, const ica_model *m, activations *a,
-                                    int l) {
+static void transpose_layer_weights(const ica_ctx *ctx, const ica_model *m, activations *a, int l) {
     const float *P = m->arena;
     const layer_layout *lo = &m->layers[l];
     const int E = m->cfg.n_embd;
@@ -816,8 +821,8 @@ static void embedding_backward(const ica_ctx *ctx, ica_model *m, activations *a,
     const ica_config *c = &m->cfg;
     float *G = ica_model_grads(m);
     const int d = c->n_dims, E = c->n_embd, T = 3 * N;
-    matmul_backward_weight(ctx, G + m->read_in_w, G + m->read_in_b, a->dres, a->tokens, B * T, d,
-                           E, 0);
+    matmul_backward_weight(ctx, G + m->read_in_w, G + m->read_in_b, a->dres, a->tokens, B * T, d, E,
+                           0);
     float *dwpe = G + m->wpe;
     memset(dwpe, 0, sizeof(float) * (size_t)3 * c->n_points * E);
 #pragma omp parallel for schedule(static) num_threads(ctx->threads)
@@ -869,8 +874,7 @@ ica_status ica_model_forward(ica_model *m, float *pred, float *rhat, const float
 
 static ica_status loss_and_grad(const ica_ctx *ctx, ica_model *m, float *loss, const float *xs,
                                 const float *ys, const float *rs, int B, int N,
-                                ica_objective objective, ica_reward reward,
-                                float reward_weight) {
+                                ica_objective objective, ica_reward reward, float reward_weight) {
     ica_status st;
     if ((st = check_model(m)) != ICA_OK || (st = check_inputs(m, xs, ys, rs, B, N)) != ICA_OK)
         return st;
@@ -902,7 +906,7 @@ static ica_status loss_and_grad(const ica_ctx *ctx, ica_model *m, float *loss, c
         total += reward_weight * sq / ((double)B * N);
     }
     *loss = (float)total;
-    if (!isfinite(total))
+    if (ica_find_nonfinite(loss, 1) >= 0) /* NaN or inf, or beyond float32 */
         return ica_fail(ICA_ERR_NUMERIC,
                         "the loss is not finite (%g): the model diverged or its parameters "
                         "hold NaN/inf",
@@ -945,8 +949,8 @@ ica_status ica_model_adam_update(ica_model *m, float lr, float beta1, float beta
 }
 
 ica_status ica_model_step(ica_model *m, float *loss, const float *xs, const float *ys,
-                          const float *rs, int B, int N, ica_objective objective,
-                          ica_reward reward, float reward_weight, float lr) {
+                          const float *rs, int B, int N, ica_objective objective, ica_reward reward,
+                          float reward_weight, float lr) {
     const ica_ctx ctx = ica_ctx_begin();
     ica_status st = check_lr(lr);
     if (st != ICA_OK) return st;

@@ -1,0 +1,318 @@
+"""Safety of the C core and its binding: no crash from an uninitialised model,
+sizes whose products overflow, non-finite values or extreme scores.
+
+Calls that could crash the interpreter run in a fresh subprocess, so that a
+segfault fails the test instead of killing pytest. The size checks of the C
+API are exercised through ctypes on the extension itself, with sizes whose
+buffers could never exist: the checks must refuse them before touching (or
+allocating) any memory.
+"""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import icalign as ica
+from icalign import _core
+
+ROOT_TESTS = __file__.rsplit("/", 1)[0]
+
+
+def run_isolated(body, timeout=120):
+    """Run `body` in a fresh interpreter; return its stdout (fails on a crash)."""
+    script = "import sys\nsys.path.insert(0, %r)\n" % ROOT_TESTS + textwrap.dedent(body)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=timeout)
+    assert out.returncode == 0, f"crashed or failed (rc {out.returncode}):\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+# ------------------------------------------------------- uninitialised model
+
+UNINIT_CALLS = {
+    "params": "m.params",
+    "grads": "m.grads",
+    "adam_m": "m.adam_m",
+    "adam_v": "m.adam_v",
+    "adam_steps": "m.adam_steps",
+    "set adam_steps": "setattr(m, 'adam_steps', 3)",
+    "tensors": "m.tensors()",
+    "forward": "m.forward(x, y, r)",
+    "loss_and_grad": "m.loss_and_grad(x, y, r)",
+    "step": "m.step(x, y, r, 1e-3)",
+    "adam_update": "m.adam_update(1e-3)",
+}
+
+
+def test_uninitialised_model_raises_instead_of_crashing():
+    """Model.__new__ without __init__ holds no C model: every entry point must
+    raise a clear RuntimeError, never dereference NULL."""
+    body = """
+        import numpy as np
+        from icalign import _core
+        x = np.zeros((1, 4, 3), np.float32); y = x.copy(); r = np.zeros((1, 4), np.float32)
+        calls = %r
+        for name, expr in calls.items():
+            m = _core.Model.__new__(_core.Model)
+            try:
+                eval(expr)
+            except RuntimeError as e:
+                assert "not initialised" in str(e), str(e)
+                print("raised", name)
+            else:
+                print("NO ERROR", name)
+    """ % UNINIT_CALLS
+    out = run_isolated(body)
+    for name in UNINIT_CALLS:
+        assert f"raised {name}\n" in out, out
+
+
+def test_failed_init_leaves_a_model_that_raises():
+    body = """
+        from icalign import _core
+        m = _core.Model.__new__(_core.Model)
+        try:
+            m.__init__(3, 6, 10, 1, 3, True, True, True, False, 0)  # 10 % 3 != 0
+        except ValueError:
+            pass
+        try:
+            m.params
+        except RuntimeError:
+            print("ok")
+    """
+    assert run_isolated(body).strip() == "ok"
+
+
+def test_adam_steps_setter_respects_the_busy_flag():
+    """Setting adam_steps while another thread runs a call on the model is
+    refused like every other mutator."""
+    body = """
+        import threading, numpy as np
+        import icalign as ica
+        from icalign import _core
+        ica.set_num_threads(1)
+        m = _core.Model(5, 20, 64, 4, 4, True, True, True, False, 0)
+        x, y, r, *_ = _core.sample_tasks(64, 20, 5, 0)
+        done = threading.Event()
+        def work():
+            for _ in range(5):
+                m.step(x, y, r, 1e-4)
+            done.set()
+        t = threading.Thread(target=work)
+        t.start()
+        refused = 0
+        while not done.is_set():
+            try:
+                m.adam_steps = 0
+            except RuntimeError as e:
+                assert "in use by another thread" in str(e)
+                refused += 1
+        t.join()
+        print("refused", refused)
+    """
+    out = run_isolated(body, timeout=300)
+    assert int(out.split()[-1]) > 0, out
+
+
+# ------------------------------------------------------------ size overflow
+
+CTYPES_PRELUDE = """
+    import ctypes
+    from icalign import _core
+    lib = ctypes.CDLL(_core.__file__)
+    lib.ica_last_error.restype = ctypes.c_char_p
+    F = ctypes.POINTER(ctypes.c_float)
+    NOMEM, ARGUMENT = 3, 1
+    def err():
+        return lib.ica_last_error().decode()
+    class Config(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_int) for n in (
+            "n_dims", "n_points", "n_embd", "n_layer", "n_head", "softmax", "ffn", "causal",
+            "reward_head")]
+"""
+
+
+def test_c_api_refuses_overflowing_sizes_before_touching_memory():
+    """Sizes whose products overflow int32 (B*N, d*d, B*T) and size_t (B*N*d):
+    each public call returns ICA_ERR_NOMEM naming the buffer, with NULL data
+    pointers that would crash if it touched them."""
+    body = CTYPES_PRELUDE + """
+    big = 2**31 - 1
+    loss = ctypes.c_float()
+    # sequence_loss: B*N*d overflows size_t, or (B*N beyond int32) exceeds any buffer
+    for B, N, d in [(big, big, big), (2**25, 2**25, 1), (2**24, 2**24, 2**24)]:
+        st = lib.ica_sequence_loss(ctypes.byref(loss), None, None, None, None, B, N, d, 0, 0)
+        assert st == NOMEM, (st, err())
+        print("sequence_loss", B, N, d, err())
+    # task sampler: B*N*d, and d*d for the task weights
+    for B, N, d in [(big, big, big), (1, 1, 2**25)]:
+        st = lib.ica_sample_tasks(None, None, None, None, None, None, B, N, d,
+                                  ctypes.c_uint64(0), ctypes.c_uint64(0), ctypes.c_double(0.0))
+        assert st == NOMEM, (st, err())
+        print("sample_tasks", B, N, d, err())
+    # baselines: B*n_t*d output and d*d GD weights
+    t = (ctypes.c_int * 1)(1)
+    for B, N, d, n_t in [(big, 1, big, 1), (1, 1, 2**25, 1)]:
+        st = lib.ica_gd_baseline(None, None, None, None, t, B, N, d, n_t, 1, ctypes.c_float(0.1),
+                                 ctypes.c_uint64(0))
+        assert st == NOMEM, (st, err())
+        if B == big:  # the simple baselines have no d x d buffer
+            st = lib.ica_simple_baseline(None, None, None, t, B, N, d, n_t, 0,
+                                         ctypes.c_float(1.0))
+            assert st == NOMEM, (st, err())
+        print("baselines", B, N, d, err())
+    # model: B * 3N token rows beyond int32
+    model = ctypes.c_void_p()
+    cfg = Config(3, 1000, 8, 1, 2, 1, 1, 1, 0)
+    assert lib.ica_model_create(ctypes.byref(model), ctypes.byref(cfg), ctypes.c_uint64(0)) == 0
+    for call in ("forward", "loss_and_grad", "step"):
+        if call == "forward":
+            st = lib.ica_model_forward(model, None, None, None, None, None, 2**30, 1000)
+        elif call == "loss_and_grad":
+            st = lib.ica_model_loss_and_grad(model, ctypes.byref(loss), None, None, None,
+                                             2**30, 1000, 0, 0, ctypes.c_float(1.0))
+        else:
+            st = lib.ica_model_step(model, ctypes.byref(loss), None, None, None, 2**30, 1000,
+                                    0, 0, ctypes.c_float(1.0), ctypes.c_float(1e-3))
+        assert st == NOMEM, (st, err())
+        print("model", call, err())
+    lib.ica_model_free(model)
+    # NULL model: an error, not a crash
+    st = lib.ica_model_forward(None, None, None, None, None, None, 1, 1)
+    assert st == ARGUMENT, (st, err())
+    print("done")
+    """
+    out = run_isolated(body)
+    assert out.strip().endswith("done"), out
+    assert "more than the 281474976710656 one buffer may hold" in out
+    assert "token rows" in out
+
+
+def test_binding_refuses_oversized_outputs_before_allocating():
+    """Outputs the binding allocates are size-checked first: ValueError (does
+    not fit an array) or MemoryError (cannot be allocated), never a crash."""
+    body = """
+        import numpy as np
+        from icalign import _core
+        big = 2**31 - 1
+        for args in [(big, big, big, 0), (2**20, 2**20, 2**20, 0), (1, 1, 2**25, 0)]:
+            try:
+                _core.sample_tasks(*args)
+            except (ValueError, MemoryError) as e:
+                print(type(e).__name__, e)
+            else:
+                print("NO ERROR", args)
+        y = np.zeros((1, 3, 2), np.float32); r = np.zeros((1, 3), np.float32)
+        try:
+            _core.simple_baseline(y, r, [1] * 3, "mean")
+        except Exception as e:
+            print("unexpected", e)
+        print("done")
+    """
+    out = run_isolated(body)
+    assert "NO ERROR" not in out and "unexpected" not in out, out
+    assert "xs would need more than" in out
+    assert out.strip().endswith("done")
+
+
+# -------------------------------------------------- validation once, in C
+
+def test_sequence_loss_validates_in_c_with_the_argument_named():
+    rng = np.random.default_rng(0)
+    pred = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    ys = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    rs = rng.random((2, 5)).astype(np.float32)
+    for name, index in (("pred", 0), ("ys", 1), ("rs", 2)):
+        for bad in (np.nan, np.inf, -np.inf):
+            args = [pred.copy(), ys.copy(), rs.copy()]
+            args[index].flat[7] = bad
+            with pytest.raises(ValueError, match=rf"{name} holds a non-finite value .* at flat "
+                                                 r"index 7"):
+                _core.sequence_loss(*args)
+
+
+def test_nonfinite_test_survives_fast_math():
+    """The finiteness test reads the exponent bits: compiled with -ffast-math
+    (where x != x and isfinite may be folded to constants) it still finds NaN
+    and infinity."""
+    import shutil
+    import tempfile
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src = textwrap.dedent("""
+        #include "kernels.h"
+        #include <math.h>
+        #include <stdio.h>
+        int main(void) {
+            float x[6] = {1.0f, 2.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            volatile float zero = 0.0f;
+            x[3] = zero / zero;
+            x[5] = 1.0f / zero;
+            printf("%td %td %td\\n", ica_find_nonfinite(x, 6), ica_find_nonfinite(x + 4, 2),
+                   ica_find_nonfinite(x, 3));
+            return 0;
+        }
+    """)
+    import os
+    csrc = os.path.join(ROOT_TESTS, "..", "csrc")
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "t.c"), "w") as f:
+            f.write(src)
+        exe = os.path.join(tmp, "t")
+        build = subprocess.run([cc, "-std=c11", "-O3", "-ffast-math", f"-I{csrc}",
+                                os.path.join(tmp, "t.c"), os.path.join(csrc, "common.c"),
+                                os.path.join(csrc, "simd_scalar.c"), "-lm", "-o", exe],
+                               capture_output=True, text=True)
+        if build.returncode != 0:
+            pytest.skip("cannot build the probe: " + build.stderr[-500:])
+        out = subprocess.run([exe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["3", "1", "-1"]
+
+
+# ----------------------------------------------------- extreme loss scores
+
+EXTREMES = [1e30, -1e30, 3e38, -3e38, 1e-40, -1e-40, 1e-45, 0.0]
+
+
+@pytest.mark.parametrize("objective", ["pl", "bt"])
+@pytest.mark.parametrize("reward", ["cosine", "neg_sq"])
+@pytest.mark.parametrize("value", EXTREMES)
+@pytest.mark.parametrize("where", ["pred-all", "pred-one", "ys-one"])
+def test_losses_with_extreme_scores_are_finite_or_raise(objective, reward, value, where):
+    """Scores from huge (±1e30, near FLT_MAX) and subnormal predictions or
+    responses: a finite loss and gradient, or FloatingPointError with a clear
+    message; never a silent NaN or inf."""
+    rng = np.random.default_rng(1)
+    pred = rng.standard_normal((3, 6, 4)).astype(np.float32)
+    ys = rng.standard_normal((3, 6, 4)).astype(np.float32)
+    rs = rng.random((3, 6)).astype(np.float32)
+    if where == "pred-all":
+        pred[:] = value
+    elif where == "pred-one":
+        pred[1, 3, 2] = value
+    else:
+        ys[2, 1, 0] = value
+    loss_fn = ica.pl_loss if objective == "pl" else ica.bt_loss
+    try:
+        loss, dpred = loss_fn(pred, ys, rs, reward=reward)
+    except FloatingPointError as e:
+        assert "not finite in float32" in str(e) and "too large" in str(e), str(e)
+        assert abs(value) > 1e37, "only responses near FLT_MAX may overflow"
+        return
+    assert np.isfinite(loss), loss
+    assert np.isfinite(dpred).all()
+
+
+def test_loss_overflowing_float32_raises():
+    """neg_sq scores of responses near FLT_MAX: the double loss is finite, its
+    float32 value is not, which must be an error."""
+    rng = np.random.default_rng(2)
+    pred = rng.standard_normal((1, 4, 2)).astype(np.float32)
+    ys = rng.standard_normal((1, 4, 2)).astype(np.float32)
+    ys[0, 0, 0] = 3e38
+    rs = np.array([[0.9, 0.1, 0.5, 0.2]], np.float32)  # the far response ranked first
+    with pytest.raises(FloatingPointError, match="not finite in float32"):
+        ica.pl_loss(pred, ys, rs, reward="neg_sq")
