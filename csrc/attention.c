@@ -89,8 +89,8 @@ static void cols_gemm(const ica_vector_kernels *k, float *c, ptrdiff_t ldc, cons
 /* P (T, TP) = softmax(Q K^T * scale) (or the masked scaled scores) of one
  * (batch, head); kt (hs, TP) scratch. q, key: rows of stride ld. */
 static void attention_probs(const ica_vector_kernels *k, float *P, float *kt, const float *q,
-                            const float *key, ptrdiff_t ld, int T, int hs, float scale,
-                            int softmax, int causal) {
+                            const float *key, ptrdiff_t ld, int T, int hs, float scale, int softmax,
+                            int causal) {
     const int tp = TP(T);
     k->transpose(kt, tp, key, ld, T, hs);
     rows_gemm(k, P, tp, q, ld, kt, tp, T, tp, hs, causal, 1, 16); /* visible part only */

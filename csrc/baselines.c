@@ -22,8 +22,8 @@ typedef struct {
 
 static ica_status validate_batch(const baseline_batch *in) {
     if (in->B < 1 || in->N < 1 || in->d < 1)
-        return ica_fail(ICA_ERR_ARGUMENT, "B, N and d must be >= 1, got %d, %d, %d", in->B,
-                        in->N, in->d);
+        return ica_fail(ICA_ERR_ARGUMENT, "B, N and d must be >= 1, got %d, %d, %d", in->B, in->N,
+                        in->d);
     if (in->n_t < 1) return ica_fail(ICA_ERR_ARGUMENT, "t_values is empty");
     for (int i = 0; i < in->n_t; i++)
         if (in->t_values[i] < 1 || in->t_values[i] > in->N)
@@ -187,8 +187,8 @@ static void oracle_fit(float *out, const float *ys, const float *rs, int t, int 
 
 /* mean: equal weights; weighted: softmax(r / temperature); best: the
  * highest shown reward, first on ties; oracle: oracle_fit. */
-static void simple_one(const void *options, float *o, void *scratch, const float *x,
-                       const float *y, const float *r, int b, int t, int N, int d) {
+static void simple_one(const void *options, float *o, void *scratch, const float *x, const float *y,
+                       const float *r, int b, int t, int N, int d) {
     const simple_options *opt = options;
     const ica_baseline kind = opt->kind;
     const float temperature = opt->temperature;
@@ -217,8 +217,7 @@ static void simple_one(const void *options, float *o, void *scratch, const float
 }
 
 ica_status ica_simple_baseline(float *out, const float *ys, const float *rs, const int *t_values,
-                               int B, int N, int d, int n_t, ica_baseline kind,
-                               float temperature) {
+                               int B, int N, int d, int n_t, ica_baseline kind, float temperature) {
     const ica_ctx ctx = ica_ctx_begin();
     baseline_batch in = {NULL, ys, rs, t_values, B, N, d, n_t};
     ica_status st = validate_batch(&in);

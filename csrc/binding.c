@@ -73,8 +73,8 @@ static PyArrayObject *as_float32(PyObject *obj, const char *name, int min_nd, in
     if (nd < min_nd || nd > max_nd) {
         char shape[128];
         format_shape(any, shape, sizeof shape);
-        PyErr_Format(PyExc_ValueError, "%s must have shape %s, got shape %s (%d dimensions)",
-                     name, expected, shape, nd);
+        PyErr_Format(PyExc_ValueError, "%s must have shape %s, got shape %s (%d dimensions)", name,
+                     expected, shape, nd);
         Py_DECREF(any);
         return NULL;
     }
@@ -125,12 +125,14 @@ static int batch_convert(PyObject *xs, PyObject *ys, PyObject *rs, int d, batch_
     char batch_shape[96];
     snprintf(batch_shape, sizeof batch_shape, "(B=%zd, N=%zd, d=%d) like xs", (Py_ssize_t)B,
              (Py_ssize_t)N, d);
-    if (dim_mismatch(b->ys, "ys", batch_shape, 0, B) || dim_mismatch(b->ys, "ys", batch_shape, 1, N) ||
+    if (dim_mismatch(b->ys, "ys", batch_shape, 0, B) ||
+        dim_mismatch(b->ys, "ys", batch_shape, 1, N) ||
         dim_mismatch(b->ys, "ys", batch_shape, 2, d))
         goto fail;
-    snprintf(batch_shape, sizeof batch_shape, "(B=%zd, N=%zd) or (B, N, 1) like xs",
-             (Py_ssize_t)B, (Py_ssize_t)N);
-    if (dim_mismatch(b->rs, "rs", batch_shape, 0, B) || dim_mismatch(b->rs, "rs", batch_shape, 1, N))
+    snprintf(batch_shape, sizeof batch_shape, "(B=%zd, N=%zd) or (B, N, 1) like xs", (Py_ssize_t)B,
+             (Py_ssize_t)N);
+    if (dim_mismatch(b->rs, "rs", batch_shape, 0, B) ||
+        dim_mismatch(b->rs, "rs", batch_shape, 1, N))
         goto fail;
     if (PyArray_NDIM(b->rs) == 3 && dim_mismatch(b->rs, "rs", batch_shape, 2, 1)) goto fail;
     if (!int_in_range(B, "batch size B") || !int_in_range(N, "number of examples N")) goto fail;
@@ -144,19 +146,25 @@ fail:
 }
 
 static int parse_objective(const char *s, ica_objective *out) {
-    if (strcmp(s, "pl") == 0) *out = ICA_OBJECTIVE_PL;
-    else if (strcmp(s, "bt") == 0) *out = ICA_OBJECTIVE_BT;
+    if (strcmp(s, "pl") == 0)
+        *out = ICA_OBJECTIVE_PL;
+    else if (strcmp(s, "bt") == 0)
+        *out = ICA_OBJECTIVE_BT;
     else {
-        PyErr_Format(PyExc_ValueError, "objective must be 'pl' (Plackett-Luce) or 'bt' "
-                                       "(Bradley-Terry), got '%s'", s);
+        PyErr_Format(PyExc_ValueError,
+                     "objective must be 'pl' (Plackett-Luce) or 'bt' "
+                     "(Bradley-Terry), got '%s'",
+                     s);
         return 0;
     }
     return 1;
 }
 
 static int parse_reward(const char *s, ica_reward *out) {
-    if (strcmp(s, "cosine") == 0) *out = ICA_REWARD_COSINE;
-    else if (strcmp(s, "neg_sq") == 0) *out = ICA_REWARD_NEG_SQ;
+    if (strcmp(s, "cosine") == 0)
+        *out = ICA_REWARD_COSINE;
+    else if (strcmp(s, "neg_sq") == 0)
+        *out = ICA_REWARD_NEG_SQ;
     else {
         PyErr_Format(PyExc_ValueError, "reward must be 'cosine' or 'neg_sq', got '%s'", s);
         return 0;
@@ -227,13 +235,13 @@ static void Model_dealloc(ModelObject *self) {
 }
 
 static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"n_dims", "n_points", "n_embd", "n_layer", "n_head", "softmax",
-                             "ffn", "causal", "reward_head", "seed", NULL};
+    static char *kwlist[] = {"n_dims", "n_points", "n_embd",      "n_layer", "n_head", "softmax",
+                             "ffn",    "causal",   "reward_head", "seed",    NULL};
     ica_config cfg = {0};
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiiiippppK", kwlist, &cfg.n_dims,
-                                     &cfg.n_points, &cfg.n_embd, &cfg.n_layer, &cfg.n_head,
-                                     &cfg.softmax, &cfg.ffn, &cfg.causal, &cfg.reward_head, &seed))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiiiippppK", kwlist, &cfg.n_dims, &cfg.n_points,
+                                     &cfg.n_embd, &cfg.n_layer, &cfg.n_head, &cfg.softmax, &cfg.ffn,
+                                     &cfg.causal, &cfg.reward_head, &seed))
         return -1;
     if (self->model) {
         PyErr_SetString(PyExc_RuntimeError, "Model.__init__ may be called only once");
@@ -242,7 +250,7 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
     ica_status st;
     ica_model *model = NULL;
     Py_BEGIN_ALLOW_THREADS
-    st = ica_model_create(&model, &cfg, (uint64_t)seed);
+        st = ica_model_create(&model, &cfg, (uint64_t)seed);
     Py_END_ALLOW_THREADS
     if (st != ICA_OK) {
         raise_status(st);
@@ -265,8 +273,9 @@ static PyObject *Model_tensors(ModelObject *self, PyObject *Py_UNUSED(ignored)) 
             Py_DECREF(list);
             return raise_status(ICA_ERR_ARGUMENT);
         }
-        PyObject *item = ndim == 2 ? Py_BuildValue("(s(ii)n)", name, shape[0], shape[1], (Py_ssize_t)offset)
-                                   : Py_BuildValue("(s(i)n)", name, shape[0], (Py_ssize_t)offset);
+        PyObject *item =
+            ndim == 2 ? Py_BuildValue("(s(ii)n)", name, shape[0], shape[1], (Py_ssize_t)offset)
+                      : Py_BuildValue("(s(i)n)", name, shape[0], (Py_ssize_t)offset);
         if (!item) {
             Py_DECREF(list);
             return NULL;
@@ -278,8 +287,8 @@ static PyObject *Model_tensors(ModelObject *self, PyObject *Py_UNUSED(ignored)) 
 
 /* The four arena slices, in arena order; a getter's closure points at one. */
 typedef float *(*arena_slice_fn)(ica_model *);
-static const arena_slice_fn arena_slices[4] = {ica_model_params, ica_model_grads,
-                                               ica_model_adam_m, ica_model_adam_v};
+static const arena_slice_fn arena_slices[4] = {ica_model_params, ica_model_grads, ica_model_adam_m,
+                                               ica_model_adam_v};
 
 /* A writable 1-D float32 view of the arena slice named by the closure, which
  * keeps the model alive. */
@@ -340,8 +349,9 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds
     }
     ica_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = ica_model_forward(self->model, PyArray_DATA(pred), rhat ? PyArray_DATA(rhat) : NULL,
-                           PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N);
+        st =
+            ica_model_forward(self->model, PyArray_DATA(pred), rhat ? PyArray_DATA(rhat) : NULL,
+                              PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     batch_release(&b);
@@ -357,8 +367,8 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds
 /* Shared by loss_and_grad (update = 0) and step (update = 1: forward,
  * backward, then an Adam update with learning rate lr). */
 static PyObject *run_loss(ModelObject *self, PyObject *xs, PyObject *ys, PyObject *rs,
-                          const char *objective_name, const char *reward_name,
-                          double reward_weight, int update, double lr) {
+                          const char *objective_name, const char *reward_name, double reward_weight,
+                          int update, double lr) {
     ica_objective objective;
     ica_reward reward;
     if (!parse_objective(objective_name, &objective) || !parse_reward(reward_name, &reward))
@@ -373,14 +383,14 @@ static PyObject *run_loss(ModelObject *self, PyObject *xs, PyObject *ys, PyObjec
     float loss = 0.0f;
     ica_status st;
     Py_BEGIN_ALLOW_THREADS
-    if (update)
-        st = ica_model_step(self->model, &loss, PyArray_DATA(b.xs), PyArray_DATA(b.ys),
-                            PyArray_DATA(b.rs), b.B, b.N, objective, reward,
-                            (float)reward_weight, (float)lr);
-    else
-        st = ica_model_loss_and_grad(self->model, &loss, PyArray_DATA(b.xs), PyArray_DATA(b.ys),
-                                     PyArray_DATA(b.rs), b.B, b.N, objective, reward,
-                                     (float)reward_weight);
+        if (update)
+            st = ica_model_step(self->model, &loss, PyArray_DATA(b.xs), PyArray_DATA(b.ys),
+                                PyArray_DATA(b.rs), b.B, b.N, objective, reward,
+                                (float)reward_weight, (float)lr);
+        else
+            st = ica_model_loss_and_grad(self->model, &loss, PyArray_DATA(b.xs), PyArray_DATA(b.ys),
+                                         PyArray_DATA(b.rs), b.B, b.N, objective, reward,
+                                         (float)reward_weight);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     batch_release(&b);
@@ -404,8 +414,8 @@ static PyObject *Model_step(ModelObject *self, PyObject *args, PyObject *kwds) {
     PyObject *xs, *ys, *rs;
     const char *objective = "pl", *reward = "cosine";
     double lr, reward_weight = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOd|ssd", kwlist, &xs, &ys, &rs, &lr,
-                                     &objective, &reward, &reward_weight))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOd|ssd", kwlist, &xs, &ys, &rs, &lr, &objective,
+                                     &reward, &reward_weight))
         return NULL;
     if (!(lr >= 0.0) || lr > 3.4e38) {
         PyErr_Format(PyExc_ValueError, "lr must be a finite number >= 0, got %g", lr);
@@ -422,7 +432,7 @@ static PyObject *Model_adam_update(ModelObject *self, PyObject *args, PyObject *
     if (!model_acquire(self)) return NULL;
     ica_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = ica_model_adam_update(self->model, (float)lr, (float)beta1, (float)beta2, (float)eps);
+        st = ica_model_adam_update(self->model, (float)lr, (float)beta1, (float)beta2, (float)eps);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     if (st != ICA_OK) return raise_status(st);
@@ -500,8 +510,9 @@ static PyObject *py_sequence_loss(PyObject *mod, PyObject *args, PyObject *kwds)
     float loss = 0.0f;
     if (dpred) { /* the C core checks the values (finite) and the sizes */
         Py_BEGIN_ALLOW_THREADS
-        st = ica_sequence_loss(&loss, PyArray_DATA(dpred), PyArray_DATA(b.xs), PyArray_DATA(b.ys),
-                               PyArray_DATA(b.rs), b.B, b.N, b.d, objective, reward);
+            st = ica_sequence_loss(&loss, PyArray_DATA(dpred), PyArray_DATA(b.xs),
+                                   PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N, b.d, objective,
+                                   reward);
         Py_END_ALLOW_THREADS
     }
     batch_release(&b);
@@ -516,8 +527,8 @@ static PyObject *py_sequence_loss(PyObject *mod, PyObject *args, PyObject *kwds)
 
 static PyObject *py_sample_tasks(PyObject *mod, PyObject *args, PyObject *kwds) {
     (void)mod;
-    static char *kwlist[] = {"batch_size", "n_points", "n_dims", "seed", "offset",
-                             "reward_noise", NULL};
+    static char *kwlist[] = {"batch_size", "n_points",     "n_dims", "seed",
+                             "offset",     "reward_noise", NULL};
     int B, N, d;
     unsigned long long seed, offset = 0;
     double noise = 0.0;
@@ -540,9 +551,9 @@ static PyObject *py_sample_tasks(PyObject *mod, PyObject *args, PyObject *kwds) 
     if (eps) {
         ica_status st;
         Py_BEGIN_ALLOW_THREADS
-        st = ica_sample_tasks(PyArray_DATA(xs), PyArray_DATA(ys), PyArray_DATA(rs),
-                              PyArray_DATA(rs_true), PyArray_DATA(ystar), PyArray_DATA(eps), B, N,
-                              d, (uint64_t)seed, (uint64_t)offset, noise);
+            st = ica_sample_tasks(PyArray_DATA(xs), PyArray_DATA(ys), PyArray_DATA(rs),
+                                  PyArray_DATA(rs_true), PyArray_DATA(ystar), PyArray_DATA(eps), B,
+                                  N, d, (uint64_t)seed, (uint64_t)offset, noise);
         Py_END_ALLOW_THREADS
         if (st != ICA_OK)
             raise_status(st);
@@ -641,16 +652,16 @@ static PyObject *py_gd_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
     int steps = 50;
     double lr = 0.1;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|idK", kwlist, &xs, &ys, &rs, &t_obj,
-                                     &steps, &lr, &seed))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|idK", kwlist, &xs, &ys, &rs, &t_obj, &steps,
+                                     &lr, &seed))
         return NULL;
     baseline_call c;
     if (!baseline_prepare(xs, "xs", xs, ys, rs, t_obj, &c)) return NULL;
     ica_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = ica_gd_baseline(PyArray_DATA(c.out), PyArray_DATA(c.b.xs), PyArray_DATA(c.b.ys),
-                         PyArray_DATA(c.b.rs), c.t_values, c.b.B, c.b.N, c.b.d, c.n_t, steps,
-                         (float)lr, (uint64_t)seed);
+        st = ica_gd_baseline(PyArray_DATA(c.out), PyArray_DATA(c.b.xs), PyArray_DATA(c.b.ys),
+                             PyArray_DATA(c.b.rs), c.t_values, c.b.B, c.b.N, c.b.d, c.n_t, steps,
+                             (float)lr, (uint64_t)seed);
     Py_END_ALLOW_THREADS
     return baseline_finish(&c, st);
 }
@@ -677,9 +688,9 @@ static PyObject *py_simple_baseline(PyObject *mod, PyObject *args, PyObject *kwd
     if (!baseline_prepare(ys, "ys", NULL, ys, rs, t_obj, &c)) return NULL;
     ica_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = ica_simple_baseline(PyArray_DATA(c.out), PyArray_DATA(c.b.ys), PyArray_DATA(c.b.rs),
-                             c.t_values, c.b.B, c.b.N, c.b.d, c.n_t, (ica_baseline)kind,
-                             (float)temperature);
+        st = ica_simple_baseline(PyArray_DATA(c.out), PyArray_DATA(c.b.ys), PyArray_DATA(c.b.rs),
+                                 c.t_values, c.b.B, c.b.N, c.b.d, c.n_t, (ica_baseline)kind,
+                                 (float)temperature);
     Py_END_ALLOW_THREADS
     return baseline_finish(&c, st);
 }
@@ -739,9 +750,15 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef core_module = {
-    PyModuleDef_HEAD_INIT, "icalign._core",
-    "C core of icalign: model, losses, Adam, task sampler and baselines.", -1, module_methods,
-    NULL, NULL, NULL, NULL};
+    PyModuleDef_HEAD_INIT,
+    "icalign._core",
+    "C core of icalign: model, losses, Adam, task sampler and baselines.",
+    -1,
+    module_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL};
 
 PyMODINIT_FUNC PyInit__core(void) {
     import_array();

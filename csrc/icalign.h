@@ -94,8 +94,8 @@ const ica_config *ica_model_config(const ica_model *model);
 /* The parameter table, in SPEC order. Tensor i lives at
  * params[offset .. offset + numel) of the arena; offsets are 64-byte aligned. */
 int ica_model_num_tensors(const ica_model *model);
-ica_status ica_model_tensor_info(const ica_model *model, const char **name, int *ndim,
-                                 int shape[2], size_t *offset, int index);
+ica_status ica_model_tensor_info(const ica_model *model, const char **name, int *ndim, int shape[2],
+                                 size_t *offset, int index);
 size_t ica_model_arena_size(const ica_model *model); /* floats per arena slice */
 float *ica_model_params(ica_model *model);
 float *ica_model_grads(ica_model *model);
@@ -111,19 +111,17 @@ ica_status ica_model_forward(ica_model *model, float *pred, float *rhat, const f
 
 /* Forward, alignment loss (+ reward_weight * reward-head MSE), backward; the
  * gradient lands in ica_model_grads(). Needs N >= 3. */
-ica_status ica_model_loss_and_grad(ica_model *model, float *loss, const float *xs,
-                                   const float *ys, const float *rs, int B, int N,
-                                   ica_objective objective, ica_reward reward,
-                                   float reward_weight);
+ica_status ica_model_loss_and_grad(ica_model *model, float *loss, const float *xs, const float *ys,
+                                   const float *rs, int B, int N, ica_objective objective,
+                                   ica_reward reward, float reward_weight);
 
 /* One bias-corrected Adam update (no weight decay) from the stored gradient. */
-ica_status ica_model_adam_update(ica_model *model, float lr, float beta1, float beta2,
-                                 float eps);
+ica_status ica_model_adam_update(ica_model *model, float lr, float beta1, float beta2, float eps);
 
 /* loss_and_grad followed by adam_update: one training step, no allocation. */
 ica_status ica_model_step(ica_model *model, float *loss, const float *xs, const float *ys,
-                          const float *rs, int B, int N, ica_objective objective,
-                          ica_reward reward, float reward_weight, float lr);
+                          const float *rs, int B, int N, ica_objective objective, ica_reward reward,
+                          float reward_weight, float lr);
 
 /* ----------------------------------------------------------------- losses */
 
@@ -165,8 +163,7 @@ typedef enum {
 
 /* out (B, n_t, d): the baseline's answer from examples 0..t-1 of each task. */
 ica_status ica_simple_baseline(float *out, const float *ys, const float *rs, const int *t_values,
-                               int B, int N, int d, int n_t, ica_baseline kind,
-                               float temperature);
+                               int B, int N, int d, int n_t, ica_baseline kind, float temperature);
 
 #ifdef __cplusplus
 }

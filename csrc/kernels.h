@@ -86,9 +86,9 @@ typedef struct {
     int gemm_mr, gemm_nr; /* register tile: rows x columns */
     /* c (mr,nr; row stride ldc) = [cin] + [bias] + sum_p A(i,p) b[p*ldb + j],
      * A(i,p) = a[i*a_rs + p*a_cs]; cin (row stride ldc) may be c */
-    void (*gemm_tile)(float *c, ptrdiff_t ldc, const float *cin, const float *bias,
-                      const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float *b,
-                      ptrdiff_t ldb, int kc, int mr, int nr);
+    void (*gemm_tile)(float *c, ptrdiff_t ldc, const float *cin, const float *bias, const float *a,
+                      ptrdiff_t a_rs, ptrdiff_t a_cs, const float *b, ptrdiff_t ldb, int kc, int mr,
+                      int nr);
     /* sum (n <= gemm_nr) [+]= column sums of x (rows, n; row stride ld) */
     void (*colsum)(float *sum, const float *x, ptrdiff_t ld, int rows, int n, int accumulate);
     /* xt (hs, ldt) = transpose of T rows x + t*ld of hs floats; columns
@@ -98,8 +98,8 @@ typedef struct {
      * P = softmax(scale * scores) or scale * scores (linear), 0 past visible;
      * dS = scale * (P * (dP - rowsum(P * dP)) or dP), in place on dP */
     void (*softmax_rows)(float *P, int ld, int T, int causal, float scale, int softmax);
-    void (*softmax_backward_rows)(float *dS, const float *P, int ld, int T, int causal,
-                                  float scale, int softmax);
+    void (*softmax_backward_rows)(float *dS, const float *P, int ld, int T, int causal, float scale,
+                                  int softmax);
     void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
                               const float *w, const float *b, int rows, int C, float eps);
     void (*layernorm_apply)(float *out, const float *inp, const float *mean, const float *rstd,
@@ -117,8 +117,7 @@ typedef struct {
      * once (losses.c) */
     int pl_lanes;
     void (*pl_cosine_lanes)(double *loss, float *dpred, double *work, const float *pred,
-                            const float *ys, const float *rs, int nseq, int N, int d,
-                            double scale);
+                            const float *ys, const float *rs, int nseq, int N, int d, double scale);
 } ica_vector_kernels;
 
 extern const ica_vector_kernels ica_vk_scalar;
@@ -204,9 +203,8 @@ void matmul_backward_weight(const ica_ctx *ctx, float *dweight, float *dbias, co
 size_t layernorm_scratch_floats(int rows, int C);
 
 /* out (rows,C) = (inp - mean) * rstd * weight + bias; saves mean, rstd (rows). */
-void layernorm_forward(const ica_ctx *ctx, float *out, float *mean, float *rstd,
-                       const float *inp, const float *weight, const float *bias, int rows,
-                       int C);
+void layernorm_forward(const ica_ctx *ctx, float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int rows, int C);
 /* Recompute out from inp and the saved statistics, bit-identical to forward. */
 void layernorm_apply(const ica_ctx *ctx, float *out, const float *inp, const float *mean,
                      const float *rstd, const float *weight, const float *bias, int rows, int C);
@@ -258,9 +256,9 @@ double prefix_loss(double *dyhat, double *work, const float *yhat, const float *
  * training objective) runs ctx->vk->pl_cosine_lanes, several sequences per
  * vector; the other objectives the scalar prefix_loss. */
 void sequence_loss_batch(const ica_ctx *ctx, double *loss, float *dpred, double *per_sequence,
-                         int *int_scratch, double *dbl_scratch, const float *pred,
-                         const float *ys, const float *rs, int B, int N, int d,
-                         ica_objective objective, ica_reward reward);
+                         int *int_scratch, double *dbl_scratch, const float *pred, const float *ys,
+                         const float *rs, int B, int N, int d, ica_objective objective,
+                         ica_reward reward);
 size_t sequence_loss_scratch_doubles(int B, int N, int d);
 
 /* Insert pair index k into order[0..k) (sorted by rs descending, ties by

@@ -29,8 +29,8 @@ static void forward_chunk(const void *arg, size_t index, size_t r0, size_t n) {
 static void apply_chunk(const void *arg, size_t index, size_t r0, size_t n) {
     const ln_args *a = arg;
     (void)index;
-    a->vk->layernorm_apply(a->out + r0 * a->C, a->inp + r0 * a->C, a->mean_in + r0,
-                           a->rstd_in + r0, a->weight, a->bias, (int)n, a->C);
+    a->vk->layernorm_apply(a->out + r0 * a->C, a->inp + r0 * a->C, a->mean_in + r0, a->rstd_in + r0,
+                           a->weight, a->bias, (int)n, a->C);
 }
 
 /* the chunk's partial parameter gradients go to its own slot of scratch */
@@ -43,19 +43,30 @@ static void backward_chunk(const void *arg, size_t index, size_t r0, size_t n) {
                               a->mean_in + r0, a->rstd_in + r0, a->weight, (int)n, C);
 }
 
-void layernorm_forward(const ica_ctx *ctx, float *out, float *mean, float *rstd,
-                       const float *inp, const float *weight, const float *bias, int rows,
-                       int C) {
+void layernorm_forward(const ica_ctx *ctx, float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int rows, int C) {
     /* inp, out (rows,C); mean, rstd (rows); weight, bias (C) */
-    ln_args a = {.vk = ctx->vk, .out = out, .mean = mean, .rstd = rstd, .inp = inp,
-                 .weight = weight, .bias = bias, .C = C};
+    ln_args a = {.vk = ctx->vk,
+                 .out = out,
+                 .mean = mean,
+                 .rstd = rstd,
+                 .inp = inp,
+                 .weight = weight,
+                 .bias = bias,
+                 .C = C};
     ica_parallel_chunks(ctx, forward_chunk, &a, (size_t)rows, LN_CHUNK);
 }
 
 void layernorm_apply(const ica_ctx *ctx, float *out, const float *inp, const float *mean,
                      const float *rstd, const float *weight, const float *bias, int rows, int C) {
-    ln_args a = {.vk = ctx->vk, .out = out, .inp = inp, .mean_in = mean, .rstd_in = rstd,
-                 .weight = weight, .bias = bias, .C = C};
+    ln_args a = {.vk = ctx->vk,
+                 .out = out,
+                 .inp = inp,
+                 .mean_in = mean,
+                 .rstd_in = rstd,
+                 .weight = weight,
+                 .bias = bias,
+                 .C = C};
     ica_parallel_chunks(ctx, apply_chunk, &a, (size_t)rows, LN_CHUNK);
 }
 
@@ -65,8 +76,15 @@ void layernorm_backward(const ica_ctx *ctx, float *dinp, float *dweight, float *
     /* dinp (rows,C) += ...; dweight, dbias (C) [+]=. The parameter
      * gradients are summed per chunk of LN_CHUNK rows, then the chunk partials
      * in chunk order: the same order on any number of threads. */
-    ln_args a = {.vk = ctx->vk, .out = dinp, .scratch = scratch, .dout = dout, .inp = inp,
-                 .mean_in = mean, .rstd_in = rstd, .weight = weight, .C = C};
+    ln_args a = {.vk = ctx->vk,
+                 .out = dinp,
+                 .scratch = scratch,
+                 .dout = dout,
+                 .inp = inp,
+                 .mean_in = mean,
+                 .rstd_in = rstd,
+                 .weight = weight,
+                 .C = C};
     ica_parallel_chunks(ctx, backward_chunk, &a, (size_t)rows, LN_CHUNK);
     int n_chunks = (rows + LN_CHUNK - 1) / LN_CHUNK;
     if (!accumulate)

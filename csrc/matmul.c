@@ -12,15 +12,15 @@
 #include <string.h>
 
 #define ROW_BLOCK_TILES 16 /* row tiles per work item: one block covers a 2-sequence chunk */
-#define WGRAD_CHUNK 128   /* rows of inp/dout per pass of the weight gradient */
+#define WGRAD_CHUNK 128    /* rows of inp/dout per pass of the weight gradient */
 
 /* c (M, N; row stride ldc) = ([cin] + [bias] + A (M, kc) @ b (kc, N; row stride
- * ldb)) [* scale (M, N; row stride ldc)], A rows a + m * lda. Parallel over blocks of rows; within a block the
- * columns go panel by panel so a (kc, NR) panel of b stays in L1 while the
- * block's rows pass over it. */
-static void gemm_rows(const ica_ctx *ctx, float *c, ptrdiff_t ldc, const float *cin,
-                      const float *a, ptrdiff_t lda, const float *scale, const float *b,
-                      ptrdiff_t ldb, const float *bias, int M, int N, int kc) {
+ * ldb)) [* scale (M, N; row stride ldc)], A rows a + m * lda. Parallel over blocks of rows; within
+ * a block the columns go panel by panel so a (kc, NR) panel of b stays in L1 while the block's rows
+ * pass over it. */
+static void gemm_rows(const ica_ctx *ctx, float *c, ptrdiff_t ldc, const float *cin, const float *a,
+                      ptrdiff_t lda, const float *scale, const float *b, ptrdiff_t ldb,
+                      const float *bias, int M, int N, int kc) {
     const ica_vector_kernels *k = ctx->vk;
     const int MR = k->gemm_mr, NR = k->gemm_nr, MB = MR * ROW_BLOCK_TILES;
     const int blocks = (M + MB - 1) / MB;

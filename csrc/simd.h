@@ -12,13 +12,14 @@
  * vocabulary: vec, VW (lanes), ISA(name) (per-ISA symbol), vzero, vset1, vload,
  * vstore, vload_n / vstore_n (first n lanes, 0 <= n <= VW: never touch memory
  * past p + n; vload_nfill puts `fill` in the other lanes; vkeep_n zeroes
- * lanes >= n of a register), vtranspose (a VW x VW block), vadd, vsub, vmul, vdiv, vmax, vmin, vfma(a, b, c) = a * b + c (fused
- * on the vector paths), vsum / vhmax (horizontal, in a fixed lane order), vsqrt,
- * vrcp, vexp2.
+ * lanes >= n of a register), vtranspose (a VW x VW block), vadd, vsub, vmul, vdiv, vmax, vmin,
+ * vfma(a, b, c) = a * b + c (fused on the vector paths), vsum / vhmax (horizontal, in a fixed lane
+ * order), vsqrt, vrcp, vexp2.
  *
  * Doubles (the PL loss): vecd with VWD lanes, vd_set1/load/store/add/sub/mul/
  * div/fma/sqrt/max, vd_lt / vd_le (masks) and vd_sel(mask, a, b), vd_split
- * (x = mant 2^exp), vd_rcp (1/x, full precision), vd_lanes (one float from each of VWD strided rows).
+ * (x = mant 2^exp), vd_rcp (1/x, full precision), vd_lanes (one float from each of VWD strided
+ * rows).
  *
  * vexp2 (vector paths): 2^x = 2^n 2^f, n = round(x), |f| <= 1/2, 2^f by its
  * degree-6 Taylor polynomial (relative error < 1.3e-7), times 2^n (scalef on
@@ -96,17 +97,21 @@ static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, 
                                    int rows, int cols) {
     __m512 r[16], t[16];
     for (int i = 0; i < 16; i++)
-        r[i] = i < rows ? _mm512_maskz_loadu_ps(ISA(lanes)(cols), src + i * lds)
-                        : _mm512_setzero_ps();
+        r[i] =
+            i < rows ? _mm512_maskz_loadu_ps(ISA(lanes)(cols), src + i * lds) : _mm512_setzero_ps();
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
     for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i] = _mm512_castpd_ps(
+            _mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(
+            _mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(
+            _mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(
+            _mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
     }
     for (int h = 0; h < 16; h += 8)
         for (int i = 0; i < 4; i++) {
@@ -332,7 +337,7 @@ static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, 
     for (int i = 0; i < cols; i++)
         for (int l = 0; l < 4; l++) dst[i * ldd + l] = l < rows ? src[l * lds + i] : 0.0f;
 }
-static inline vec ISA(vround)(vec v) { /* to nearest, |v| < 2^22 (vexp2's range) */
+static inline vec ISA(vround)(vec v) {         /* to nearest, |v| < 2^22 (vexp2's range) */
     const vec magic = ISA(vset1)(12582912.0f); /* 1.5 * 2^23 */
     return (v + magic) - magic;
 }

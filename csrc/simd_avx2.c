@@ -1,6 +1,6 @@
-/* The avx2 build of the vector kernels (simd_kernels.h): AVX2 + FMA (ymm): 6 x 16 GEMM register tile.
- * Only this file is compiled for the ISA (target pragma, no -m flags), and
- * ica_vk() selects its table only when the CPU has the features. */
+/* The avx2 build of the vector kernels (simd_kernels.h): AVX2 + FMA (ymm): 6 x 16 GEMM register
+ * tile. Only this file is compiled for the ISA (target pragma, no -m flags), and ica_vk() selects
+ * its table only when the CPU has the features. */
 #include "kernels.h"
 
 #if ICA_X86_DISPATCH

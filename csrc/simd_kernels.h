@@ -59,10 +59,10 @@ ALWAYS_INLINE int ISA(lane_count)(int n, int j) {
  * The tile is compiled for every vector count nv = ceil(nr / VW) <= GEMM_NV
  * (and for full / masked last vectors), so narrow tiles (the hs-wide and
  * causal ones of attention) run only the FMAs they need. */
-ALWAYS_INLINE void ISA(gemm_tile_impl)(float *c, ptrdiff_t ldc, const float *cin,
-                                       const float *bias, const float *a, ptrdiff_t a_rs,
-                                       ptrdiff_t a_cs, const float *b, ptrdiff_t ldb, int kc,
-                                       int mr, int nr, const int nv, const int full) {
+ALWAYS_INLINE void ISA(gemm_tile_impl)(float *c, ptrdiff_t ldc, const float *cin, const float *bias,
+                                       const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs,
+                                       const float *b, ptrdiff_t ldb, int kc, int mr, int nr,
+                                       const int nv, const int full) {
     vec acc[GEMM_MR][GEMM_NV];
     const float *row[GEMM_MR];
     const int last = nr - (nv - 1) * VW; /* lanes of the last vector */
@@ -137,8 +137,7 @@ static void ISA(gemm_tile)(float *c, ptrdiff_t ldc, const float *cin, const floa
 /* sum (n) = [sum +] column sums of x (rows x n, row stride ld), n <= NR: the
  * bias gradient. Two interleaved row streams hide the add latency; the order
  * (evens, odds, then their sum, then + sum) is fixed by `rows`. */
-static void ISA(colsum)(float *sum, const float *x, ptrdiff_t ld, int rows, int n,
-                        int accumulate) {
+static void ISA(colsum)(float *sum, const float *x, ptrdiff_t ld, int rows, int n, int accumulate) {
     vec even[GEMM_NV], odd[GEMM_NV];
     int cnt[GEMM_NV];
 #pragma GCC unroll 16
@@ -268,9 +267,8 @@ static void ISA(softmax_backward_rows)(float *dS, const float *P, int ld, int T,
 /* rows of (C): out = (x - mean) * rstd * weight + bias from saved statistics:
  * the forward pass's own output code, so the backward recompute is
  * bit-identical. */
-static void ISA(layernorm_apply)(float *out, const float *inp, const float *mean,
-                                 const float *rstd, const float *w, const float *b, int rows,
-                                 int C) {
+static void ISA(layernorm_apply)(float *out, const float *inp, const float *mean, const float *rstd,
+                                 const float *w, const float *b, int rows, int C) {
     for (int r = 0; r < rows; r++) {
         const float *x = inp + (size_t)r * C;
         float *o = out + (size_t)r * C;
@@ -316,8 +314,8 @@ static void ISA(layernorm_forward)(float *out, float *mean, float *rstd, const f
             }
             rstd[r] = 1.0f / sqrtf(vsum(q) / (float)C + eps);
         }
-        ISA(layernorm_apply)(out + (size_t)r0 * C, inp + (size_t)r0 * C, mean + r0, rstd + r0, w,
-                             b, r1 - r0, C);
+        const size_t at = (size_t)r0 * C;
+        ISA(layernorm_apply)(out + at, inp + at, mean + r0, rstd + r0, w, b, r1 - r0, C);
     }
 }
 
@@ -349,8 +347,8 @@ static void ISA(layernorm_backward)(float *dinp, float *pw, float *pb, const flo
             vec accw = vload_n(pw + c, n), accb = vload_n(pb + c, n);
             for (int r = r0; r < r1; r++) {
                 vec gv = vload_n(dout + (size_t)r * C + c, n);
-                vec norm = vmul(vsub(vload_n(inp + (size_t)r * C + c, n), vset1(mean[r])),
-                                vset1(rstd[r]));
+                vec norm =
+                    vmul(vsub(vload_n(inp + (size_t)r * C + c, n), vset1(mean[r])), vset1(rstd[r]));
                 accw = vfma(norm, gv, accw);
                 accb = vadd(accb, gv);
             }
@@ -426,8 +424,8 @@ static void ISA(mul_inplace)(float *x, const float *y, size_t n) {
 
 /* m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
  * p -= step_size * m / (sqrt(v) / bc2_sqrt + eps), over n floats. */
-static void ISA(adam)(float *params, float *m, float *v, const float *grads, size_t n,
-                      float beta1, float beta2, float eps, float step_size, float bc2_sqrt) {
+static void ISA(adam)(float *params, float *m, float *v, const float *grads, size_t n, float beta1,
+                      float beta2, float eps, float step_size, float bc2_sqrt) {
     vec b1 = vset1(beta1), c1 = vset1(1.0f - beta1), b2 = vset1(beta2), c2 = vset1(1.0f - beta2);
     vec e = vset1(eps), ss = vset1(step_size), bc = vset1(bc2_sqrt);
     for (size_t i = 0; i < n; i += VW) {
@@ -464,9 +462,19 @@ static void ISA(adam)(float *params, float *m, float *v, const float *grads, siz
 /* e^x for |x| <= 1 (cosine scores): (Taylor_12(x / 4))^4, relative error
  * < 1e-15. */
 ALWAYS_INLINE vecd ISA(exp_unit)(vecd x) {
-    static const double inv_fact[13] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120,
-                                        1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
-                                        1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600};
+    static const double inv_fact[13] = {1.0,
+                                        1.0,
+                                        1.0 / 2,
+                                        1.0 / 6,
+                                        1.0 / 24,
+                                        1.0 / 120,
+                                        1.0 / 720,
+                                        1.0 / 5040,
+                                        1.0 / 40320,
+                                        1.0 / 362880,
+                                        1.0 / 3628800,
+                                        1.0 / 39916800,
+                                        1.0 / 479001600};
     vecd r = vd_mul(x, vd_set1(0.25)), p = vd_set1(inv_fact[12]);
     for (int i = 11; i >= 0; i--) p = vd_fma(p, r, vd_set1(inv_fact[i]));
     p = vd_mul(p, p);
@@ -490,13 +498,13 @@ static void ISA(pl_cosine_lanes)(double *loss, float *dpred, double *work, const
                                  const float *ys, const float *rs, int nseq, int N, int d,
                                  double scale) {
     enum { L = VWD };
-    const double eps = 1e-8; /* cosine norms are clamped below at this value */
+    const double eps = 1e-8;              /* cosine norms are clamped below at this value */
     double *U = work;                     /* (N, d, L) responses / |response|, ranked */
     double *rank = U + (size_t)N * d * L; /* (N, L) pair index at each rank */
     double *sv = rank + (size_t)N * L, *ev = sv + (size_t)N * L, *Sv = ev + (size_t)N * L;
     double *yn = Sv + (size_t)N * L, *yraw = yn + (size_t)d * L; /* (d, L) each */
-    double *A = yraw + (size_t)d * L;                               /* (d, L) */
-    double *rv = A + (size_t)d * L;                                 /* (N, L) rewards */
+    double *A = yraw + (size_t)d * L;                            /* (d, L) */
+    double *rv = A + (size_t)d * L;                              /* (N, L) rewards */
     double tmp[L], lane[L];
     const vecd one = vd_set1(1.0), zero = vd_set1(0.0), veps = vd_set1(eps);
     /* rank of pair k: pairs with a larger reward, or an equal one and a lower
@@ -592,7 +600,8 @@ static void ISA(pl_cosine_lanes)(double *loss, float *dpred, double *work, const
             vecd g = vd_sub(vd_mul(vd_load(A + (size_t)i * L), inv_na),
                             vd_mul(Cr, vd_load(yraw + (size_t)i * L)));
             vd_store(lane, vd_mul(vs, g));
-            for (int l = 0; l < nseq && l < L; l++) dpred[((size_t)l * N + n) * d + i] = (float)lane[l];
+            for (int l = 0; l < nseq && l < L; l++)
+                dpred[((size_t)l * N + n) * d + i] = (float)lane[l];
         }
     }
     double pr[L], ex[L], ls[L];

@@ -12,8 +12,7 @@ ica_status ica_sample_tasks(float *xs, float *ys, float *rs, float *rs_true, flo
         return ica_fail(ICA_ERR_ARGUMENT,
                         "batch_size, n_points and n_dims must be >= 1, got %d, %d, %d", B, N, d);
     if (!(reward_noise >= 0.0 && reward_noise <= 1.0))
-        return ica_fail(ICA_ERR_ARGUMENT, "reward_noise must lie in [0, 1], got %g",
-                        reward_noise);
+        return ica_fail(ICA_ERR_ARGUMENT, "reward_noise must lie in [0, 1], got %g", reward_noise);
     size_t n;
     ica_status st;
     if ((st = ica_check_size(&n, "xs", B, N, d)) != ICA_OK ||
