@@ -6,7 +6,6 @@
  *   16  AVX-512 (F, DQ, VL, BW) + FMA, zmm registers
  *    8  AVX2 + FMA, ymm registers
  *    4  portable C with GCC/clang vector extensions (SSE2 / NEON baseline)
- *    1  plain C (other compilers), libm exp2
  * inside a `#pragma GCC target` region for that ISA (see simd_avx512.c etc.).
  *
  * vocabulary: vec, VW (lanes), ISA(name) (per-ISA symbol), vzero, vset1, vload,
@@ -21,13 +20,13 @@
  * (x = mant 2^exp), vd_rcp (1/x, full precision), vd_lanes (one float from each of VWD strided
  * rows).
  *
- * vexp2 (vector paths): 2^x = 2^n 2^f, n = round(x), |f| <= 1/2, 2^f by its
- * degree-6 Taylor polynomial (relative error < 1.3e-7), times 2^n (scalef on
- * AVX-512, exponent bits on AVX2); x clamped to [-126, 127], so 2^x never
- * overflows and bottoms out at 1.2e-38. Callers fold log2(e) into their own
- * constants (one multiply fewer than a natural exp). The scalar path uses
- * libm exp2f. vrcp (vector paths): hardware estimate (14 / 12 bits) refined
- * by one Newton step.
+ * vexp2: 2^x = 2^n 2^f, n = round(x), |f| <= 1/2, 2^f by its degree-6 Taylor
+ * polynomial (relative error < 1.3e-7), times 2^n (scalef on AVX-512,
+ * exponent bits otherwise); x clamped to [-126, 127], so 2^x never overflows
+ * and bottoms out at 1.2e-38. Callers fold log2(e) into their own constants
+ * (one multiply fewer than a natural exp). vrcp: on AVX-512 and AVX2 the
+ * hardware estimate (14 / 12 bits) refined by one Newton step; on the
+ * portable path an exact division.
  */
 #undef VW
 #undef VWD
@@ -386,74 +385,10 @@ static inline vecd ISA(vd_split)(vecd x, vecd *mant) {
     return e;
 }
 
-#elif SIMD_WIDTH == 1
-#include <math.h>
-#define VW 1
-#define ISA(name) ISA_CAT(name, scalar)
-typedef float vec;
-static inline vec ISA(vzero)(void) { return 0.0f; }
-static inline vec ISA(vset1)(float x) { return x; }
-static inline vec ISA(vload)(const float *p) { return *p; }
-static inline void ISA(vstore)(float *p, vec v) { *p = v; }
-static inline vec ISA(vload_n)(const float *p, int n) { return n > 0 ? *p : 0.0f; }
-static inline void ISA(vstore_n)(float *p, vec v, int n) {
-    if (n > 0) *p = v;
-}
-static inline vec ISA(vadd)(vec a, vec b) { return a + b; }
-static inline vec ISA(vsub)(vec a, vec b) { return a - b; }
-static inline vec ISA(vmul)(vec a, vec b) { return a * b; }
-static inline vec ISA(vdiv)(vec a, vec b) { return a / b; }
-static inline vec ISA(vmax)(vec a, vec b) { return a > b ? a : b; }
-static inline vec ISA(vmin)(vec a, vec b) { return a < b ? a : b; }
-/* not fused: a libm fmaf without hardware FMA would be slow, and this path is
- * the plain-C one */
-static inline vec ISA(vfma)(vec a, vec b, vec c) { return a * b + c; }
-static inline vec ISA(vsqrt)(vec a) { return sqrtf(a); }
-static inline float ISA(vsum)(vec v) { return v; }
-static inline float ISA(vhmax)(vec v) { return v; }
-static inline vec ISA(vrcp)(vec d) { return 1.0f / d; }
-static inline vec ISA(vkeep_n)(vec v, int n) { return n > 0 ? v : 0.0f; }
-static inline vec ISA(vload_nfill)(const float *p, int n, float fill) { return n > 0 ? *p : fill; }
-static inline void ISA(vtranspose)(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds,
-                                   int rows, int cols) {
-    (void)ldd, (void)lds;
-    if (cols > 0) *dst = rows > 0 ? *src : 0.0f;
-}
-static inline vec ISA(vexp2)(vec x) { return exp2f(x); }
-
-/* doubles: one lane */
-#define VWD 1
-typedef double vecd;
-typedef int vmaskd;
-static inline vecd ISA(vd_set1)(double x) { return x; }
-static inline vecd ISA(vd_load)(const double *p) { return *p; }
-static inline void ISA(vd_store)(double *p, vecd v) { *p = v; }
-static inline vecd ISA(vd_add)(vecd a, vecd b) { return a + b; }
-static inline vecd ISA(vd_sub)(vecd a, vecd b) { return a - b; }
-static inline vecd ISA(vd_mul)(vecd a, vecd b) { return a * b; }
-static inline vecd ISA(vd_div)(vecd a, vecd b) { return a / b; }
-static inline vecd ISA(vd_fma)(vecd a, vecd b, vecd c) { return a * b + c; }
-static inline vecd ISA(vd_lanes)(const float *p, ptrdiff_t stride, int n) {
-    (void)stride, (void)n;
-    return (double)p[0];
-}
-static inline vecd ISA(vd_sqrt)(vecd a) { return sqrt(a); }
-static inline vecd ISA(vd_rcp)(vecd a) { return 1.0 / a; }
-static inline vecd ISA(vd_max)(vecd a, vecd b) { return a > b ? a : b; }
-static inline vmaskd ISA(vd_lt)(vecd a, vecd b) { return a < b; }
-static inline vmaskd ISA(vd_le)(vecd a, vecd b) { return a <= b; }
-static inline vecd ISA(vd_sel)(vmaskd m, vecd a, vecd b) { return m ? a : b; }
-static inline vecd ISA(vd_split)(vecd x, vecd *mant) {
-    int e;
-    *mant = 2.0 * frexp(x, &e); /* frexp: [0.5, 1) */
-    return (double)(e - 1);
-}
-
 #else
-#error "SIMD_WIDTH must be 16, 8 or 1"
+#error "SIMD_WIDTH must be 16, 8 or 4"
 #endif
 
-#if SIMD_WIDTH > 1
 /* 2^x: n = round(x), f = x - n in [-1/2, 1/2], 2^f by its degree-6 Taylor
  * polynomial (relative error < 1.3e-7), times 2^n; x clamped to [-126, 127]. */
 static inline vec ISA(vexp2)(vec x) {
@@ -468,4 +403,3 @@ static inline vec ISA(vexp2)(vec x) {
     p = ISA(vfma)(p, f, ISA(vset1)(1.0f));
     return ISA(vscale2)(p, n);
 }
-#endif

@@ -12,6 +12,9 @@
 
 #define NR (GEMM_NV * VW) /* columns of the register tile */
 
+/* Short names of the simd.h primitives: vadd is ISA(vadd), defined in simd.h
+ * as "ISA(vadd)" and compiled as vadd_avx512, vadd_avx2, vadd_scalar (the
+ * same scheme as the kernels below; see the index in kernels.h). */
 #define vzero ISA(vzero)
 #define vset1 ISA(vset1)
 #define vload ISA(vload)
@@ -129,7 +132,8 @@ static void ISA(gemm_tile)(float *c, ptrdiff_t ldc, const float *cin, const floa
 #if GEMM_NV >= 4
         GEMM_CASE(4)
 #endif
-    default: break;
+    default: /* the drivers never ask for more than GEMM_NV vectors */
+        ica_internal_error(__FILE__, __LINE__, "gemm_tile: nr <= GEMM_NV * VW");
     }
 #undef GEMM_CASE
 }
@@ -379,7 +383,7 @@ static void ISA(layernorm_backward)(float *dinp, float *pw, float *pb, const flo
  * element. gelu'(x) = s + x s (1 - s) (2y)' with 1 - s = e s (no cancellation
  * for large x). Measured against double precision on a dense grid of
  * [-10, 10] (bench_kernels prints it): |gelu error| <= 2.3e-7 max(1, |x|),
- * |gelu' error| <= 3.2e-7 on all three paths (the scalar one uses libm exp2f
+ * |gelu' error| <= 3.2e-7 on all three paths (the portable one divides exactly
  * and an exact division). */
 #define GELU_T0 -2.3022081981f /* -2 sqrt(2/pi) log2(e) */
 #define GELU_T1 -0.1029432396f /* -2 sqrt(2/pi) 0.044715 log2(e) */
@@ -462,19 +466,11 @@ static void ISA(adam)(float *params, float *m, float *v, const float *grads, siz
 /* e^x for |x| <= 1 (cosine scores): (Taylor_12(x / 4))^4, relative error
  * < 1e-15. */
 ALWAYS_INLINE vecd ISA(exp_unit)(vecd x) {
-    static const double inv_fact[13] = {1.0,
-                                        1.0,
-                                        1.0 / 2,
-                                        1.0 / 6,
-                                        1.0 / 24,
-                                        1.0 / 120,
-                                        1.0 / 720,
-                                        1.0 / 5040,
-                                        1.0 / 40320,
-                                        1.0 / 362880,
-                                        1.0 / 3628800,
-                                        1.0 / 39916800,
-                                        1.0 / 479001600};
+    /* clang-format off */
+    static const double inv_fact[13] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120,
+                                        1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
+                                        1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600};
+    /* clang-format on */
     vecd r = vd_mul(x, vd_set1(0.25)), p = vd_set1(inv_fact[12]);
     for (int i = 11; i >= 0; i--) p = vd_fma(p, r, vd_set1(inv_fact[i]));
     p = vd_mul(p, p);
@@ -492,122 +488,194 @@ ALWAYS_INLINE vecd ISA(exp_unit)(vecd x) {
  *   dL/ds_j = e^{s_j} sum_{i <= j} 1/S_i - 1,
  * and sum_i log S_i is one running product per lane, renormalised by its
  * exponent (one log per sequence at the end).
- * loss[l]: the sequence's summed loss (unscaled); dpred rows of the real lanes
- * receive scale * dL/dpred (rows 0, 1 zero). work: see losses.c. */
-static void ISA(pl_cosine_lanes)(double *loss, float *dpred, double *work, const float *pred,
-                                 const float *ys, const float *rs, int nseq, int N, int d,
-                                 double scale) {
+ *
+ * The phases below are the steps of pl_cosine_lanes, in order: rank the
+ * responses once; then per prediction n: normalise it, sweep the ranks worst
+ * first (scores, suffix sums, the running product), sweep them best first
+ * (dL/ds), accumulate A = sum_j g_j u_j, store dL/dyhat. */
+
+/* The work arrays, each with L = VWD lanes innermost (losses.c sizes them). */
+typedef struct {
+    double *U;             /* (N, d, L) responses / |response|, at their rank */
+    double *rank;          /* (N, L) pair index at each rank */
+    double *sv, *ev, *Sv;  /* (N, L) scores; exps, then dL/ds; suffix sums */
+    double *yn, *yraw, *A; /* (d, L) normalised and raw prediction; A */
+    double *rv;            /* (N, L) rewards */
+} pl_work;
+
+/* The running sum_i log S_i - sum_i s_i of each lane: prod 2^expo + lsum. */
+typedef struct {
+    vecd lsum, prod, expo;
+} pl_loss_acc;
+
+ALWAYS_INLINE pl_work ISA(pl_carve)(double *work, int N, int d) {
     enum { L = VWD };
-    const double eps = 1e-8;              /* cosine norms are clamped below at this value */
-    double *U = work;                     /* (N, d, L) responses / |response|, ranked */
-    double *rank = U + (size_t)N * d * L; /* (N, L) pair index at each rank */
-    double *sv = rank + (size_t)N * L, *ev = sv + (size_t)N * L, *Sv = ev + (size_t)N * L;
-    double *yn = Sv + (size_t)N * L, *yraw = yn + (size_t)d * L; /* (d, L) each */
-    double *A = yraw + (size_t)d * L;                            /* (d, L) */
-    double *rv = A + (size_t)d * L;                              /* (N, L) rewards */
+    pl_work w;
+    w.U = work;
+    w.rank = w.U + (size_t)N * d * L;
+    w.sv = w.rank + (size_t)N * L;
+    w.ev = w.sv + (size_t)N * L;
+    w.Sv = w.ev + (size_t)N * L;
+    w.yn = w.Sv + (size_t)N * L;
+    w.yraw = w.yn + (size_t)d * L;
+    w.A = w.yraw + (size_t)d * L;
+    w.rv = w.A + (size_t)d * L;
+    return w;
+}
+
+/* Phase 1: rank of pair k: pairs with a larger reward, or an equal one and a
+ * lower index, come first (stable), counted with vector compares, no
+ * branches; each response over its norm is scattered to its rank. */
+ALWAYS_INLINE void ISA(pl_rank_responses)(const pl_work *w, const float *ys, const float *rs,
+                                          int nseq, int N, int d, vecd veps) {
+    enum { L = VWD };
+    const vecd one = vd_set1(1.0), zero = vd_set1(0.0);
     double tmp[L], lane[L];
-    const vecd one = vd_set1(1.0), zero = vd_set1(0.0), veps = vd_set1(eps);
-    /* rank of pair k: pairs with a larger reward, or an equal one and a lower
-     * index, come first (stable). Counted with vector compares, no branches. */
-    for (int k = 0; k < N; k++) vd_store(rv + (size_t)k * L, vd_lanes(rs + k, N, nseq));
+    for (int k = 0; k < N; k++) vd_store(w->rv + (size_t)k * L, vd_lanes(rs + k, N, nseq));
     for (int k = 0; k < N; k++) {
-        vecd rk = vd_load(rv + (size_t)k * L), pos = zero;
+        vecd rk = vd_load(w->rv + (size_t)k * L), pos = zero;
         for (int j = 0; j < N; j++) {
-            vecd rj = vd_load(rv + (size_t)j * L);
+            vecd rj = vd_load(w->rv + (size_t)j * L);
             vmaskd before = j < k ? vd_le(rk, rj) : vd_lt(rk, rj);
             pos = vd_add(pos, vd_sel(before, one, zero));
         }
-        /* the response over its norm, then scattered to its rank */
         vecd sq = zero;
         for (int i = 0; i < d; i++) {
             vecd y = vd_lanes(ys + (size_t)k * d + i, (ptrdiff_t)N * d, nseq);
-            vd_store(yn + (size_t)i * L, y);
+            vd_store(w->yn + (size_t)i * L, y);
             sq = vd_fma(y, y, sq);
         }
         vecd inv = vd_div(one, vd_max(vd_sqrt(sq), veps));
         vd_store(tmp, pos);
         for (int i = 0; i < d; i++) {
-            vd_store(lane, vd_mul(vd_load(yn + (size_t)i * L), inv));
-            for (int l = 0; l < L; l++) U[((size_t)tmp[l] * d + i) * L + l] = lane[l];
+            vd_store(lane, vd_mul(vd_load(w->yn + (size_t)i * L), inv));
+            for (int l = 0; l < L; l++) w->U[((size_t)tmp[l] * d + i) * L + l] = lane[l];
         }
-        for (int l = 0; l < L; l++) rank[(size_t)tmp[l] * L + l] = k;
+        for (int l = 0; l < L; l++) w->rank[(size_t)tmp[l] * L + l] = k;
     }
+}
 
-    vecd lsum = zero, prod = one, expo = zero;
-    for (int n = 2; n < N; n++) {
-        /* the prediction over its norm; the clamped norm is constant, and only
-         * then does cos lose its yhat term (radial = 0) */
-        vecd sq = zero;
-        for (int i = 0; i < d; i++) {
-            vecd y = vd_lanes(pred + (size_t)n * d + i, (ptrdiff_t)N * d, nseq);
-            vd_store(yraw + (size_t)i * L, y);
-            sq = vd_fma(y, y, sq);
-        }
-        vecd norm = vd_sqrt(sq), na = vd_max(norm, veps), inv_na = vd_div(one, na);
-        vecd radial = vd_sel(vd_lt(veps, norm), vd_mul(inv_na, inv_na), zero);
+/* Phase 2: prediction n over its norm into yn (raw into yraw); *inv_na =
+ * 1/|yhat| (clamped); *radial = 1/|yhat|^2, or 0 where the norm is clamped
+ * (the clamped norm is constant, and only then does cos lose its yhat term). */
+ALWAYS_INLINE void ISA(pl_normalise_prediction)(const pl_work *w, vecd *inv_na, vecd *radial,
+                                                const float *pred, int n, int nseq, int N, int d,
+                                                vecd veps) {
+    enum { L = VWD };
+    const vecd one = vd_set1(1.0), zero = vd_set1(0.0);
+    vecd sq = zero;
+    for (int i = 0; i < d; i++) {
+        vecd y = vd_lanes(pred + (size_t)n * d + i, (ptrdiff_t)N * d, nseq);
+        vd_store(w->yraw + (size_t)i * L, y);
+        sq = vd_fma(y, y, sq);
+    }
+    vecd norm = vd_sqrt(sq), na = vd_max(norm, veps);
+    *inv_na = vd_div(one, na);
+    *radial = vd_sel(vd_lt(veps, norm), vd_mul(*inv_na, *inv_na), zero);
+    for (int i = 0; i < d; i++)
+        vd_store(w->yn + (size_t)i * L, vd_mul(vd_load(w->yraw + (size_t)i * L), *inv_na));
+}
+
+/* Phase 3: worst rank first: scores (sv), exps (ev), suffix sums (Sv) of the
+ * ranks valid at prefix n (rank < cut), and their product into acc. */
+ALWAYS_INLINE void ISA(pl_suffix_sums)(const pl_work *w, pl_loss_acc *acc, vecd cut, int N, int d) {
+    enum { L = VWD };
+    const vecd one = vd_set1(1.0), zero = vd_set1(0.0);
+    vecd S = zero;
+    for (int p = N - 1; p >= 0; p--) {
+        const double *Up = w->U + (size_t)p * d * L;
+        vecd dot = zero;
         for (int i = 0; i < d; i++)
-            vd_store(yn + (size_t)i * L, vd_mul(vd_load(yraw + (size_t)i * L), inv_na));
-        const vecd cut = vd_set1((double)n);
-        /* worst rank first: scores, exps, suffix sums and their product */
-        vecd S = zero;
-        for (int p = N - 1; p >= 0; p--) {
-            const double *Up = U + (size_t)p * d * L;
-            vecd dot = zero;
-            for (int i = 0; i < d; i++)
-                dot = vd_fma(vd_load(yn + (size_t)i * L), vd_load(Up + (size_t)i * L), dot);
-            vmaskd valid = vd_lt(vd_load(rank + (size_t)p * L), cut);
-            vecd e = vd_sel(valid, ISA(exp_unit)(dot), zero);
-            S = vd_add(S, e);
-            vd_store(sv + (size_t)p * L, dot);
-            vd_store(ev + (size_t)p * L, e);
-            vd_store(Sv + (size_t)p * L, S);
-            prod = vd_mul(prod, vd_sel(valid, S, one));
-            lsum = vd_sub(lsum, vd_sel(valid, dot, zero));
-            if ((p & 15) == 0) { /* S <= N e: keep the product in range */
-                vecd mant, ex = ISA(vd_split)(prod, &mant);
-                prod = mant;
-                expo = vd_add(expo, ex);
-            }
+            dot = vd_fma(vd_load(w->yn + (size_t)i * L), vd_load(Up + (size_t)i * L), dot);
+        vmaskd valid = vd_lt(vd_load(w->rank + (size_t)p * L), cut);
+        vecd e = vd_sel(valid, ISA(exp_unit)(dot), zero);
+        S = vd_add(S, e);
+        vd_store(w->sv + (size_t)p * L, dot);
+        vd_store(w->ev + (size_t)p * L, e);
+        vd_store(w->Sv + (size_t)p * L, S);
+        acc->prod = vd_mul(acc->prod, vd_sel(valid, S, one));
+        acc->lsum = vd_sub(acc->lsum, vd_sel(valid, dot, zero));
+        if ((p & 15) == 0) { /* S <= N e: keep the product in range */
+            vecd mant, ex = ISA(vd_split)(acc->prod, &mant);
+            acc->prod = mant;
+            acc->expo = vd_add(acc->expo, ex);
         }
-        /* best rank first: dL/ds_j (into ev), C = sum_j g_j s_j */
-        vecd R = zero, C = zero;
+    }
+}
+
+/* Phase 4: best rank first: dL/ds_j into ev; returns C = sum_j g_j s_j. */
+ALWAYS_INLINE vecd ISA(pl_score_gradient)(const pl_work *w, vecd cut, int N) {
+    enum { L = VWD };
+    const vecd one = vd_set1(1.0), zero = vd_set1(0.0);
+    vecd R = zero, C = zero;
+    for (int p = 0; p < N; p++) {
+        vmaskd valid = vd_lt(vd_load(w->rank + (size_t)p * L), cut);
+        R = vd_add(R, vd_sel(valid, vd_rcp(vd_load(w->Sv + (size_t)p * L)), zero));
+        vecd g = vd_sel(valid, vd_sub(vd_mul(vd_load(w->ev + (size_t)p * L), R), one), zero);
+        C = vd_fma(g, vd_load(w->sv + (size_t)p * L), C);
+        vd_store(w->ev + (size_t)p * L, g);
+    }
+    return C;
+}
+
+/* Phase 5: A = sum_j g_j u_j, eight dimensions at a time held in registers. */
+ALWAYS_INLINE void ISA(pl_accumulate_A)(const pl_work *w, int N, int d) {
+    enum { L = VWD };
+    const vecd zero = vd_set1(0.0);
+    for (int i0 = 0; i0 < d; i0 += 8) {
+        vecd acc[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) acc[j] = zero;
         for (int p = 0; p < N; p++) {
-            vmaskd valid = vd_lt(vd_load(rank + (size_t)p * L), cut);
-            R = vd_add(R, vd_sel(valid, vd_rcp(vd_load(Sv + (size_t)p * L)), zero));
-            vecd g = vd_sel(valid, vd_sub(vd_mul(vd_load(ev + (size_t)p * L), R), one), zero);
-            C = vd_fma(g, vd_load(sv + (size_t)p * L), C);
-            vd_store(ev + (size_t)p * L, g);
-        }
-        /* A = sum_j g_j u_j, eight dimensions at a time held in registers */
-        for (int i0 = 0; i0 < d; i0 += 8) {
-            vecd acc[8];
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) acc[j] = zero;
-            for (int p = 0; p < N; p++) {
-                const double *Up = U + ((size_t)p * d + i0) * L;
-                vecd g = vd_load(ev + (size_t)p * L);
-#pragma GCC unroll 8
-                for (int j = 0; j < 8; j++)
-                    if (i0 + j < d) acc[j] = vd_fma(g, vd_load(Up + (size_t)j * L), acc[j]);
-            }
+            const double *Up = w->U + ((size_t)p * d + i0) * L;
+            vecd g = vd_load(w->ev + (size_t)p * L);
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++)
-                if (i0 + j < d) vd_store(A + (size_t)(i0 + j) * L, acc[j]);
+                if (i0 + j < d) acc[j] = vd_fma(g, vd_load(Up + (size_t)j * L), acc[j]);
         }
-        /* dL/dyhat = A / |yhat| - C radial yhat, scaled, to the real lanes */
-        vecd vs = vd_set1(scale), Cr = vd_mul(C, radial);
-        for (int i = 0; i < d; i++) {
-            vecd g = vd_sub(vd_mul(vd_load(A + (size_t)i * L), inv_na),
-                            vd_mul(Cr, vd_load(yraw + (size_t)i * L)));
-            vd_store(lane, vd_mul(vs, g));
-            for (int l = 0; l < nseq && l < L; l++)
-                dpred[((size_t)l * N + n) * d + i] = (float)lane[l];
-        }
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            if (i0 + j < d) vd_store(w->A + (size_t)(i0 + j) * L, acc[j]);
+    }
+}
+
+/* Phase 6: dpred row n of the real lanes = scale (A / |yhat| - C radial yhat). */
+ALWAYS_INLINE void ISA(pl_store_gradient)(float *dpred, const pl_work *w, int n, int nseq, int N,
+                                          int d, double scale, vecd inv_na, vecd radial, vecd C) {
+    enum { L = VWD };
+    double lane[L];
+    vecd vs = vd_set1(scale), Cr = vd_mul(C, radial);
+    for (int i = 0; i < d; i++) {
+        vecd g = vd_sub(vd_mul(vd_load(w->A + (size_t)i * L), inv_na),
+                        vd_mul(Cr, vd_load(w->yraw + (size_t)i * L)));
+        vd_store(lane, vd_mul(vs, g));
+        for (int l = 0; l < nseq && l < L; l++) dpred[((size_t)l * N + n) * d + i] = (float)lane[l];
+    }
+}
+
+/* loss[l]: the sequence's summed loss (unscaled); dpred rows of the real lanes
+ * receive scale * dL/dpred (rows 0, 1 zero). work: see losses.c. */
+static void ISA(pl_cosine_lanes)(double *loss, float *dpred, double *work, const float *pred,
+                                 const float *ys, const float *rs, int nseq, int N, int d,
+                                 double scale) {
+    enum { L = VWD };
+    const vecd veps = vd_set1(1e-8); /* cosine norms are clamped below at this value */
+    const pl_work w = ISA(pl_carve)(work, N, d);
+    ISA(pl_rank_responses)(&w, ys, rs, nseq, N, d, veps);
+    pl_loss_acc acc = {vd_set1(0.0), vd_set1(1.0), vd_set1(0.0)};
+    for (int n = 2; n < N; n++) {
+        vecd inv_na, radial;
+        ISA(pl_normalise_prediction)(&w, &inv_na, &radial, pred, n, nseq, N, d, veps);
+        const vecd cut = vd_set1((double)n);
+        ISA(pl_suffix_sums)(&w, &acc, cut, N, d);
+        vecd C = ISA(pl_score_gradient)(&w, cut, N);
+        ISA(pl_accumulate_A)(&w, N, d);
+        ISA(pl_store_gradient)(dpred, &w, n, nseq, N, d, scale, inv_na, radial, C);
     }
     double pr[L], ex[L], ls[L];
-    vd_store(pr, prod);
-    vd_store(ex, expo);
-    vd_store(ls, lsum);
+    vd_store(pr, acc.prod);
+    vd_store(ex, acc.expo);
+    vd_store(ls, acc.lsum);
     for (int l = 0; l < nseq && l < L; l++) {
         loss[l] = log(pr[l]) + ex[l] * 0.69314718055994530942 + ls[l];
         for (int i = 0; i < 2 * d; i++) dpred[(size_t)l * N * d + i] = 0.0f;

@@ -263,8 +263,10 @@ def test_nonfinite_test_survives_fast_math():
             f.write(src)
         exe = os.path.join(tmp, "t")
         build = subprocess.run([cc, "-std=c11", "-O3", "-ffast-math", f"-I{csrc}",
-                                os.path.join(tmp, "t.c"), os.path.join(csrc, "common.c"),
-                                os.path.join(csrc, "simd_scalar.c"), "-lm", "-o", exe],
+                                os.path.join(tmp, "t.c"),
+                                *(os.path.join(csrc, f) for f in ("common.c", "simd_scalar.c",
+                                                                  "simd_avx2.c", "simd_avx512.c")),
+                                "-lm", "-o", exe],
                                capture_output=True, text=True)
         if build.returncode != 0:
             pytest.skip("cannot build the probe: " + build.stderr[-500:])
