@@ -23,15 +23,8 @@ void adam_update(const ica_ctx *ctx, float *params, float *m, float *v, const fl
                  size_t n, float lr, float beta1, float beta2, float eps, int64_t step) {
     double bias_correction1 = 1.0 - pow(beta1, (double)step);
     double bias_correction2 = 1.0 - pow(beta2, (double)step);
-    adam_args a = {.vk = ctx->vk,
-                   .params = params,
-                   .m = m,
-                   .v = v,
-                   .grads = grads,
-                   .beta1 = beta1,
-                   .beta2 = beta2,
-                   .eps = eps,
-                   .step_size = (float)(lr / bias_correction1),
-                   .bc2_sqrt = (float)sqrt(bias_correction2)};
+    float step_size = (float)(lr / bias_correction1);
+    adam_args a = {ctx->vk, params, m,   v,         grads,
+                   beta1,   beta2,  eps, step_size, (float)sqrt(bias_correction2)};
     ica_parallel_chunks(ctx, adam_chunk, &a, n, ICA_ELEMENT_CHUNK);
 }

@@ -11,26 +11,27 @@ size_t layernorm_scratch_floats(int rows, int C) {
     return (size_t)((rows + LN_CHUNK - 1) / LN_CHUNK) * 2 * (size_t)C;
 }
 
-/* The arguments of every LayerNorm call; a chunk of rows reads its rows. */
+/* The arguments of every LayerNorm call; a chunk of rows reads its rows.
+ * out is dinp for the backward pass; mean, rstd are written by the forward
+ * pass, mean_in, rstd_in read by apply and backward. */
 typedef struct {
     const ica_vector_kernels *vk;
-    float *out, *mean, *rstd, *scratch; /* out: dinp for the backward pass */
+    float *out, *mean, *rstd, *scratch;
     const float *dout, *inp, *mean_in, *rstd_in, *weight, *bias;
     int C;
 } ln_args;
 
-static void forward_chunk(const void *arg, size_t index, size_t r0, size_t n) {
+/* forward (statistics computed and saved) or apply (statistics read) */
+static void normalise_chunk(const void *arg, size_t index, size_t r0, size_t n) {
     const ln_args *a = arg;
+    const size_t at = r0 * a->C;
     (void)index;
-    a->vk->layernorm_forward(a->out + r0 * a->C, a->mean + r0, a->rstd + r0, a->inp + r0 * a->C,
-                             a->weight, a->bias, (int)n, a->C, LN_EPS);
-}
-
-static void apply_chunk(const void *arg, size_t index, size_t r0, size_t n) {
-    const ln_args *a = arg;
-    (void)index;
-    a->vk->layernorm_apply(a->out + r0 * a->C, a->inp + r0 * a->C, a->mean_in + r0, a->rstd_in + r0,
-                           a->weight, a->bias, (int)n, a->C);
+    if (a->mean)
+        a->vk->layernorm_forward(a->out + at, a->mean + r0, a->rstd + r0, a->inp + at, a->weight,
+                                 a->bias, (int)n, a->C, LN_EPS);
+    else
+        a->vk->layernorm_apply(a->out + at, a->inp + at, a->mean_in + r0, a->rstd_in + r0,
+                               a->weight, a->bias, (int)n, a->C);
 }
 
 /* the chunk's partial parameter gradients go to its own slot of scratch */
@@ -46,28 +47,14 @@ static void backward_chunk(const void *arg, size_t index, size_t r0, size_t n) {
 void layernorm_forward(const ica_ctx *ctx, float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int rows, int C) {
     /* inp, out (rows,C); mean, rstd (rows); weight, bias (C) */
-    ln_args a = {.vk = ctx->vk,
-                 .out = out,
-                 .mean = mean,
-                 .rstd = rstd,
-                 .inp = inp,
-                 .weight = weight,
-                 .bias = bias,
-                 .C = C};
-    ica_parallel_chunks(ctx, forward_chunk, &a, (size_t)rows, LN_CHUNK);
+    ln_args a = {ctx->vk, out, mean, rstd, NULL, NULL, inp, NULL, NULL, weight, bias, C};
+    ica_parallel_chunks(ctx, normalise_chunk, &a, (size_t)rows, LN_CHUNK);
 }
 
 void layernorm_apply(const ica_ctx *ctx, float *out, const float *inp, const float *mean,
                      const float *rstd, const float *weight, const float *bias, int rows, int C) {
-    ln_args a = {.vk = ctx->vk,
-                 .out = out,
-                 .inp = inp,
-                 .mean_in = mean,
-                 .rstd_in = rstd,
-                 .weight = weight,
-                 .bias = bias,
-                 .C = C};
-    ica_parallel_chunks(ctx, apply_chunk, &a, (size_t)rows, LN_CHUNK);
+    ln_args a = {ctx->vk, out, NULL, NULL, NULL, NULL, inp, mean, rstd, weight, bias, C};
+    ica_parallel_chunks(ctx, normalise_chunk, &a, (size_t)rows, LN_CHUNK);
 }
 
 void layernorm_backward(const ica_ctx *ctx, float *dinp, float *dweight, float *dbias,
@@ -76,15 +63,7 @@ void layernorm_backward(const ica_ctx *ctx, float *dinp, float *dweight, float *
     /* dinp (rows,C) += ...; dweight, dbias (C) [+]=. The parameter
      * gradients are summed per chunk of LN_CHUNK rows, then the chunk partials
      * in chunk order: the same order on any number of threads. */
-    ln_args a = {.vk = ctx->vk,
-                 .out = dinp,
-                 .scratch = scratch,
-                 .dout = dout,
-                 .inp = inp,
-                 .mean_in = mean,
-                 .rstd_in = rstd,
-                 .weight = weight,
-                 .C = C};
+    ln_args a = {ctx->vk, dinp, NULL, NULL, scratch, dout, inp, mean, rstd, weight, NULL, C};
     ica_parallel_chunks(ctx, backward_chunk, &a, (size_t)rows, LN_CHUNK);
     int n_chunks = (rows + LN_CHUNK - 1) / LN_CHUNK;
     if (!accumulate)

@@ -23,11 +23,11 @@ static void forward_grad_chunk(const void *arg, size_t index, size_t i, size_t n
 }
 
 void gelu_forward(const ica_ctx *ctx, float *out, const float *inp, size_t n) {
-    gelu_args a = {.vk = ctx->vk, .out = out, .inp = inp};
+    gelu_args a = {ctx->vk, out, NULL, inp};
     ica_parallel_chunks(ctx, forward_chunk, &a, n, ICA_ELEMENT_CHUNK);
 }
 
 void gelu_forward_grad(const ica_ctx *ctx, float *out, float *grad, const float *inp, size_t n) {
-    gelu_args a = {.vk = ctx->vk, .out = out, .grad = grad, .inp = inp};
+    gelu_args a = {ctx->vk, out, grad, inp};
     ica_parallel_chunks(ctx, forward_grad_chunk, &a, n, ICA_ELEMENT_CHUNK);
 }

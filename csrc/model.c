@@ -109,12 +109,60 @@ static size_t add_tensor(tensor_entry *table, int *count, size_t *cursor, const 
     return offset;
 }
 
-/* *offset = a tensor "h.<l>.<suffix>" of block l (add_tensor). */
-static void layer_tensor(size_t *offset, tensor_entry *table, int *count, size_t *cursor, int l,
-                         const char *suffix, int ndim, int d0, int d1, init_kind init) {
-    char name[MAX_NAME];
-    snprintf(name, sizeof name, "h.%d.%s", l, suffix);
-    *offset = add_tensor(table, count, cursor, name, ndim, d0, d1, init, 0);
+/* The parts of a block, in their order, each a weight and a bias tensor
+ * "h.<l>.<name>.weight" / ".bias": a linear map (weight (in E, out E), bias
+ * (out E), zero) or a LayerNorm (in = 0: weight and bias vectors of out E,
+ * ones and zeros), with the layer_layout fields that keep their offsets. An
+ * architecture option that adds or drops parts selects them in add_block,
+ * and uses them in layer_forward / layer_backward. */
+typedef struct {
+    const char *name;
+    int in, out;
+    init_kind init; /* of the weight */
+    size_t weight, bias;
+} block_part;
+
+#define AT(field) offsetof(layer_layout, field)
+static const block_part ATTENTION_PARTS[] = {
+    {"ln_1", 0, 1, INIT_ONE, AT(ln1_w), AT(ln1_b)},
+    {"attn.c_attn", 1, 3, INIT_NORMAL, AT(qkv_w), AT(qkv_b)},
+    {"attn.c_proj", 1, 1, INIT_NORMAL_PROJ, AT(proj_w), AT(proj_b)},
+};
+static const block_part MLP_PARTS[] = {
+    /* blocks with ffn */
+    {"ln_2", 0, 1, INIT_ONE, AT(ln2_w), AT(ln2_b)},
+    {"mlp.c_fc", 1, 4, INIT_NORMAL, AT(fc_w), AT(fc_b)},
+    {"mlp.c_proj", 4, 1, INIT_NORMAL_PROJ, AT(fcproj_w), AT(fcproj_b)},
+};
+#undef AT
+
+/* The n parts of block l from *count / *cursor on, offsets into *lo. */
+static void add_parts(layer_layout *lo, tensor_entry *table, int *count, size_t *cursor,
+                      const block_part *parts, int n, int l, int E) {
+    for (int i = 0; i < n; i++) {
+        const block_part *p = &parts[i];
+        char name[MAX_NAME];
+        snprintf(name, sizeof name, "h.%d.%s.weight", l, p->name);
+        size_t w =
+            p->in ? add_tensor(table, count, cursor, name, 2, p->in * E, p->out * E, p->init, 0)
+                  : add_tensor(table, count, cursor, name, 1, p->out * E, 0, p->init, 0);
+        snprintf(name, sizeof name, "h.%d.%s.bias", l, p->name);
+        size_t b = add_tensor(table, count, cursor, name, 1, p->out * E, 0, INIT_ZERO, 0);
+        memcpy((char *)lo + p->weight, &w, sizeof w);
+        memcpy((char *)lo + p->bias, &b, sizeof b);
+    }
+}
+
+/* Block l's tensors; records their range and offsets in *lo. */
+static void add_block(layer_layout *lo, tensor_entry *table, int *count, size_t *cursor,
+                      const ica_config *c, int l) {
+    memset(lo, 0, sizeof *lo);
+    lo->first = *count;
+    lo->begin = *cursor;
+    add_parts(lo, table, count, cursor, ATTENTION_PARTS, 3, l, c->n_embd);
+    if (c->ffn) add_parts(lo, table, count, cursor, MLP_PARTS, 3, l, c->n_embd);
+    lo->count = *count - lo->first;
+    lo->end = *cursor;
 }
 
 /* The SPEC section 2 parameter list, in its order. Called once with
@@ -129,30 +177,8 @@ static void build_layout(ica_model *m, tensor_entry *table) {
         add_tensor(table, &count, &cursor, "read_in.bias", 1, E, 0, INIT_UNIFORM_FAN_IN, d);
     m->wpe = add_tensor(table, &count, &cursor, "wpe", 2, 3 * c->n_points, E, INIT_NORMAL, 0);
     for (int l = 0; l < c->n_layer; l++) {
-        layer_layout lo = {.first = count, .begin = cursor};
-        layer_tensor(&lo.ln1_w, table, &count, &cursor, l, "ln_1.weight", 1, E, 0, INIT_ONE);
-        layer_tensor(&lo.ln1_b, table, &count, &cursor, l, "ln_1.bias", 1, E, 0, INIT_ZERO);
-        layer_tensor(&lo.qkv_w, table, &count, &cursor, l, "attn.c_attn.weight", 2, E, 3 * E,
-                     INIT_NORMAL);
-        layer_tensor(&lo.qkv_b, table, &count, &cursor, l, "attn.c_attn.bias", 1, 3 * E, 0,
-                     INIT_ZERO);
-        layer_tensor(&lo.proj_w, table, &count, &cursor, l, "attn.c_proj.weight", 2, E, E,
-                     INIT_NORMAL_PROJ);
-        layer_tensor(&lo.proj_b, table, &count, &cursor, l, "attn.c_proj.bias", 1, E, 0, INIT_ZERO);
-        if (c->ffn) {
-            layer_tensor(&lo.ln2_w, table, &count, &cursor, l, "ln_2.weight", 1, E, 0, INIT_ONE);
-            layer_tensor(&lo.ln2_b, table, &count, &cursor, l, "ln_2.bias", 1, E, 0, INIT_ZERO);
-            layer_tensor(&lo.fc_w, table, &count, &cursor, l, "mlp.c_fc.weight", 2, E, 4 * E,
-                         INIT_NORMAL);
-            layer_tensor(&lo.fc_b, table, &count, &cursor, l, "mlp.c_fc.bias", 1, 4 * E, 0,
-                         INIT_ZERO);
-            layer_tensor(&lo.fcproj_w, table, &count, &cursor, l, "mlp.c_proj.weight", 2, 4 * E, E,
-                         INIT_NORMAL_PROJ);
-            layer_tensor(&lo.fcproj_b, table, &count, &cursor, l, "mlp.c_proj.bias", 1, E, 0,
-                         INIT_ZERO);
-        }
-        lo.count = count - lo.first;
-        lo.end = cursor;
+        layer_layout lo;
+        add_block(&lo, table, &count, &cursor, c, l);
         if (table) m->layers[l] = lo;
     }
     m->lnf_w = add_tensor(table, &count, &cursor, "ln_f.weight", 1, E, 0, INIT_ONE, 0);
