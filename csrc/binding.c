@@ -15,6 +15,7 @@
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 
+#include <limits.h>
 #include <string.h>
 
 #include "icalign.h"
@@ -145,6 +146,94 @@ fail:
     return 0;
 }
 
+/* Converters for PyArg's "O&": each output carries its argument's name, so
+ * that a wrong type or value is reported as "lr must be a real number, got
+ * NoneType" rather than by position, and a negative seed is refused instead
+ * of wrapping modulo 2**64. */
+typedef struct {
+    const char *name;
+    const char *value;
+} str_arg;
+typedef struct {
+    const char *name;
+    double value;
+} double_arg;
+typedef struct {
+    const char *name;
+    int value;
+} int_arg;
+typedef struct {
+    const char *name;
+    unsigned long long value;
+} u64_arg;
+
+static int to_str(PyObject *obj, void *out) {
+    str_arg *a = out;
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, got %.80s", a->name,
+                     Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    return (a->value = PyUnicode_AsUTF8(obj)) != NULL;
+}
+
+static int to_double(PyObject *obj, void *out) {
+    double_arg *a = out;
+    double value = PyFloat_AsDouble(obj);
+    if (value == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be a real number, got %.80s", a->name,
+                     Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    a->value = value;
+    return 1;
+}
+
+/* obj as a Python int (anything with __index__), new reference; TypeError
+ * naming the argument otherwise. */
+static PyObject *as_index(PyObject *obj, const char *name) {
+    PyObject *index = PyNumber_Index(obj);
+    if (!index) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be an integer, got %.80s", name,
+                     Py_TYPE(obj)->tp_name);
+    }
+    return index;
+}
+
+static int to_int(PyObject *obj, void *out) {
+    int_arg *a = out;
+    PyObject *index = as_index(obj, a->name);
+    if (!index) return 0;
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_DECREF(index);
+    if (overflow || value < INT_MIN || value > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s is out of range; expected an integer in [%d, %d]",
+                     a->name, INT_MIN, INT_MAX);
+        return 0;
+    }
+    a->value = (int)value;
+    return 1;
+}
+
+static int to_u64(PyObject *obj, void *out) {
+    u64_arg *a = out;
+    PyObject *index = as_index(obj, a->name);
+    if (!index) return 0;
+    int negative = PyObject_RichCompareBool(index, Py_False, Py_LT); /* index < 0 */
+    unsigned long long value = negative ? 0 : PyLong_AsUnsignedLongLong(index);
+    Py_DECREF(index);
+    if (negative || (value == (unsigned long long)-1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be an integer in [0, 2**64), got %S", a->name, obj);
+        return 0;
+    }
+    a->value = value;
+    return 1;
+}
+
 static int parse_objective(const char *s, ica_objective *out) {
     if (strcmp(s, "pl") == 0)
         *out = ICA_OBJECTIVE_PL;
@@ -238,11 +327,19 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"n_dims", "n_points", "n_embd",      "n_layer", "n_head", "softmax",
                              "ffn",    "causal",   "reward_head", "seed",    NULL};
     ica_config cfg = {0};
-    unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiiiippppK", kwlist, &cfg.n_dims, &cfg.n_points,
-                                     &cfg.n_embd, &cfg.n_layer, &cfg.n_head, &cfg.softmax, &cfg.ffn,
-                                     &cfg.causal, &cfg.reward_head, &seed))
+    int_arg sizes[5] = {
+        {"n_dims", 0}, {"n_points", 0}, {"n_embd", 0}, {"n_layer", 0}, {"n_head", 0}};
+    u64_arg seed = {"seed", 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&O&O&O&ppppO&", kwlist, to_int, &sizes[0],
+                                     to_int, &sizes[1], to_int, &sizes[2], to_int, &sizes[3],
+                                     to_int, &sizes[4], &cfg.softmax, &cfg.ffn, &cfg.causal,
+                                     &cfg.reward_head, to_u64, &seed))
         return -1;
+    cfg.n_dims = sizes[0].value;
+    cfg.n_points = sizes[1].value;
+    cfg.n_embd = sizes[2].value;
+    cfg.n_layer = sizes[3].value;
+    cfg.n_head = sizes[4].value;
     if (self->model) {
         PyErr_SetString(PyExc_RuntimeError, "Model.__init__ may be called only once");
         return -1;
@@ -250,7 +347,7 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
     ica_status st;
     ica_model *model = NULL;
     Py_BEGIN_ALLOW_THREADS
-        st = ica_model_create(&model, &cfg, (uint64_t)seed);
+        st = ica_model_create(&model, &cfg, (uint64_t)seed.value);
     Py_END_ALLOW_THREADS
     if (st != ICA_OK) {
         raise_status(st);
@@ -401,38 +498,40 @@ static PyObject *run_loss(ModelObject *self, PyObject *xs, PyObject *ys, PyObjec
 static PyObject *Model_loss_and_grad(ModelObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"xs", "ys", "rs", "objective", "reward", "reward_weight", NULL};
     PyObject *xs, *ys, *rs;
-    const char *objective = "pl", *reward = "cosine";
-    double reward_weight = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|ssd", kwlist, &xs, &ys, &rs, &objective,
-                                     &reward, &reward_weight))
+    str_arg objective = {"objective", "pl"}, reward = {"reward", "cosine"};
+    double_arg reward_weight = {"reward_weight", 1.0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O&O&O&", kwlist, &xs, &ys, &rs, to_str,
+                                     &objective, to_str, &reward, to_double, &reward_weight))
         return NULL;
-    return run_loss(self, xs, ys, rs, objective, reward, reward_weight, 0, 0.0);
+    return run_loss(self, xs, ys, rs, objective.value, reward.value, reward_weight.value, 0, 0.0);
 }
 
 static PyObject *Model_step(ModelObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"xs", "ys", "rs", "lr", "objective", "reward", "reward_weight", NULL};
     PyObject *xs, *ys, *rs;
-    const char *objective = "pl", *reward = "cosine";
-    double lr, reward_weight = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOd|ssd", kwlist, &xs, &ys, &rs, &lr, &objective,
-                                     &reward, &reward_weight))
+    str_arg objective = {"objective", "pl"}, reward = {"reward", "cosine"};
+    double_arg lr = {"lr", 0.0}, reward_weight = {"reward_weight", 1.0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO&|O&O&O&", kwlist, &xs, &ys, &rs, to_double,
+                                     &lr, to_str, &objective, to_str, &reward, to_double,
+                                     &reward_weight))
         return NULL;
-    if (!(lr >= 0.0) || lr > 3.4e38) {
-        PyErr_Format(PyExc_ValueError, "lr must be a finite number >= 0, got %g", lr);
-        return NULL;
-    }
-    return run_loss(self, xs, ys, rs, objective, reward, reward_weight, 1, lr);
+    /* lr is validated by the C core */
+    return run_loss(self, xs, ys, rs, objective.value, reward.value, reward_weight.value, 1,
+                    lr.value);
 }
 
 static PyObject *Model_adam_update(ModelObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"lr", "beta1", "beta2", "eps", NULL};
-    double lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "d|ddd", kwlist, &lr, &beta1, &beta2, &eps))
+    double_arg lr = {"lr", 0.0}, beta1 = {"beta1", 0.9}, beta2 = {"beta2", 0.999},
+               eps = {"eps", 1e-8};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O&O&O&", kwlist, to_double, &lr, to_double,
+                                     &beta1, to_double, &beta2, to_double, &eps))
         return NULL;
     if (!model_acquire(self)) return NULL;
     ica_status st;
     Py_BEGIN_ALLOW_THREADS
-        st = ica_model_adam_update(self->model, (float)lr, (float)beta1, (float)beta2, (float)eps);
+        st = ica_model_adam_update(self->model, (float)lr.value, (float)beta1.value,
+                                   (float)beta2.value, (float)eps.value);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     if (st != ICA_OK) return raise_status(st);
@@ -487,13 +586,14 @@ static PyObject *py_sequence_loss(PyObject *mod, PyObject *args, PyObject *kwds)
     (void)mod;
     static char *kwlist[] = {"pred", "ys", "rs", "objective", "reward", NULL};
     PyObject *pred_obj, *ys, *rs;
-    const char *objective_name = "pl", *reward_name = "cosine";
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|ss", kwlist, &pred_obj, &ys, &rs,
-                                     &objective_name, &reward_name))
+    str_arg objective_name = {"objective", "pl"}, reward_name = {"reward", "cosine"};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O&O&", kwlist, &pred_obj, &ys, &rs, to_str,
+                                     &objective_name, to_str, &reward_name))
         return NULL;
     ica_objective objective;
     ica_reward reward;
-    if (!parse_objective(objective_name, &objective) || !parse_reward(reward_name, &reward))
+    if (!parse_objective(objective_name.value, &objective) ||
+        !parse_reward(reward_name.value, &reward))
         return NULL;
     PyArrayObject *pred = as_float32(pred_obj, "pred", 3, 3, "(B, N, d)");
     if (!pred) return NULL;
@@ -529,12 +629,14 @@ static PyObject *py_sample_tasks(PyObject *mod, PyObject *args, PyObject *kwds) 
     (void)mod;
     static char *kwlist[] = {"batch_size", "n_points",     "n_dims", "seed",
                              "offset",     "reward_noise", NULL};
-    int B, N, d;
-    unsigned long long seed, offset = 0;
-    double noise = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiiK|Kd", kwlist, &B, &N, &d, &seed, &offset,
-                                     &noise))
+    int_arg batch_size = {"batch_size", 0}, n_points = {"n_points", 0}, n_dims = {"n_dims", 0};
+    u64_arg seed = {"seed", 0}, offset = {"offset", 0};
+    double_arg noise = {"reward_noise", 0.0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&O&O&|O&O&", kwlist, to_int, &batch_size,
+                                     to_int, &n_points, to_int, &n_dims, to_u64, &seed, to_u64,
+                                     &offset, to_double, &noise))
         return NULL;
+    int B = batch_size.value, N = n_points.value, d = n_dims.value;
     if (B < 1 || N < 1 || d < 1) {
         PyErr_Format(PyExc_ValueError,
                      "batch_size, n_points and n_dims must be >= 1, got %d, %d, %d", B, N, d);
@@ -553,7 +655,7 @@ static PyObject *py_sample_tasks(PyObject *mod, PyObject *args, PyObject *kwds) 
         Py_BEGIN_ALLOW_THREADS
             st = ica_sample_tasks(PyArray_DATA(xs), PyArray_DATA(ys), PyArray_DATA(rs),
                                   PyArray_DATA(rs_true), PyArray_DATA(ystar), PyArray_DATA(eps), B,
-                                  N, d, (uint64_t)seed, (uint64_t)offset, noise);
+                                  N, d, (uint64_t)seed.value, (uint64_t)offset.value, noise.value);
         Py_END_ALLOW_THREADS
         if (st != ICA_OK)
             raise_status(st);
@@ -649,19 +751,19 @@ static PyObject *py_gd_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
     (void)mod;
     static char *kwlist[] = {"xs", "ys", "rs", "t_values", "steps", "lr", "seed", NULL};
     PyObject *xs, *ys, *rs, *t_obj;
-    int steps = 50;
-    double lr = 0.1;
-    unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|idK", kwlist, &xs, &ys, &rs, &t_obj, &steps,
-                                     &lr, &seed))
+    int_arg steps = {"steps", 50};
+    double_arg lr = {"lr", 0.1};
+    u64_arg seed = {"seed", 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|O&O&O&", kwlist, &xs, &ys, &rs, &t_obj,
+                                     to_int, &steps, to_double, &lr, to_u64, &seed))
         return NULL;
     baseline_call c;
     if (!baseline_prepare(xs, "xs", xs, ys, rs, t_obj, &c)) return NULL;
     ica_status st;
     Py_BEGIN_ALLOW_THREADS
         st = ica_gd_baseline(PyArray_DATA(c.out), PyArray_DATA(c.b.xs), PyArray_DATA(c.b.ys),
-                             PyArray_DATA(c.b.rs), c.t_values, c.b.B, c.b.N, c.b.d, c.n_t, steps,
-                             (float)lr, (uint64_t)seed);
+                             PyArray_DATA(c.b.rs), c.t_values, c.b.B, c.b.N, c.b.d, c.n_t,
+                             steps.value, (float)lr.value, (uint64_t)seed.value);
     Py_END_ALLOW_THREADS
     return baseline_finish(&c, st);
 }
@@ -670,11 +772,12 @@ static PyObject *py_simple_baseline(PyObject *mod, PyObject *args, PyObject *kwd
     (void)mod;
     static char *kwlist[] = {"ys", "rs", "t_values", "kind", "temperature", NULL};
     PyObject *ys, *rs, *t_obj;
-    const char *kind_name;
-    double temperature = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOs|d", kwlist, &ys, &rs, &t_obj, &kind_name,
-                                     &temperature))
+    str_arg kind_arg = {"kind", NULL};
+    double_arg temperature = {"temperature", 1.0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO&|O&", kwlist, &ys, &rs, &t_obj, to_str,
+                                     &kind_arg, to_double, &temperature))
         return NULL;
+    const char *kind_name = kind_arg.value;
     static const char *kinds[] = {"mean", "best", "weighted", "oracle"};
     int kind = -1;
     for (int i = 0; i < 4; i++)
@@ -690,7 +793,7 @@ static PyObject *py_simple_baseline(PyObject *mod, PyObject *args, PyObject *kwd
     Py_BEGIN_ALLOW_THREADS
         st = ica_simple_baseline(PyArray_DATA(c.out), PyArray_DATA(c.b.ys), PyArray_DATA(c.b.rs),
                                  c.t_values, c.b.B, c.b.N, c.b.d, c.n_t, (ica_baseline)kind,
-                                 (float)temperature);
+                                 (float)temperature.value);
     Py_END_ALLOW_THREADS
     return baseline_finish(&c, st);
 }
