@@ -2,10 +2,12 @@
  * 0..t-1 and the shown rewards the transformer sees at example t.
  *
  * Every baseline has the same shape: validate_batch() checks the batch, the
- * t values and the sizes; run_baseline() calls a per-(task, t) function,
- * out[b, i] = fn(task b, t_values[i]), over the batch in parallel, with a
- * per-thread scratch of the size the baseline asks for. A new baseline is a
- * per-(task, t) function, its option checks and one run_baseline() call. */
+ * t values and the sizes; the baseline checks its options and any sizes of
+ * its own; check_values() checks the input values; run_baseline() calls the
+ * baseline's per-(task, t) function, out[b, i] = fn(task b, t_values[i]),
+ * over the batch in parallel, with a per-thread scratch of the size the
+ * baseline asks for. A new baseline is a per-(task, t) function, its option
+ * checks and these calls. */
 #include "kernels.h"
 
 #include <math.h>
@@ -35,6 +37,17 @@ static ica_status validate_batch(const baseline_batch *in) {
     ica_status st;
     if ((st = ica_check_size(&n, "ys", in->B, in->N, in->d)) != ICA_OK ||
         (st = ica_check_size(&n, "the output", in->B, in->n_t, in->d)) != ICA_OK)
+        return st;
+    return ICA_OK;
+}
+
+/* The input values, once every size and option is checked: all finite. */
+static ica_status check_values(const baseline_batch *in) {
+    size_t n_y = (size_t)in->B * in->N * in->d, n_r = (size_t)in->B * in->N;
+    ica_status st;
+    if ((in->xs && (st = ica_check_finite("xs", in->xs, n_y)) != ICA_OK) ||
+        (st = ica_check_finite("ys", in->ys, n_y)) != ICA_OK ||
+        (st = ica_check_finite("rs", in->rs, n_r)) != ICA_OK)
         return st;
     return ICA_OK;
 }
@@ -142,7 +155,9 @@ ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const f
     if (!(lr > 0.0f) || !isfinite(lr))
         return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number > 0, got %g", (double)lr);
     size_t n_weights;
-    if ((st = ica_check_size(&n_weights, "the GD weights", d, d, 1)) != ICA_OK) return st;
+    if ((st = ica_check_size(&n_weights, "the GD weights", d, d, 3)) != ICA_OK ||
+        (st = check_values(&in)) != ICA_OK)
+        return st;
     gd_options options = {steps, lr, seed};
     return run_baseline(&ctx, out, &in, gd_fit_one, &options, gd_scratch_bytes(N, d));
 }
@@ -227,6 +242,7 @@ ica_status ica_simple_baseline(float *out, const float *ys, const float *rs, con
     if (kind == ICA_BASELINE_WEIGHTED && !(temperature > 0.0f && isfinite(temperature)))
         return ica_fail(ICA_ERR_ARGUMENT, "temperature must be a finite number > 0, got %g",
                         (double)temperature);
+    if ((st = check_values(&in)) != ICA_OK) return st;
     simple_options options = {kind, temperature};
     return run_baseline(&ctx, out, &in, simple_one, &options, 0);
 }

@@ -271,5 +271,11 @@ void rank_insert(int *order, const float *rs, int k);
  * params, m and v are updated from grads. */
 void adam_update(const ica_ctx *ctx, float *params, float *m, float *v, const float *grads,
                  size_t n, float lr, float beta1, float beta2, float eps, int64_t step);
+/* The first index whose parameter or moments adam_update (same arguments)
+ * would make non-finite, or n if none: checked before the update, so that a
+ * diverging step leaves the model as it was. */
+size_t adam_first_nonfinite(const ica_ctx *ctx, const float *params, const float *m, const float *v,
+                            const float *grads, size_t n, float lr, float beta1, float beta2,
+                            float eps, int64_t step);
 
 #endif /* ICALIGN_KERNELS_H */

@@ -954,6 +954,13 @@ static ica_status check_lr(float lr) {
     return ICA_OK;
 }
 
+/* The name of the tensor holding arena element i (or of the padding after it). */
+static const char *tensor_at(const ica_model *m, size_t i) {
+    const char *name = m->tensors[0].name;
+    for (int t = 0; t < m->n_tensors && m->tensors[t].offset <= i; t++) name = m->tensors[t].name;
+    return name;
+}
+
 static ica_status adam_step(const ica_ctx *ctx, ica_model *m, float lr, float beta1, float beta2,
                             float eps) {
     ica_status st;
@@ -963,6 +970,15 @@ static ica_status adam_step(const ica_ctx *ctx, ica_model *m, float lr, float be
                         (double)beta1, (double)beta2);
     if (!(eps > 0.0f))
         return ica_fail(ICA_ERR_ARGUMENT, "Adam eps must be > 0, got %g", (double)eps);
+    size_t bad = adam_first_nonfinite(ctx, m->arena, ica_model_adam_m(m), ica_model_adam_v(m),
+                                      ica_model_grads(m), m->slice, lr, beta1, beta2, eps,
+                                      m->adam_steps + 1);
+    if (bad < m->slice)
+        return ica_fail(ICA_ERR_NUMERIC,
+                        "the Adam update (lr %g, step %lld) would make %s non-finite (element "
+                        "%zu of the arena): the model diverged; its parameters and Adam state "
+                        "are left as they were",
+                        (double)lr, (long long)m->adam_steps + 1, tensor_at(m, bad), bad);
     m->adam_steps++;
     adam_update(ctx, m->arena, ica_model_adam_m(m), ica_model_adam_v(m), ica_model_grads(m),
                 m->slice, lr, beta1, beta2, eps, m->adam_steps);

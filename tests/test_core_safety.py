@@ -318,3 +318,97 @@ def test_loss_overflowing_float32_raises():
     rs = np.array([[0.9, 0.1, 0.5, 0.2]], np.float32)  # the far response ranked first
     with pytest.raises(FloatingPointError, match="not finite in float32"):
         ica.pl_loss(pred, ys, rs, reward="neg_sq")
+
+
+# ------------------------------------------- argument names and seeds
+
+def _tiny_model():
+    return _core.Model(3, 6, 8, 1, 2, True, True, True, False, 0)
+
+
+X3 = np.zeros((1, 3, 3), np.float32)
+R3 = np.zeros((1, 3), np.float32)
+
+NAMED_ARGUMENT_ERRORS = [
+    ("step objective", lambda: _tiny_model().step(X3, X3, R3, lr=1e-3, objective=None),
+     TypeError, r"^objective must be a str, got NoneType"),
+    ("loss reward_weight", lambda: _tiny_model().loss_and_grad(X3, X3, R3, reward_weight=None),
+     TypeError, r"^reward_weight must be a real number, got NoneType"),
+    ("sequence_loss reward bytes", lambda: _core.sequence_loss(X3, X3, R3, reward=b"x"),
+     TypeError, r"^reward must be a str, got bytes"),
+    ("step lr str", lambda: _tiny_model().step(X3, X3, R3, "fast"), TypeError,
+     r"^lr must be a real number, got str"),
+    ("adam_update eps", lambda: _tiny_model().adam_update(1e-3, eps="x"), TypeError,
+     r"^eps must be a real number"),
+    ("sample_tasks float size", lambda: _core.sample_tasks(1.5, 2, 3, 0), TypeError,
+     r"^batch_size must be an integer, got float"),
+    ("sample_tasks huge size", lambda: _core.sample_tasks(2**40, 2, 3, 0), ValueError,
+     r"^batch_size is out of range"),
+    ("gd steps", lambda: _core.gd_baseline(X3, X3, R3, [1], steps=2.5), TypeError,
+     r"^steps must be an integer"),
+    ("simple kind", lambda: _core.simple_baseline(X3, R3, [1], None), TypeError,
+     r"^kind must be a str"),
+    ("model n_embd", lambda: _core.Model(3, 6, "8", 1, 2, True, True, True, False, 0),
+     TypeError, r"^n_embd must be an integer, got str"),
+    # negative seeds used to wrap modulo 2**64
+    ("gd seed", lambda: _core.gd_baseline(X3, X3, R3, [1], seed=-1), ValueError,
+     r"^seed must be an integer in \[0, 2\*\*64\), got -1"),
+    ("sample seed", lambda: _core.sample_tasks(1, 2, 3, -1), ValueError, r"^seed must be"),
+    ("sample offset", lambda: _core.sample_tasks(1, 2, 3, 0, offset=-2), ValueError,
+     r"^offset must be"),
+    ("model seed", lambda: _core.Model(3, 6, 8, 1, 2, True, True, True, False, -1), ValueError,
+     r"^seed must be"),
+    # the message of a bad lr carries its value (it once printed a literal "%g")
+    ("negative lr", lambda: _tiny_model().step(X3, X3, R3, -1.0), ValueError,
+     r"^lr must be a finite number >= 0, got -1$"),
+    ("huge lr", lambda: _tiny_model().step(X3, X3, R3, 1e300), ValueError,
+     r"^lr must be a finite number >= 0, got inf$"),
+]
+
+
+@pytest.mark.parametrize("what,call,exc,pattern", NAMED_ARGUMENT_ERRORS,
+                         ids=[c[0] for c in NAMED_ARGUMENT_ERRORS])
+def test_core_errors_name_the_argument(what, call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+# ------------------------------------------------ divergence and values
+
+def test_diverging_adam_update_raises_and_leaves_the_model_unchanged():
+    """An update that would make a parameter or moment non-finite is refused
+    before anything is written: FloatingPointError naming the tensor, and the
+    parameters, moments and step count stay as they were."""
+    cfg = ica.ModelConfig(n_dims=2, n_points=5, n_embd=6, n_layer=2, n_head=3, reward_head=True)
+    m = ica.Transformer(cfg, seed=0)
+    core = m._core
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 3, 2)).astype(np.float32)
+    y = rng.standard_normal((1, 3, 2)).astype(np.float32)
+    r = rng.random((1, 3)).astype(np.float32)
+    before = [a.copy() for a in (core.params, core.adam_m, core.adam_v)]
+    with pytest.raises(FloatingPointError, match=r"would make .* non-finite .* left as they were"):
+        core.step(x, y, r, lr=1e30, reward_weight=265365688.0)
+    for now, then in zip((core.params, core.adam_m, core.adam_v), before):
+        assert np.array_equal(now, then)
+    assert core.adam_steps == 0
+    core.step(x, y, r, lr=1e-3)  # the model is still usable
+    assert np.isfinite(core.params).all() and core.adam_steps == 1
+
+
+@pytest.mark.parametrize("array", ["xs", "ys", "rs"])
+@pytest.mark.parametrize("baseline", ["gd", "mean", "oracle"])
+def test_baselines_refuse_nonfinite_inputs(array, baseline):
+    xs, ys, rs, *_ = _core.sample_tasks(2, 5, 3, 0)
+    arrays = {"xs": xs, "ys": ys, "rs": rs}
+    arrays[array] = arrays[array].copy()
+    arrays[array].flat[4] = np.nan
+    if baseline == "gd":
+        call = lambda: _core.gd_baseline(arrays["xs"], arrays["ys"], arrays["rs"], [2, 5], 3)
+    elif array == "xs":
+        pytest.skip("the simple baselines take no queries")
+    else:
+        call = lambda: _core.simple_baseline(arrays["ys"], arrays["rs"], [2, 5], baseline)
+    with pytest.raises(ValueError, match=rf"^{array} holds a non-finite value \(nan\) at flat "
+                                         r"index 4"):
+        call()
