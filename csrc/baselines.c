@@ -1,4 +1,4 @@
-/* Per-task baselines of SPEC section 5, each given exactly the examples
+/* Per-task baselines (docs/math.md, "Baselines"), each given exactly the examples
  * 0..t-1 and the shown rewards the transformer sees at example t.
  *
  * Every baseline has the same shape: validate_batch() checks the batch, the

@@ -540,7 +540,7 @@ static PyObject *Model_adam_update(ModelObject *self, PyObject *args, PyObject *
 
 static PyMethodDef Model_methods[] = {
     {"tensors", (PyCFunction)Model_tensors, METH_NOARGS,
-     "tensors() -> [(name, shape, offset)]: the parameter table in SPEC order."},
+     "tensors() -> [(name, shape, offset)]: the parameter table in model order."},
     {"forward", (PyCFunction)(void (*)(void))Model_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(xs, ys, rs) -> (pred (B,N,d), rhat (B,N) or None)."},
     {"loss_and_grad", (PyCFunction)(void (*)(void))Model_loss_and_grad,

@@ -4,7 +4,7 @@
  * A GPT-2 (pre-LN) transformer over (query, response, reward) triplets, the
  * ranking losses of in-context alignment (Plackett-Luce, Bradley-Terry), Adam,
  * the synthetic task sampler and the per-task baselines. The mathematics and
- * the parameter names are fixed by SPEC.md; this header is the whole public
+ * the parameter names are those of docs/math.md; this header is the whole public
  * surface of the library. Every function that can fail returns an ica_status
  * and leaves a message for ica_last_error().
  *
@@ -91,7 +91,8 @@ void ica_model_free(ica_model *model);
  * the calls returning ica_status refuse a NULL model with ICA_ERR_ARGUMENT. */
 const ica_config *ica_model_config(const ica_model *model);
 
-/* The parameter table, in SPEC order. Tensor i lives at
+/* The parameter table, in model order (read-in, position embedding, the
+ * blocks, final LayerNorm, read-outs). Tensor i lives at
  * params[offset .. offset + numel) of the arena; offsets are 64-byte aligned. */
 int ica_model_num_tensors(const ica_model *model);
 ica_status ica_model_tensor_info(const ica_model *model, const char **name, int *ndim, int shape[2],
@@ -125,7 +126,7 @@ ica_status ica_model_step(ica_model *model, float *loss, const float *xs, const 
 
 /* ----------------------------------------------------------------- losses */
 
-/* The training objective of SPEC section 3 over a batch: for n = 2..N-1 the
+/* The training objective (docs/math.md, "Losses") over a batch: for n = 2..N-1 the
  * prediction pred[b, n] is scored against pairs 0..n-1; mean over n, then b.
  * dpred (B, N, d) receives the exact gradient (zero at n < 2). */
 ica_status ica_sequence_loss(float *loss, float *dpred, const float *pred, const float *ys,
@@ -134,7 +135,7 @@ ica_status ica_sequence_loss(float *loss, float *dpred, const float *pred, const
 
 /* ------------------------------------------------------------ task sampler */
 
-/* B sequences of the mixed linear alignment task (SPEC section 1). Sequence b
+/* B sequences of the mixed linear alignment task (docs/math.md, "The task"). Sequence b
  * is drawn from the stream (seed, offset + b) alone, so a batch is the same
  * whatever the thread count or the way it is split. With probability
  * reward_noise a shown reward is replaced by a fresh U(0,1) draw; the true
@@ -146,7 +147,7 @@ ica_status ica_sample_tasks(float *xs, float *ys, float *rs, float *rs_true, flo
 
 /* -------------------------------------------------------------- baselines */
 
-/* GD baseline (SPEC section 5): for every task b and every t in t_values, a
+/* GD baseline (docs/math.md, "Baselines"): for every task b and every t in t_values, a
  * bias-free linear map W (d x d), initialised U(-1/sqrt d, 1/sqrt d) from the
  * stream (seed, b, t), is fitted by Adam on the PL loss (cosine reward) over
  * examples 0..t-1; out[b, i] = x_b W. out (B, n_t, d). */

@@ -1,4 +1,5 @@
-/* Ranking losses of in-context alignment (SPEC section 3), in double precision.
+/* Ranking losses of in-context alignment (docs/math.md, "Losses and their
+ * gradients"), in double precision.
  *
  * Pairs are ranked by shown reward, best first, ties by index. The prefixes of
  * a sequence grow one pair at a time, so each prefix is ranked by inserting

@@ -1,5 +1,6 @@
 /*
- * The GPT-2 (pre-LN) model of SPEC section 2 over (x, y, r) triplets.
+ * The GPT-2 (pre-LN) model over (x, y, r) triplets (docs/math.md, "The model
+ * and its token layout").
  *
  * Memory, as in llm.c's train_gpt2.c, lives in two arenas:
  *  - the parameter arena: params | grads | adam m | adam v, four slices of the
@@ -165,7 +166,7 @@ static void add_block(layer_layout *lo, tensor_entry *table, int *count, size_t 
     lo->end = *cursor;
 }
 
-/* The SPEC section 2 parameter list, in its order. Called once with
+/* The parameter list of the model, in its order. Called once with
  * table == NULL to count the tensors, then to fill the table and offsets. */
 static void build_layout(ica_model *m, tensor_entry *table) {
     const ica_config *c = &m->cfg;

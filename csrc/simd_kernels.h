@@ -477,7 +477,7 @@ ALWAYS_INLINE vecd ISA(exp_unit)(vecd x) {
     return vd_mul(p, p);
 }
 
-/* Plackett-Luce training objective with cosine reward (SPEC 3) for VWD
+/* Plackett-Luce training objective with cosine reward (docs/math.md) for VWD
  * sequences at once, one per lane, in double precision: lane l is sequence
  * min(l, nseq - 1) of pred, ys (rows of N x d), rs (N). For n = 2..N-1 the
  * prediction n is scored against pairs 0..n-1 ranked by shown reward (stable):

@@ -1,4 +1,4 @@
-/* The mixed linear alignment task of SPEC section 1. */
+/* The mixed linear alignment task (docs/math.md, "The task"). */
 #include "kernels.h"
 
 #include <math.h>
