@@ -152,7 +152,7 @@ ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const f
     ica_status st = validate_batch(&in);
     if (st != ICA_OK) return st;
     if (steps < 0) return ica_fail(ICA_ERR_ARGUMENT, "steps must be >= 0, got %d", steps);
-    if (!(lr > 0.0f) || !isfinite(lr))
+    if (!(lr > 0.0f) || !ica_is_finite(lr))
         return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number > 0, got %g", (double)lr);
     size_t n_weights;
     if ((st = ica_check_size(&n_weights, "the GD weights", d, d, 3)) != ICA_OK ||
@@ -239,7 +239,7 @@ ica_status ica_simple_baseline(float *out, const float *ys, const float *rs, con
     if (st != ICA_OK) return st;
     if ((unsigned)kind > ICA_BASELINE_ORACLE)
         return ica_fail(ICA_ERR_ARGUMENT, "unknown baseline kind %d", (int)kind);
-    if (kind == ICA_BASELINE_WEIGHTED && !(temperature > 0.0f && isfinite(temperature)))
+    if (kind == ICA_BASELINE_WEIGHTED && !(temperature > 0.0f && ica_is_finite(temperature)))
         return ica_fail(ICA_ERR_ARGUMENT, "temperature must be a finite number > 0, got %g",
                         (double)temperature);
     if ((st = check_values(&in)) != ICA_OK) return st;

@@ -44,6 +44,8 @@ void ica_free_aligned(void *ptr);
 /* Index of the first non-finite value in x[0..n), or -1. It tests the
  * exponent bits, not x != x, so -ffast-math cannot fold it away. */
 ptrdiff_t ica_find_nonfinite(const float *x, size_t n);
+/* x is neither NaN nor infinite (by its bits, as ica_find_nonfinite). */
+static inline int ica_is_finite(float x) { return ica_find_nonfinite(&x, 1) < 0; }
 /* ICA_OK, or ICA_ERR_NONFINITE naming array `name` and the first bad index. */
 ica_status ica_check_finite(const char *name, const float *x, size_t n);
 

@@ -913,7 +913,7 @@ static ica_status loss_and_grad(const ica_ctx *ctx, ica_model *m, float *loss, c
     if ((unsigned)objective > ICA_OBJECTIVE_BT || (unsigned)reward > ICA_REWARD_NEG_SQ)
         return ica_fail(ICA_ERR_ARGUMENT, "unknown objective %d or reward %d", (int)objective,
                         (int)reward);
-    if (!isfinite(reward_weight))
+    if (!ica_is_finite(reward_weight))
         return ica_fail(ICA_ERR_ARGUMENT, "reward_weight must be finite, got %g",
                         (double)reward_weight);
     activations a;
@@ -950,7 +950,7 @@ ica_status ica_model_loss_and_grad(ica_model *m, float *loss, const float *xs, c
 }
 
 static ica_status check_lr(float lr) {
-    if (!(lr >= 0.0f) || !isfinite(lr))
+    if (!(lr >= 0.0f) || !ica_is_finite(lr))
         return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number >= 0, got %g", (double)lr);
     return ICA_OK;
 }
