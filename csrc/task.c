@@ -8,6 +8,7 @@ ica_status ica_sample_tasks(float *xs, float *ys, float *rs, float *rs_true, flo
                             float *eps, int B, int N, int d, uint64_t seed, uint64_t offset,
                             double reward_noise) {
     const ica_ctx ctx = ica_ctx_begin();
+    (void)ctx; /* read only by the parallel region (none without OpenMP) */
     if (B < 1 || N < 1 || d < 1)
         return ica_fail(ICA_ERR_ARGUMENT,
                         "batch_size, n_points and n_dims must be >= 1, got %d, %d, %d", B, N, d);
