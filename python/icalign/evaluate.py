@@ -17,10 +17,43 @@ EVAL_SEED_BASE = 2 ** 40
 
 
 def normalized_error(pred, ystar) -> np.ndarray:
-    """1 - cos(pred, y*) elementwise over the last axis (0 perfect, ~1 chance).
+    """1 - cos(pred, y*) over the last axis: 0 perfect, about 1 at chance, 2 opposite.
 
-    ``pred`` (..., d); ``ystar`` (B, d) broadcasts against (B, T, d). Norms are
-    clamped below at 1e-8, as in the cosine policy reward.
+    The metric of docs/math.md, section "Metrics". It ignores the norm of
+    ``pred``, which the cosine training objective leaves free.
+
+    Parameters
+    ----------
+    pred : array_like, shape (..., d)
+        Predictions, e.g. (B, d) or (B, T, d).
+    ystar : array_like, shape (B, d) or the shape of ``pred``
+        The right answers; a (B, d) ``ystar`` is compared with every
+        prediction of its task along the middle axes of a (B, T, d) ``pred``.
+        Norms are clamped below at 1e-8, as in the cosine policy reward.
+
+    Returns
+    -------
+    numpy.ndarray, float64
+        ``pred.shape[:-1]``: one error per prediction, in [0, 2].
+
+    Raises
+    ------
+    ValueError
+        If ``pred`` and ``ystar`` differ in the last axis d.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> b = ica.AlignmentTask().sample(4, seed=0)
+    >>> err = ica.normalized_error(b.ys, b.ystar)     # every response of every task
+    >>> err.shape
+    (4, 20)
+    >>> bool(((err >= 0) & (err <= 2)).all())
+    True
+    >>> bool(abs(ica.normalized_error(3 * b.ystar, b.ystar)).max() < 1e-6)  # norm ignored
+    True
+    >>> ica.normalized_error(-b.ystar, b.ystar).round(6)
+    array([2., 2., 2., 2.])
     """
     pred = np.asarray(pred, dtype=np.float64)
     ystar = np.asarray(ystar, dtype=np.float64)
@@ -36,7 +69,47 @@ def normalized_error(pred, ystar) -> np.ndarray:
 
 
 def transformer_predictions(model, batch: TaskBatch, t_values: Iterable[int] = DEFAULT_T):
-    """(B, len(t), d): the model's prediction at example t, which sees t examples."""
+    """The model's predictions at the given numbers of examples.
+
+    The prediction "at t" is the one read at x-token t, which has seen the
+    examples 0..t-1 with their shown rewards (docs/math.md, section "Metrics");
+    one forward pass over the first ``max(t_values) + 1`` examples gives all.
+
+    Parameters
+    ----------
+    model : Transformer
+        The model; with a causal one (the default) the prediction at t reads
+        only the examples before it.
+    batch : TaskBatch
+        The tasks, with at least ``max(t_values) + 1`` examples each.
+    t_values : iterable of int, default 2..15
+        Numbers of examples, each in [0, ``model.config.n_points`` - 1].
+
+    Returns
+    -------
+    numpy.ndarray, shape (B, len(t_values), d), float32
+
+    Raises
+    ------
+    ValueError
+        If a t needs more examples than ``model.config.n_points`` allows.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> b = ica.AlignmentTask().sample(4, seed=0)
+    >>> pred = ica.transformer_predictions(model, b, t_values=[2, 15])
+    >>> pred.shape
+    (4, 2, 5)
+    >>> full = model.predict(b.xs, b.ys, b.rs)     # the same values, read at x-tokens 2, 15
+    >>> bool(abs(pred - full[:, [2, 15]]).max() < 1e-5)
+    True
+    >>> ica.transformer_predictions(model, b, t_values=[20])
+    Traceback (most recent call last):
+        ...
+    ValueError: t up to 20 needs n_points >= 21; the model has 20
+    """
     t_values = [int(t) for t in t_values]
     n = max(t_values) + 1
     if n > model.config.n_points:
@@ -49,8 +122,55 @@ def transformer_predictions(model, batch: TaskBatch, t_values: Iterable[int] = D
 def error_curves(batch: TaskBatch, model=None, t_values: Iterable[int] = DEFAULT_T,
                  baselines: Iterable[str] = ("GD",) + SIMPLE_BASELINES, gd_steps: int = 50,
                  gd_lr: float = 0.1, seed: int = 0) -> dict[str, list[float]]:
-    """Mean normalized error per t for the transformer ('TF', if given) and each
-    named baseline ('GD', 'mean', 'best', 'weighted', 'oracle')."""
+    """Mean normalized error per t for the transformer and the baselines.
+
+    The curves of docs/math.md, section "Metrics": for each method, the
+    normalized error of its answer at each t, averaged over the tasks of
+    ``batch``. The baselines are those of docs/math.md, section "Baselines".
+
+    Parameters
+    ----------
+    batch : TaskBatch
+        The evaluation tasks (e.g. ``evaluation_set``).
+    model : Transformer, optional
+        If given, its curve is included under 'TF'.
+    t_values : iterable of int, default 2..15
+        Numbers of examples.
+    baselines : iterable of str, default ('GD', 'mean', 'best', 'weighted', 'oracle')
+        Baselines to include, by name; an empty tuple gives only 'TF'.
+    gd_steps, gd_lr, seed : int, float, int
+        Adam steps, learning rate and seed of the 'GD' baseline
+        (see ``gd_baseline``).
+
+    Returns
+    -------
+    dict of str to list of float
+        ``{'TF': [...], 'GD': [...], ...}``: one mean error per t, 'TF' first
+        and the baselines in the order given.
+
+    Raises
+    ------
+    ValueError
+        If a baseline name is unknown (or the arguments of a baseline or the
+        model are invalid).
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> b = ica.AlignmentTask().sample(16, seed=0)
+    >>> curves = ica.error_curves(b, model, t_values=[2, 15], baselines=("mean", "oracle"))
+    >>> list(curves)
+    ['TF', 'mean', 'oracle']
+    >>> all(abs(e) < 1e-6 for e in curves["oracle"])   # two exact examples determine y*
+    True
+    >>> bool(curves["mean"][0] < curves["TF"][0])   # the untrained model is near chance
+    True
+    >>> ica.error_curves(b, baselines=("median",))
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown baseline 'median'; expected 'GD' or one of ('mean', 'best', 'weighted', 'oracle')
+    """
     t_values = [int(t) for t in t_values]
     curves = {}
     if model is not None:
@@ -69,9 +189,47 @@ def error_curves(batch: TaskBatch, model=None, t_values: Iterable[int] = DEFAULT
 
 
 def evaluation_set(task, size: int = 2000, seed: int = 0, reward_noise: float = 0.0) -> TaskBatch:
-    """A fixed evaluation set: ``size`` tasks from seed ``EVAL_SEED_BASE + seed``,
-    a stream that training never uses. The true tasks (x, W*, W_eps, true
-    rewards) are the same at every ``reward_noise``; only the shown rewards
-    differ, so curves at different p compare like with like."""
+    """A fixed evaluation set, disjoint from every training batch.
+
+    ``size`` tasks drawn from seed ``EVAL_SEED_BASE + seed`` (2**40 + seed), a
+    stream that ``train`` refuses, so no evaluation task is ever a training
+    task (docs/math.md, sections "Training" and "Metrics"). The true tasks
+    (x, W*, W_eps, true rewards) are the same at every ``reward_noise``; only
+    the shown rewards differ, so curves at different p compare like with
+    like. The first n tasks do not depend on ``size``.
+
+    Parameters
+    ----------
+    task : AlignmentTask
+        The task family (d, N).
+    size : int, default 2000
+        Number of tasks.
+    seed : int, default 0
+        Which evaluation set (>= 0).
+    reward_noise : float, default 0.0
+        Probability p that a shown reward is replaced by a U(0, 1) draw.
+
+    Returns
+    -------
+    TaskBatch
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is negative (or ``size`` or ``reward_noise`` is invalid).
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> task = ica.AlignmentTask()
+    >>> ev = ica.evaluation_set(task, size=8)
+    >>> ev.batch_size, ev.seed == ica.EVAL_SEED_BASE
+    (8, True)
+    >>> noisy = ica.evaluation_set(task, size=8, reward_noise=0.5)
+    >>> bool((noisy.ys == ev.ys).all()), bool((noisy.rs == ev.rs).all())
+    (True, False)
+    >>> bool((ica.evaluation_set(task, size=3).ys == ev.ys[:3]).all())
+    True
+    """
     seed = check_int("seed", seed, 0)
     return task.sample(int(size), seed=EVAL_SEED_BASE + seed, reward_noise=reward_noise)
