@@ -45,18 +45,51 @@ from .evaluate import normalized_error
 NORM_EPS = 1e-12
 
 def oracle_rewards(responses, ystar, eps) -> np.ndarray:
-    """The mixing weight that best explains each response:
+    """The oracle critic: the mixing weight that best explains each response,
     ``argmax_{r in [0,1]} cos(ŷ, r y* + (1 - r) eps)``.
 
-    ``responses`` (B, M, d) or (B, d); ``ystar``, ``eps`` (B, d). Returns (B, M)
-    (or (B,)) in float64. With v(r) = eps + r D, D = y* - eps, the cosine
+    The definition of docs/math.md, section "Critics and self-correction".
+    With v(r) = eps + r D, D = y* - eps, the cosine
     f(r) = (a + r b) / sqrt(c + 2 e r + g r^2) (a = ŷ·eps, b = ŷ·D, c = |eps|^2,
     e = eps·D, g = |D|^2) has a single stationary point on the real line,
     r0 = (a e - b c) / (b e - a g); the maximum over [0, 1] is at 0, 1 or
     clip(r0), whichever gives the largest cosine. Scale-free (a positive factor
     on ŷ multiplies f and leaves r0 unchanged) and exact for task responses
-    (ŷ = v(r_i) gives r0 = r_i, where the cosine is 1). A response orthogonal
-    to span{y*, eps} (or zero) carries no information and gets 0.5.
+    (ŷ = v(r_i) gives r0 = r_i, where the cosine is 1). Every response beyond
+    y* as seen from eps gets exactly 1, however far off it is.
+
+    Parameters
+    ----------
+    responses : array_like, shape (B, M, d) or (B, d)
+        The responses ŷ to score, M per task (or one).
+    ystar, eps : array_like, shape (B, d)
+        Each task's right answer and distractor.
+
+    Returns
+    -------
+    numpy.ndarray, float64
+        (B, M), or (B,) for (B, d) responses: weights in [0, 1]. A response
+        orthogonal to span{y*, eps} (or zero) carries no information and
+        gets 0.5.
+
+    Raises
+    ------
+    ValueError
+        If ``responses`` is neither 2-D nor 3-D, or ``ystar`` and ``eps`` are
+        not (B, d) for the responses' B and d.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import icalign as ica
+    >>> b = ica.AlignmentTask().sample(4, seed=0)
+    >>> r = ica.oracle_rewards(b.ys, b.ystar, b.eps)     # exact on task responses
+    >>> r.shape, bool(np.allclose(r, b.rs_true, atol=1e-6))
+    ((4, 20), True)
+    >>> ica.oracle_rewards(2 * b.ystar - b.eps, b.ystar, b.eps)  # overshoots y*: 1
+    array([1., 1., 1., 1.])
+    >>> ica.oracle_rewards(np.zeros((4, 5)), b.ystar, b.eps)     # no information
+    array([0.5, 0.5, 0.5, 0.5])
     """
     y = np.asarray(responses, dtype=np.float64)
     single = y.ndim == 2
@@ -92,15 +125,50 @@ def oracle_rewards(responses, ystar, eps) -> np.ndarray:
 
 
 def quality_rewards(responses, ystar, eps, iterations: int = 60) -> np.ndarray:
-    """The mixing weight of the task response that is exactly as good as each response:
-    the r in [0, 1] with cos(r y* + (1 - r) eps, y*) = cos(ŷ, y*) (0 if ŷ is worse than
-    eps, 1 if it is as good as y*).
+    """The quality critic: the mixing weight of the task response exactly as good
+    as each response.
 
-    An alternative to ``oracle_rewards`` for answers off the segment [eps, y*]: the oracle
-    gives the weight that best *explains* the answer, which is 1 for every answer lying
-    beyond y* as seen from eps, however far; this one grades by the error that is measured.
-    Both are exact on task responses and scale-free. Along the segment the angle to y*
-    falls monotonically (a line meets each ray from the origin once), so bisection finds r.
+    The r in [0, 1] with cos(r y* + (1 - r) eps, y*) = cos(ŷ, y*) (0 if ŷ is
+    worse than eps, 1 if it is as good as y*); docs/math.md, section "Critics
+    and self-correction". An alternative to ``oracle_rewards`` for answers off
+    the segment [eps, y*]: the oracle gives the weight that best *explains*
+    the answer, which is 1 for every answer lying beyond y* as seen from eps,
+    however far; this one grades by the error that is measured. Both are
+    exact on task responses and scale-free. Along the segment the angle to y*
+    falls monotonically (a line meets each ray from the origin once), so
+    bisection finds r.
+
+    Parameters
+    ----------
+    responses : array_like, shape (B, M, d) or (B, d)
+        The responses ŷ to score, M per task (or one).
+    ystar, eps : array_like, shape (B, d)
+        Each task's right answer and distractor.
+    iterations : int, default 60
+        Bisection steps (the error in r is at most 2**-(iterations + 1)).
+
+    Returns
+    -------
+    numpy.ndarray, float64
+        (B, M), or (B,) for (B, d) responses: weights in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit: ``responses`` (B, M, d) or (B, d) with
+        ``ystar`` and ``eps`` (B, d).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import icalign as ica
+    >>> b = ica.AlignmentTask().sample(2, seed=0)
+    >>> q = ica.quality_rewards(b.ys, b.ystar, b.eps)    # exact on task responses
+    >>> bool(np.allclose(q, b.rs_true, atol=1e-6))
+    True
+    >>> overshoot = 2 * b.ystar - b.eps           # the oracle gives it 1
+    >>> ica.quality_rewards(overshoot, b.ystar, b.eps).round(3)
+    array([0.604, 0.498])
     """
     y = np.asarray(responses, dtype=np.float64)
     single = y.ndim == 2
@@ -128,12 +196,34 @@ def quality_rewards(responses, ystar, eps, iterations: int = 60) -> np.ndarray:
 class CriticInput:
     """What a critic may look at when scoring the responses at ``positions``.
 
-    responses: (B, M, d) the responses to score (already placed in ``ys``);
-    ystar, eps: (B, d) the task's answer and distractor (for oracle-based critics);
-    xs, ys, rs: (B, n, d), (B, n, d), (B, n) the sequence built so far, covering at
-    least every scored position (rewards at and after the first scored position are
-    not yet meaningful);
-    positions: the example positions of the M responses.
+    ``self_correct`` builds one for every call of a critic.
+
+    Attributes
+    ----------
+    responses : numpy.ndarray, shape (B, M, d), float64
+        The responses to score (already placed in ``ys``).
+    ystar, eps : numpy.ndarray, shape (B, d)
+        The task's answer and distractor (for oracle-based critics).
+    xs, ys : numpy.ndarray, shape (B, n, d)
+        Queries and responses of the sequence built so far, covering at least
+        every scored position.
+    rs : numpy.ndarray, shape (B, n)
+        Its rewards; those at and after the first scored position are not yet
+        meaningful.
+    positions : tuple of int
+        The example positions of the M responses.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import icalign as ica
+    >>> from icalign.critics import CriticInput
+    >>> b = ica.AlignmentTask().sample(2, seed=0)
+    >>> inp = CriticInput(b.ys[:, :3].astype(np.float64), b.ystar, b.eps,
+    ...                   b.xs, b.ys, b.rs, positions=(0, 1, 2))
+    >>> ica.OracleCritic()(inp, np.random.default_rng(0)).round(3)
+    array([[0.873, 0.114, 0.404],
+           [0.777, 0.161, 0.535]])
     """
 
     responses: np.ndarray
@@ -146,10 +236,40 @@ class CriticInput:
 
 
 class Critic:
-    """A critic returns rewards in [0, 1] for responses, (B, M) from ``CriticInput``.
+    """Base class of the critics: ``critic(inp, rng)`` scores responses.
 
-    ``sequential`` critics (the self-critic) look at earlier rewards and must score
-    one position at a time; the others score any set of positions at once.
+    A subclass implements ``__call__(inp, rng)``, which takes a
+    ``CriticInput`` and a ``numpy.random.Generator`` (the only source of
+    randomness it may use, so that runs are reproducible) and returns finite
+    rewards of shape (B, M), in [0, 1] for the critics of this module. See
+    docs/math.md, section "Critics and self-correction".
+
+    Attributes
+    ----------
+    label : str
+        The name that results and plots show.
+    sequential : bool
+        True for critics that look at earlier rewards (the self-critic): they
+        must score one position at a time. The others score any set of
+        positions at once.
+
+    Examples
+    --------
+    A critic that likes everything equally (pairwise accuracy 1/2):
+
+    >>> import numpy as np
+    >>> import icalign as ica
+    >>> class Indifferent(ica.Critic):
+    ...     label = "indifferent"
+    ...     def __call__(self, inp, rng):
+    ...         return np.full(inp.responses.shape[:2], 0.5)
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> b = ica.AlignmentTask().sample(4, seed=0)
+    >>> res = ica.self_correct(model, b, Indifferent(), k=3, rounds=1)
+    >>> res.critic, res.rs[0].tolist()
+    ('indifferent', [0.5, 0.5, 0.5, 0.5])
+    >>> Indifferent().to_dict()
+    {'label': 'indifferent', 'kind': 'Indifferent'}
     """
 
     label = "critic"
@@ -169,8 +289,40 @@ REFERENCES = ("oracle", "quality")
 
 
 def reference_rewards(reference: str, responses, ystar, eps) -> np.ndarray:
-    """The perfect critic named ``reference``: 'oracle' (``oracle_rewards``, the
-    definition of docs/math.md) or 'quality' (``quality_rewards``)."""
+    """The perfect critic named ``reference``, applied to ``responses``.
+
+    Parameters
+    ----------
+    reference : {'oracle', 'quality'}
+        'oracle' (``oracle_rewards``, the definition of docs/math.md, section
+        "Critics and self-correction") or 'quality' (``quality_rewards``).
+    responses, ystar, eps : array_like
+        As for ``oracle_rewards``.
+
+    Returns
+    -------
+    numpy.ndarray, float64
+        (B, M), or (B,) for (B, d) responses.
+
+    Raises
+    ------
+    ValueError
+        If ``reference`` is neither 'oracle' nor 'quality' (or the shapes do
+        not fit).
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> from icalign.critics import reference_rewards
+    >>> b = ica.AlignmentTask().sample(2, seed=0)
+    >>> reference_rewards("quality", b.ys[:, :2], b.ystar, b.eps).round(3)
+    array([[0.873, 0.114],
+           [0.777, 0.161]])
+    >>> reference_rewards("truth", b.ys, b.ystar, b.eps)
+    Traceback (most recent call last):
+        ...
+    ValueError: reference must be one of ('oracle', 'quality'), got 'truth'
+    """
     if reference == "oracle":
         return oracle_rewards(responses, ystar, eps)
     if reference == "quality":
@@ -190,7 +342,17 @@ def _suffix(base):
 
 
 class OracleCritic(Critic):
-    """The mixing weight that best explains a response (``oracle_rewards``)."""
+    """The oracle critic: the mixing weight that best explains a response.
+
+    Scores with ``oracle_rewards``; exact on task responses, 1 for every
+    answer beyond y* as seen from eps. Label 'oracle'; ``make_critic('oracle')``.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> ica.OracleCritic(), ica.make_critic("oracle").to_dict()
+    (OracleCritic('oracle'), {'label': 'oracle', 'kind': 'OracleCritic'})
+    """
 
     label = "oracle"
 
@@ -199,9 +361,19 @@ class OracleCritic(Critic):
 
 
 class QualityCritic(Critic):
-    """Grades by measured quality: ``quality_rewards`` (the weight of the equally good
-    task response). The oracle gives 1 to every answer that overshoots y* (as seen from eps), however far, and the trained models' answers
-    mostly do; this one is the perfect critic of the error that is measured."""
+    """The quality critic: grades by measured quality (``quality_rewards``).
+
+    Gives the weight of the equally good task response. The oracle gives 1 to
+    every answer that overshoots y* (as seen from eps), however far, and the
+    trained models' answers mostly do; this one is the perfect critic of the
+    error that is measured. Label 'quality'; ``make_critic('quality')``.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> ica.QualityCritic(), ica.make_critic("quality").to_dict()
+    (QualityCritic('quality'), {'label': 'quality', 'kind': 'QualityCritic'})
+    """
 
     label = "quality"
 
@@ -217,9 +389,38 @@ def _check_prob(name, value):
 
 
 class ReplaceCritic(Critic):
-    """A perfect critic (``base``: 'oracle' or 'quality'), each score independently
-    replaced by a fresh U(0, 1) draw with probability ``p`` (the reward noise of
-    docs/math.md, "The task"): p = 0 is the base critic, p = 1 a useless critic."""
+    """A perfect critic with each score replaced by a U(0, 1) draw with probability p.
+
+    The reward noise of docs/math.md, section "The task", applied to a
+    critic: p = 0 is the base critic, p = 1 a useless one.
+    ``make_critic('replace:P')`` builds one.
+
+    Parameters
+    ----------
+    p : float
+        Probability, in [0, 1], that a score is replaced (independently per
+        score, by a fresh draw).
+    base : {'oracle', 'quality'}, default 'oracle'
+        The perfect critic whose scores are kept.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` lies outside [0, 1] or ``base`` is unknown.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> c = ica.ReplaceCritic(0.25)
+    >>> c, c.to_dict()
+    (ReplaceCritic('replace p=0.25'), {'label': 'replace p=0.25', 'kind': 'ReplaceCritic', 'p': 0.25, 'base': 'oracle'})
+    >>> ica.ReplaceCritic(0.5, base="quality").label
+    'replace p=0.5 (quality)'
+    >>> ica.ReplaceCritic(1.5)
+    Traceback (most recent call last):
+        ...
+    ValueError: ReplaceCritic p must lie in [0, 1], got 1.5
+    """
 
     def __init__(self, p: float, base: str = "oracle"):
         self.p = _check_prob("ReplaceCritic p", p)
@@ -238,8 +439,30 @@ class ReplaceCritic(Critic):
 
 
 class GaussianCritic(Critic):
-    """A perfect critic (``base``) plus Gaussian noise of standard deviation ``sigma``,
-    clipped to [0, 1]."""
+    """A perfect critic plus Gaussian noise, clipped to [0, 1].
+
+    ``make_critic('gauss:SIGMA')`` builds one.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation of the noise (finite, >= 0; 0 is the base critic).
+    base : {'oracle', 'quality'}, default 'oracle'
+        The perfect critic the noise is added to.
+
+    Raises
+    ------
+    ValueError
+        If ``sigma`` is negative or not finite, or ``base`` is unknown.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> ica.GaussianCritic(0.3)
+    GaussianCritic('gauss s=0.3')
+    >>> ica.make_critic("gauss:0.1", base="quality").to_dict()
+    {'label': 'gauss s=0.1 (quality)', 'kind': 'GaussianCritic', 'sigma': 0.1, 'base': 'quality'}
+    """
 
     def __init__(self, sigma: float, base: str = "oracle"):
         sigma = float(sigma)
@@ -259,7 +482,27 @@ class GaussianCritic(Critic):
 
 
 class InvertedCritic(Critic):
-    """1 - a perfect critic (``base``): orders every pair the wrong way."""
+    """1 - a perfect critic: orders every pair the wrong way (accuracy 0).
+
+    Parameters
+    ----------
+    base : {'oracle', 'quality'}, default 'oracle'
+        The perfect critic that is inverted.
+
+    Raises
+    ------
+    ValueError
+        If ``base`` is unknown.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> b = ica.AlignmentTask().sample(8, seed=0)
+    >>> res = ica.self_correct(ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2)),
+    ...                        b, ica.InvertedCritic(), k=4, rounds=0)
+    >>> res.critic, res.accuracy(positions="context").tolist()
+    ('inverted', [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    """
 
     def __init__(self, base: str = "oracle"):
         check_reference(base)
@@ -274,10 +517,43 @@ class InvertedCritic(Critic):
 
 
 class SelfCritic(Critic):
-    """The model's own reward head: ``model.predict_rewards`` read at the y-token of
-    the scored response, which sees x, the response and the triplets before it (with
-    their rewards), but never y* or eps. Estimates are clipped to [0, 1], the range
-    of the rewards the head was trained on.
+    """The self-critic: the model's own reward head.
+
+    ``model.predict_rewards`` read at the y-token of the scored response,
+    which sees x, the response and the triplets before it (with their
+    rewards), but never y* or eps. Estimates are clipped to [0, 1], the range
+    of the rewards the head was trained on. Sequential: it scores one position
+    at a time (docs/math.md, section "Critics and self-correction").
+
+    Parameters
+    ----------
+    model : Transformer
+        A model built with ``ModelConfig(reward_head=True)`` (and trained with
+        its reward head, for the scores to mean anything).
+    label : str, default 'self'
+        The name results show.
+
+    Raises
+    ------
+    ValueError
+        If the model has no reward head (or, when called, if asked to score
+        more than one position).
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> cfg = ica.ModelConfig(n_embd=8, n_layer=1, n_head=2, reward_head=True)
+    >>> critic = ica.SelfCritic(ica.Transformer(cfg))
+    >>> critic, critic.sequential
+    (SelfCritic('self'), True)
+    >>> b = ica.AlignmentTask().sample(4, seed=0)
+    >>> res = ica.self_correct(critic.model, b, critic, k=3, rounds=1)
+    >>> bool(((res.rs >= 0) & (res.rs <= 1)).all())
+    True
+    >>> ica.SelfCritic(ica.Transformer(cfg.replace(reward_head=False)))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: SelfCritic needs a model built with ModelConfig(reward_head=True) and ...
     """
 
     sequential = True
@@ -299,9 +575,44 @@ class SelfCritic(Critic):
 
 
 def make_critic(spec, model=None, base: str = "oracle") -> Critic:
-    """A critic from a ``Critic`` or a short name: 'oracle', 'quality', 'inverted', 'self',
-    'replace:P', 'gauss:SIGMA'. 'self' needs ``model`` (with a reward head); the noisy ones
-    and 'inverted' are built on the perfect critic ``base`` ('oracle' or 'quality')."""
+    """A critic from a ``Critic`` or a short name.
+
+    Parameters
+    ----------
+    spec : Critic or str
+        A critic (returned as is) or one of 'oracle', 'quality', 'inverted',
+        'self', 'replace:P' (``ReplaceCritic(P)``) and 'gauss:SIGMA'
+        (``GaussianCritic(SIGMA)``).
+    model : Transformer, optional
+        The model whose reward head 'self' reads (needed for 'self').
+    base : {'oracle', 'quality'}, default 'oracle'
+        The perfect critic the noisy critics and 'inverted' are built on.
+
+    Returns
+    -------
+    Critic
+
+    Raises
+    ------
+    TypeError
+        If ``spec`` is neither a Critic nor a str.
+    ValueError
+        If the name is unknown, 'self' comes without a model (or one without
+        a reward head), or a parameter is invalid.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> ica.make_critic("replace:0.5"), ica.make_critic("inverted", base="quality")
+    (ReplaceCritic('replace p=0.5'), InvertedCritic('inverted (quality)'))
+    >>> c = ica.OracleCritic()
+    >>> ica.make_critic(c) is c
+    True
+    >>> ica.make_critic("noisy")
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown critic 'noisy'; expected 'oracle', 'quality', 'inverted', 'self', 'replace:P' or 'gauss:SIGMA'
+    """
     if isinstance(spec, Critic):
         return spec
     if not isinstance(spec, str):
