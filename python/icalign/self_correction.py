@@ -50,15 +50,50 @@ _TIE_TOL = 1e-12
 class SelfCorrection:
     """Everything one self-correction run built, for B tasks, k context triplets and R rounds.
 
-    answers: (B, R+1, d) raw model answers ŷ_0..ŷ_R (ŷ_j read at x-token k + j);
-    appended: (B, R, d) the responses appended at positions k..k+R-1 (rescaled ŷ_0..ŷ_{R-1});
-    xs, ys, rs: (B, k+R, d/d/-) the full context built: the k task triplets with the
-        critic's rewards, then the appended triplets (x, ŷ, r̂);
-    true_rewards: (B, k+R) the true weights: the task's r_i for the context, the reference
-        critic's score ('oracle' by default, or 'quality') for the appended answers;
-    oracle_appended: (B, R) the oracle's scores of the appended answers (whatever the
-        reference);
-    errors: (B, R+1) 1 - cos(ŷ_j, y*).
+    ``self_correct`` returns it; docs/math.md, section "Critics and
+    self-correction", describes the loop.
+
+    Attributes
+    ----------
+    k, rounds : int
+        Context triplets k and rounds R.
+    answers : numpy.ndarray, shape (B, R+1, d), float64
+        Raw model answers ŷ_0..ŷ_R (ŷ_j read at x-token k + j).
+    appended : numpy.ndarray, shape (B, R, d), float64
+        The responses appended at positions k..k+R-1 (ŷ_0..ŷ_{R-1}, rescaled
+        unless ``rescale='none'``).
+    xs, ys : numpy.ndarray, shape (B, k+R, d), float32
+        The full context built: the k task triplets, then the appended ones.
+    rs : numpy.ndarray, shape (B, k+R), float32
+        The rewards shown: the context critic's for the first k, the
+        critic's for the appended answers.
+    true_rewards : numpy.ndarray, shape (B, k+R), float64
+        The true weights: the task's r_i for the context, the reference
+        critic's score ('oracle' by default, or 'quality') for the appended
+        answers.
+    errors : numpy.ndarray, shape (B, R+1), float64
+        1 - cos(ŷ_j, y*).
+    critic, context_critic : str
+        Labels of the critics.
+    rescale, reference : str
+        The ``self_correct`` arguments of the same names.
+    oracle_appended : numpy.ndarray, shape (B, R), float64
+        The oracle's scores of the appended answers (whatever the reference).
+    info : dict
+        Free-form extra information.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> b = ica.AlignmentTask().sample(8, seed=0)
+    >>> res = ica.self_correct(model, b, "oracle", k=4, rounds=2)
+    >>> res.answers.shape, res.appended.shape, res.rs.shape, res.errors.shape
+    ((8, 3, 5), (8, 2, 5), (8, 6), (8, 3))
+    >>> len(res.mean_errors()), res.gains().shape
+    (3, (8,))
+    >>> res.accuracy(positions="context").tolist()    # the oracle ranks task responses right
+    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
 
     k: int
@@ -78,10 +113,15 @@ class SelfCorrection:
     info: dict = field(default_factory=dict)
 
     def mean_errors(self) -> list[float]:
+        """Mean error over the tasks per round 0..R (a list of R + 1 floats)."""
         return self.errors.mean(axis=0).tolist()
 
     def gains(self, rounds: int | None = None) -> np.ndarray:
-        """Per-task gain error(ŷ_0) - error(ŷ_rounds) (default: after all rounds)."""
+        """Per-task gain error(ŷ_0) - error(ŷ_rounds) (default: after all rounds).
+
+        Positive where self-correction helped. Returns a (B,) array; raises
+        ValueError unless 0 <= ``rounds`` <= R.
+        """
         r = self.rounds if rounds is None else int(rounds)
         if not 0 <= r <= self.rounds:
             raise ValueError(f"rounds must lie in [0, {self.rounds}], got {r}")
@@ -96,11 +136,30 @@ class SelfCorrection:
         return float(np.mean(self.oracle_appended >= 1.0 - 1e-9))
 
     def accuracy(self, rounds: int | None = None, positions: str = "all") -> np.ndarray:
-        """Per-task pairwise critic accuracy (see ``pairwise_accuracy``) over the k context
-        responses and the answers appended in the first ``rounds`` rounds
-        (``positions='all'``), only the context (``'context'``), only the appended answers
-        (``'appended'``), or the pairs with at least one appended answer (``'answers'``:
-        how well the critic places the model's answers among all responses)."""
+        """Per-task pairwise critic accuracy (see ``pairwise_accuracy``).
+
+        Parameters
+        ----------
+        rounds : int, optional
+            Count the answers appended in the first ``rounds`` rounds
+            (default: all R).
+        positions : {'all', 'context', 'appended', 'answers'}, default 'all'
+            'all': the k context responses and those answers; 'context': the
+            context only; 'appended': the appended answers only; 'answers':
+            the pairs with at least one appended answer (how well the critic
+            places the model's answers among all responses).
+
+        Returns
+        -------
+        numpy.ndarray, shape (B,), float64
+            The critic's rewards ``rs`` against ``true_rewards``; NaN for a
+            task without untied pairs.
+
+        Raises
+        ------
+        ValueError
+            If ``positions`` is unknown.
+        """
         r = self.rounds if rounds is None else int(rounds)
         m = self.k + r
         if positions == "all":
@@ -120,9 +179,39 @@ class SelfCorrection:
 def pairwise_accuracy(critic_rewards, true_rewards, pairs=None) -> np.ndarray:
     """Per-row fraction of pairs (i < j) that the critic orders like the true weights.
 
-    Pairs whose true weights tie (within 1e-12) are left out; a critic tie counts 1/2.
-    ``critic_rewards``, ``true_rewards`` (B, M) -> (B,); NaN for a row without pairs.
-    ``pairs``: optional (M, M) boolean mask of the pairs (i, j) to count.
+    The critic accuracy of docs/math.md, section "Critics and
+    self-correction". Pairs whose true weights tie (within 1e-12) are left
+    out; a critic tie counts 1/2.
+
+    Parameters
+    ----------
+    critic_rewards, true_rewards : array_like, shape (B, M)
+        The critic's scores and the true weights of M responses per row.
+    pairs : array_like of bool, shape (M, M), optional
+        Mask of the pairs (i, j), i < j, to count (default: all); entries on
+        and below the diagonal are ignored.
+
+    Returns
+    -------
+    numpy.ndarray, shape (B,), float64
+        Accuracy in [0, 1] per row (0.5 at chance); NaN for a row without a
+        pair to count.
+
+    Raises
+    ------
+    ValueError
+        If the two arrays are not both (B, M), or ``pairs`` is not (M, M).
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> truth = [[0.2, 0.4, 0.6], [0.2, 0.4, 0.6]]
+    >>> ica.pairwise_accuracy([[0.1, 0.5, 0.9], [0.9, 0.5, 0.1]], truth)
+    array([1., 0.])
+    >>> ica.pairwise_accuracy([[0.5, 0.5, 0.9]], [[0.2, 0.4, 0.6]]).round(4)  # a tie: 1/2
+    array([0.8333])
+    >>> ica.pairwise_accuracy([[0.1, 0.5]], [[0.3, 0.3]])     # no untied pair
+    array([nan])
     """
     c = np.asarray(critic_rewards, dtype=np.float64)
     t = np.asarray(true_rewards, dtype=np.float64)
@@ -184,16 +273,71 @@ def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
                  reference: str = "oracle") -> SelfCorrection:
     """Run ``rounds`` rounds of self-correction on every task of ``batch`` at once.
 
-    The context is the first ``k`` examples of each task with rewards from
-    ``context_critic`` (default: ``critic``); the model answers at x-token k; each round
-    the critic scores the latest answer, (x, ŷ, r̂) is appended at position k + round
-    (ŷ rescaled, see the module notes) and the model answers at the next x-token. One
-    ``model.predict`` per round on the whole batch, on exactly k + round + 1 examples:
-    the answer at x-token n sees only triplets 0..n-1 (the model must be causal), so the
-    zero placeholders at the answer's own position are never read. Needs
-    ``k + rounds + 1 <= model.config.n_points``. Critic noise comes from
-    ``numpy.random.default_rng(seed)``. ``reference`` ('oracle' or 'quality') gives the
-    true weights of the appended answers, against which critic accuracy is measured.
+    The loop of docs/math.md, section "Critics and self-correction". The
+    context is the first ``k`` examples of each task with rewards from
+    ``context_critic``; the model answers at x-token k; each round the critic
+    scores the latest answer, (x, ŷ, r̂) is appended at position k + round (ŷ
+    rescaled, see the module notes) and the model answers at the next
+    x-token. One ``model.predict`` per round on the whole batch, on exactly
+    k + round + 1 examples: the answer at x-token n sees only triplets
+    0..n-1 (the model must be causal), so the zero placeholders at the
+    answer's own position are never read.
+
+    Parameters
+    ----------
+    model : Transformer
+        A causal model; ``k + rounds + 1 <= model.config.n_points``.
+    batch : TaskBatch
+        The tasks (at least ``k`` examples each); only their first ``k``
+        responses, x, y* and eps are used (not their shown rewards).
+    critic : Critic or str
+        Who scores the answers (any ``make_critic`` spec; 'self' uses
+        ``model``'s reward head).
+    k : int
+        Context triplets, >= 1.
+    rounds : int
+        Rounds R, >= 0 (0: only the first answer).
+    context_critic : Critic or str, optional
+        Who scores the k context responses (default: ``critic``).
+    rescale : {'context', 'none'}, default 'context'
+        Rescale each answer to the mean norm of its task's context responses
+        before appending it, or append it as is.
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng``, the critics' only source of noise.
+    reference : {'oracle', 'quality'}, default 'oracle'
+        The perfect critic giving the true weights of the appended answers,
+        against which critic accuracy is measured.
+
+    Returns
+    -------
+    SelfCorrection
+
+    Raises
+    ------
+    TypeError
+        If ``k`` or ``rounds`` is not an int (or a critic spec is neither a
+        Critic nor a str).
+    ValueError
+        If the model is not causal, ``k`` < 1, ``rounds`` < 0, the positions
+        do not fit ``n_points``, the batch does not fit the model, ``rescale``
+        or ``reference`` is unknown, or a critic returns the wrong shape or
+        non-finite values.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> b = ica.AlignmentTask().sample(8, seed=0)
+    >>> res = ica.self_correct(model, b, "replace:0.5", k=4, rounds=3, context_critic="oracle")
+    >>> res.critic, res.context_critic, res.errors.shape
+    ('replace p=0.5', 'oracle', (8, 4))
+    >>> same = ica.self_correct(model, b, "replace:0.5", k=4, rounds=3, context_critic="oracle")
+    >>> bool((same.rs == res.rs).all())     # the same seed, the same noise
+    True
+    >>> ica.self_correct(model, b, "oracle", k=4, rounds=16)
+    Traceback (most recent call last):
+        ...
+    ValueError: k=4 context triplets and 16 rounds need k + rounds + 1 = 21 example positions, but the model has n_points=20: at most 15 rounds with k=4
     """
     k, rounds = _check_loop(model, batch, k, rounds, rescale, reference)
     critic = make_critic(critic, model)
@@ -260,7 +404,41 @@ def self_check_accuracy(model, batch: TaskBatch, n_context: int | None = None) -
 
     The head's estimate at example n (which sees triplets 0..n-1 with the batch's shown
     rewards, and x_n, y_n) is compared with the true mixing weights over examples
-    1..n_context-1 (example 0 has no context). Returns {"accuracy", "mse", "corr"}.
+    1..n_context-1 (example 0 has no context).
+
+    Parameters
+    ----------
+    model : Transformer
+        A model built with ``ModelConfig(reward_head=True)``.
+    batch : TaskBatch
+        The tasks; their shown rewards form the context.
+    n_context : int, optional
+        Examples per task to use (default: all of the batch's); capped at
+        ``model.config.n_points``.
+
+    Returns
+    -------
+    dict
+        "accuracy": mean pairwise accuracy (``pairwise_accuracy``) per task;
+        "mse": mean squared error of the estimates; "corr": their Pearson
+        correlation with the true weights over all tasks; "n_context": the
+        number of examples used.
+
+    Raises
+    ------
+    ValueError
+        If the model has no reward head.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> cfg = ica.ModelConfig(n_embd=8, n_layer=1, n_head=2, reward_head=True)
+    >>> b = ica.AlignmentTask().sample(8, seed=0)
+    >>> out = ica.self_check_accuracy(ica.Transformer(cfg), b, n_context=10)
+    >>> sorted(out), out["n_context"]
+    (['accuracy', 'corr', 'mse', 'n_context'], 10)
+    >>> 0.0 <= out["accuracy"] <= 1.0
+    True
     """
     n = batch.n_points if n_context is None else int(n_context)
     n = min(n, model.config.n_points)
