@@ -136,18 +136,74 @@ def critic_accuracy_gain(model, task: AlignmentTask | None = None,
     per (critic, k) with its mean gain error(ŷ_0) - error(ŷ_rounds) and mean pairwise
     accuracy against the true weights (the task's for context responses, the reference
     critic's for the answers). Pearson r, the least-squares line and a two-sided p-value
-    (exact t test, and a permutation test) over the points.
+    (exact t test, and a permutation test) over the points. See docs/math.md, sections
+    "Critics and self-correction" and "Claims and what each tests".
 
-    ``variants``: (reference, context) pairs, each a full set of points. ``reference``
-    ('oracle' or 'quality') is the perfect critic: 'reference' in ``critics`` and the base
-    of the noisy and inverted critics, and the truth of accuracy. ``context='critic'``:
-    the critic also scores the k context triplets, accuracy over all pairs (the
-    oracle's set-up); ``'oracle'``: the oracle scores the context, so ŷ_0 is the same for every
-    critic, and accuracy counts the pairs involving the model's answers. The first variant
-    gives the top-level numbers; all are under "variants". The 'self' critic runs only if
-    the model has a reward head. ``batch``: evaluate on its first ``n_tasks`` tasks (exact
-    rewards) instead of the first ``n_tasks`` of ``evaluation_set(task, seed=eval_seed)``;
-    the same holds for ``critic_rounds`` and ``critic_model_size``.
+    Parameters
+    ----------
+    model : Transformer
+        The trained (causal) model.
+    task : AlignmentTask, optional
+        Task family of the evaluation set (default: the model's d and N).
+    critics : iterable of Critic or str, default ``DEFAULT_ACCURACY_CRITICS``
+        ``make_critic`` specs, plus 'reference' (the variant's perfect critic)
+        and 'self' (run only if the model has a reward head).
+    k_values : iterable of int, default (2, 4, 8)
+        Context sizes.
+    rounds : int, default 1
+        Self-correction rounds per run.
+    n_tasks : int, default 256
+        Evaluation tasks.
+    seed : int, default 0
+        Seed of the critics' noise and of the permutation test.
+    eval_seed : int, default 0
+        Which evaluation set (``evaluation_set``).
+    rescale : {'context', 'none'}, default 'context'
+        As for ``self_correct``.
+    variants : sequence of (reference, context) pairs, default ``DEFAULT_VARIANTS``
+        Each a full set of points. ``reference`` ('oracle' or 'quality') is
+        the perfect critic: 'reference' in ``critics``, the base of the noisy
+        and inverted critics, and the truth of accuracy.
+        ``context='critic'``: the critic also scores the k context triplets,
+        accuracy over all pairs (the oracle's set-up); ``'oracle'``: the
+        oracle scores the context, so ŷ_0 is the same for every critic, and
+        accuracy counts the pairs involving the model's answers.
+    n_permutations : int, default 10000
+        Permutations of the permutation test.
+    batch : TaskBatch, optional
+        Evaluate on its first ``n_tasks`` tasks (exact rewards) instead of the
+        first ``n_tasks`` of ``evaluation_set(task, seed=eval_seed)``; the
+        same holds for ``critic_rounds`` and ``critic_model_size``.
+
+    Returns
+    -------
+    dict
+        JSON-able. The first variant's numbers at the top level: "points"
+        (one dict per (critic, k): "critic", "k", "accuracy", "gain", their
+        standard errors, "error_before", "error_after", ...), "pearson_r",
+        "p_value", "p_value_permutation", "slope", "intercept", "n_points",
+        "above_chance" (the same over the points with accuracy >= 0.5, or
+        None); every variant's under "variants"; and the settings.
+
+    Raises
+    ------
+    ValueError
+        If ``variants`` is empty or malformed, a reference or context mode is
+        unknown, ``batch`` is too small or has noisy rewards, there are fewer
+        than three points or their accuracies or gains are all equal (no
+        correlation), or the self-correction arguments are invalid.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> out = ica.critic_accuracy_gain(model, critics=("reference", "gauss:0.3", "inverted"),
+    ...                                k_values=(2,), n_tasks=8, n_permutations=99,
+    ...                                variants=(("oracle", "critic"),))
+    >>> [(p["critic"], p["k"]) for p in out["points"]]
+    [('oracle', 2), ('gauss s=0.3', 2), ('inverted', 2)]
+    >>> out["n_points"], -1.0 <= out["pearson_r"] <= 1.0
+    (3, True)
     """
     k_values = [int(k) for k in k_values]
     variants = [tuple(v) for v in variants]
@@ -178,9 +234,53 @@ def critic_rounds(model, task: AlignmentTask | None = None,
     Labels: the critic labels ('oracle', 'gauss s=0.3', 'replace p=0.5', ...) and, with a
     reward head, 'self'. With ``context='critic'`` each critic also scores the context
     (and 'self (oracle context)' is added: context by the oracle, answers by the reward
-    head); with ``'oracle'`` the oracle scores every context, so round 0 is shared. Also
-    each critic's accuracy (all pairs; pairs involving answers) and per-round standard
-    errors.
+    head); with ``'oracle'`` the oracle scores every context, so round 0 is shared. See
+    docs/math.md, section "Critics and self-correction".
+
+    Parameters
+    ----------
+    model : Transformer
+        The trained (causal) model.
+    task : AlignmentTask, optional
+        Task family of the evaluation set (default: the model's d and N).
+    critics : iterable of Critic or str, default ``DEFAULT_ROUND_CRITICS``
+        ``make_critic`` specs; 'self' runs only if the model has a reward head.
+    k : int, default 4
+        Context triplets.
+    rounds : int, default 5
+        Rounds R.
+    n_tasks, seed, eval_seed, rescale, batch
+        As for ``critic_accuracy_gain`` (critic i draws its noise from
+        ``seed + i``).
+    context : {'critic', 'oracle'}, default 'critic'
+        Who scores the k context triplets.
+
+    Returns
+    -------
+    dict
+        JSON-able: "curves" ({label: mean error per round}), "rounds"
+        ([0..R]), "se" and "gain_se" (per-round standard errors of the error
+        and of the gain), "accuracy" and "accuracy_answers" (all pairs; pairs
+        involving answers), "after_best" (the best round and the rise after
+        it), "answers_oracle_at_1" (``SelfCorrection.oracle_at_one``), and the
+        settings.
+
+    Raises
+    ------
+    ValueError
+        If ``context`` is unknown, ``batch`` is too small or has noisy
+        rewards, or the self-correction arguments are invalid.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> out = ica.critic_rounds(model, critics=("oracle", "replace:0.5"), k=4, rounds=3,
+    ...                         n_tasks=8)
+    >>> list(out["curves"]), out["rounds"]
+    (['oracle', 'replace p=0.5'], [0, 1, 2, 3])
+    >>> [len(c) for c in out["curves"].values()]
+    [4, 4]
     """
     batch = _eval_batch(model, task, n_tasks, eval_seed, batch)
     runs = _critic_runs(model, critics, context, self_both=True)
@@ -217,12 +317,58 @@ def critic_model_size(models: Sequence, task: AlignmentTask | None = None,
                       n_tasks: int = 256, seed: int = 0, eval_seed: int = 0,
                       rescale: str = "context", labels: Sequence[str] | None = None,
                       batch: TaskBatch | None = None) -> dict:
-    """Experiment 3: gain with near-perfect critics (default: the oracle, and the quality
-    critic) for trained models of several sizes, on the same tasks. ``sizes`` are parameter
-    counts, in the order given; ``gain`` (with ``gain_se``, ``error_after``, ``accuracy``)
-    the mean gain after ``rounds`` rounds with the first critic, ``by_critic`` the same for
-    every critic; ``error_before`` is shared (both perfect critics score task responses
-    alike). ``config``: each model's ModelConfig as a dict."""
+    """Experiment 3: gain with near-perfect critics for trained models of several sizes.
+
+    Every model self-corrects on the same tasks with each critic (default:
+    the oracle, and the quality critic); docs/math.md, section "Claims and
+    what each tests".
+
+    Parameters
+    ----------
+    models : sequence of Transformer
+        The trained (causal) models, all of the same n_dims.
+    task : AlignmentTask, optional
+        Task family of the evaluation set (default: the models' d and their
+        smallest N).
+    critics : sequence of Critic or str, default ('oracle', 'quality')
+        Critics that do not depend on the model (not 'self').
+    k : int, default 4
+        Context triplets.
+    rounds : int, default 1
+        Rounds R.
+    n_tasks, seed, eval_seed, rescale, batch
+        As for ``critic_accuracy_gain``.
+    labels : sequence of str, optional
+        One label per model (default: 'E{n_embd} L{n_layer} H{n_head}').
+
+    Returns
+    -------
+    dict
+        JSON-able: "sizes" (parameter counts, in the order given), "labels",
+        "config" (each model's ModelConfig as a dict); "gain" (with
+        "gain_se", "error_before", "error_after", "accuracy"): the mean gain
+        after ``rounds`` rounds with the first critic, one value per model;
+        "by_critic": the same for every critic ("error_before" is shared:
+        both perfect critics score task responses alike); and the settings.
+
+    Raises
+    ------
+    ValueError
+        If there is no model or no critic, a critic is a self-critic, the
+        labels do not match the models, the models differ in n_dims, or the
+        self-correction arguments are invalid.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> small = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> large = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=2, n_head=2))
+    >>> out = ica.critic_model_size([small, large], n_tasks=8)
+    >>> out["labels"], out["sizes"], out["critics"]
+    (['E8 L1 H2', 'E8 L2 H2'], [1461, 2333], ['oracle', 'quality'])
+    >>> len(out["gain"]), sorted(out["by_critic"])
+    (2, ['oracle', 'quality'])
+    """
     models = list(models)
     critics = [make_critic(c) for c in critics]
     if not models or not critics:
