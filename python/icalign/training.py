@@ -38,6 +38,38 @@ class TrainHistory:
 
     Behaves like a sequence of per-step losses: ``len(h)``, ``h[-1]``,
     ``list(h)`` and ``np.asarray(h)`` work, so ``plt.plot(h)`` plots the curve.
+
+    Attributes
+    ----------
+    losses : numpy.ndarray, float64
+        The loss of every step done, from step 0.
+    seconds : float
+        Wall-clock training time, summed over all calls.
+    steps : int
+        The steps asked for.
+    resumed_from : int
+        The step this call started from (0 unless resumed from a checkpoint).
+    arguments : dict
+        The training arguments that decide the trajectory (as stored in the
+        checkpoint).
+    steps_done : int
+        ``len(losses)``.
+    completed : bool
+        Whether ``steps_done >= steps``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import icalign as ica
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> h = ica.train(model, ica.AlignmentTask(), steps=4, batch_size=4, lr=1e-3,
+    ...               progress=False)
+    >>> h                                               # doctest: +ELLIPSIS
+    TrainHistory(4/4 steps, ... s, last loss ...)
+    >>> len(h), h.completed, np.asarray(h).shape, h.smoothed(window=2).shape
+    (4, True, (4,), (4,))
+    >>> h.arguments["batch_size"], h.arguments["lr"]
+    (4, 0.001)
     """
 
     losses: np.ndarray
@@ -67,7 +99,11 @@ class TrainHistory:
         return self.losses.astype(dtype) if dtype is not None else self.losses.copy()
 
     def smoothed(self, window: int = 50) -> np.ndarray:
-        """Running mean over ``window`` steps (shorter at the start), for plots."""
+        """Running mean over ``window`` steps (shorter at the start), for plots.
+
+        Returns a float64 array of ``steps_done`` values; raises ValueError if
+        ``window`` < 1.
+        """
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         c = np.cumsum(np.concatenate([[0.0], self.losses]))
@@ -88,15 +124,75 @@ def save_checkpoint(path: Union[str, os.PathLike], arrays: dict) -> None:
     The data go to a temporary file in the same directory, are flushed and
     fsync'ed, and only then renamed over ``path`` (os.replace is atomic on
     POSIX and Windows), so a crash or Ctrl-C at any moment leaves either the
-    old checkpoint or the new one, never a half-written file.
+    old checkpoint or the new one, never a half-written file (docs/math.md,
+    section "Training"). ``train`` writes its checkpoints with it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (replaced if it exists); its directory must exist.
+    arrays : dict of str to array_like
+        The entries, as for ``numpy.savez``.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written (``path`` is then left as it was).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from icalign import save_checkpoint
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "arrays.npz")
+    ...     save_checkpoint(path, {"a": np.arange(3)})
+    ...     with np.load(path) as z:
+    ...         print(z["a"], os.listdir(d))
+    [0 1 2] ['arrays.npz']
     """
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> dict:
-    """Read a checkpoint written by ``train``: {'config': ModelConfig,
-    'arguments': dict, 'version': str, 'step': int, 'losses', 'seconds',
-    'state_dict': {name: array}, 'optimizer': {adam_m, adam_v, adam_steps}}."""
+    """Read a checkpoint written by ``train``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The .npz file.
+
+    Returns
+    -------
+    dict
+        'config' (ModelConfig), 'arguments' (dict: the training arguments),
+        'version' (str: the icalign that wrote it), 'step' (int: steps done),
+        'losses' (float64 array: the loss of every step), 'seconds' (float),
+        'state_dict' ({name: array}) and 'optimizer' ({'adam_m', 'adam_v',
+        'adam_steps'}). ``model_from_checkpoint`` and
+        ``history_from_checkpoint`` turn it into a model and a TrainHistory.
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read, is not an icalign checkpoint, or has
+        another checkpoint format.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import icalign as ica
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "model.npz")
+    ...     _ = ica.train(model, ica.AlignmentTask(), steps=3, batch_size=4, lr=1e-3,
+    ...                   progress=False, checkpoint=path)
+    ...     ck = ica.load_checkpoint(path)
+    >>> ck["step"], ck["losses"].shape, ck["config"] == model.config
+    (3, (3,), True)
+    >>> ck["arguments"]["steps"], ck["optimizer"]["adam_steps"]
+    (3, 3)
+    """
     path = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -125,14 +221,53 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> dict:
 
 
 def model_from_checkpoint(ck: dict) -> Transformer:
-    """The model a loaded checkpoint (``load_checkpoint``) holds, with its parameters."""
+    """The model a loaded checkpoint (``load_checkpoint``) holds, with its parameters.
+
+    Returns a new Transformer of the checkpoint's config and initialisation
+    seed with the stored parameters loaded (not the Adam moments: to continue
+    training, call ``train`` with the checkpoint instead).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import icalign as ica
+    >>> from icalign.training import model_from_checkpoint
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "model.npz")
+    ...     _ = ica.train(model, ica.AlignmentTask(), steps=2, batch_size=4, lr=1e-3,
+    ...                   progress=False, checkpoint=path)
+    ...     restored = model_from_checkpoint(ica.load_checkpoint(path))
+    >>> b = ica.AlignmentTask().sample(2, seed=0)
+    >>> bool(np.array_equal(restored.predict(b.xs, b.ys, b.rs), model.predict(b.xs, b.ys, b.rs)))
+    True
+    """
     model = Transformer(ck["config"], seed=int(ck["arguments"]["model_seed"]))
     model.load_state_dict(ck["state_dict"])
     return model
 
 
 def history_from_checkpoint(ck: dict) -> "TrainHistory":
-    """The training history (loss per step) a loaded checkpoint holds."""
+    """The training history (loss per step) a loaded checkpoint holds.
+
+    Returns a TrainHistory with the checkpoint's losses, seconds, steps and
+    arguments, as ``train`` returned it when it wrote the checkpoint.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import icalign as ica
+    >>> from icalign.training import history_from_checkpoint
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "model.npz")
+    ...     h = ica.train(model, ica.AlignmentTask(), steps=2, batch_size=4, lr=1e-3,
+    ...                   progress=False, checkpoint=path)
+    ...     stored = history_from_checkpoint(ica.load_checkpoint(path))
+    >>> list(stored) == list(h), stored.completed
+    (True, True)
+    """
     return TrainHistory(ck["losses"], ck["seconds"], int(ck["arguments"]["steps"]),
                         arguments=ck["arguments"])
 
@@ -156,8 +291,37 @@ def learning_rate(step: int, steps: int, lr: float, schedule: Optional[str]) -> 
     """Learning rate of step ``step`` (0-based) of ``steps``.
 
     None / 'constant': ``lr`` throughout (the paper). 'cosine': linear warm-up
-    over the first 5% of steps (at least 1), then cosine decay to 0 at the end;
-    lets the short quick profile use a larger peak lr without ending noisy.
+    over the first 5% of steps (at least 1), then cosine decay to 0 at the end
+    (docs/math.md, section "Training"); lets a short run use a larger peak lr
+    without ending noisy.
+
+    Parameters
+    ----------
+    step : int
+        The step, from 0.
+    steps : int
+        Steps of the whole run.
+    lr : float
+        The (peak) learning rate.
+    schedule : {None, 'constant', 'cosine'}
+        The schedule.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        If ``schedule`` is unknown.
+
+    Examples
+    --------
+    >>> from icalign.training import learning_rate
+    >>> learning_rate(7, 100, 1e-3, None)
+    0.001
+    >>> [round(learning_rate(s, 100, 1e-3, "cosine"), 6) for s in (0, 4, 52, 99)]
+    [0.0002, 0.001, 0.000508, 0.0]
     """
     if schedule in (None, "constant"):
         return lr
@@ -301,17 +465,82 @@ def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size
     reward_noise=reward_noise)``: fresh tasks every step, and the data position
     is the step number alone.
 
-    progress: True for a tqdm bar (loss, steps/s, ETA) or, without tqdm, a
-        text line every ~10 s on stderr; a string does the same with that label;
-        False for silence.
-    checkpoint: path of an .npz checkpoint. Written atomically every
+    Parameters
+    ----------
+    model : Transformer
+        The model, updated in place (parameters and Adam moments).
+    task : AlignmentTask
+        The task family; its n_dims and n_points must match the model's.
+    steps : int, default 3000
+        Total steps (>= 0), counting those of a resumed checkpoint.
+    batch_size : int, default 256
+        Tasks per step (>= 1).
+    lr : float, default 1e-4
+        Adam learning rate (the peak with ``lr_schedule='cosine'``), > 0.
+    seed : int, default 0
+        Data seed, in [0, 2**40): larger seeds are reserved for
+        ``evaluation_set``.
+    progress : bool or str, default True
+        True for a tqdm bar (loss, steps/s, ETA) or, without tqdm, a text line
+        every ~10 s on stderr; a string does the same with that label; False
+        for silence.
+    checkpoint : str or os.PathLike, optional
+        Path of an .npz checkpoint. Written atomically every
         ``checkpoint_every`` seconds, at the end, on Ctrl-C (then
         KeyboardInterrupt is re-raised) and before a divergence error. If the
         file exists, training resumes from it and ends bit-identical to an
         uninterrupted run; a finished checkpoint loads the trained parameters
-        and returns at once. A checkpoint made with another config or other
-        training arguments is refused with ValueError.
-    lr_schedule: None/'constant' (the paper) or 'cosine' (see ``learning_rate``).
+        and returns at once.
+    objective : {'pl', 'bt'}, default 'pl'
+        Plackett-Luce or Bradley-Terry loss.
+    reward : {'cosine', 'neg_sq'}, default 'cosine'
+        Policy reward of a prediction against a response.
+    reward_noise : float, default 0.0
+        Probability p, in [0, 1], that a shown reward is replaced by U(0, 1).
+    reward_weight : float, default 1.0
+        Weight of the reward-head loss (models with a reward head only).
+    checkpoint_every : float, default 120.0
+        Seconds between checkpoints (> 0).
+    lr_schedule : {None, 'constant', 'cosine'}, default None
+        None/'constant' (the paper) or 'cosine' (see ``learning_rate``).
+
+    Returns
+    -------
+    TrainHistory
+        The loss of every step (with those of earlier, resumed calls).
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a Transformer or ``task`` not an AlignmentTask.
+    ValueError
+        If an argument is invalid, the task does not match the model, or the
+        checkpoint was made with another config or other training arguments
+        (or is past ``steps``, or unreadable).
+    FloatingPointError
+        If training diverges (the last good state is in the checkpoint).
+    KeyboardInterrupt
+        Re-raised after Ctrl-C, once the checkpoint is written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import icalign as ica
+    >>> task = ica.AlignmentTask()
+    >>> cfg = ica.ModelConfig(n_embd=8, n_layer=1, n_head=2)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "model.npz")
+    ...     first = ica.train(ica.Transformer(cfg), task, steps=2, batch_size=4, lr=1e-3,
+    ...                       progress=False, checkpoint=path)
+    ...     # the checkpoint is finished: the same call loads it and returns at once
+    ...     again = ica.train(ica.Transformer(cfg), task, steps=2, batch_size=4, lr=1e-3,
+    ...                       progress=False, checkpoint=path)
+    >>> len(first), again.resumed_from, list(again) == list(first)
+    (2, 2, True)
+    >>> ica.train(ica.Transformer(cfg), task, steps=2, seed=2**40, progress=False)
+    Traceback (most recent call last):
+        ...
+    ValueError: seed must be < 2**40 = 1099511627776: larger seeds are reserved for evaluation sets (icalign.evaluation_set), got 1099511627776
     """
     arguments = _check_arguments(model, task, steps, batch_size, lr, seed, objective, reward,
                                  reward_noise, reward_weight, checkpoint_every, lr_schedule)
