@@ -30,7 +30,32 @@ BUILTIN_PACKAGE = "icalign.experiments"
 @dataclass
 class Claim:
     """One row of report.md: the claim, the measured numbers deciding it and the
-    verdict (True ✓, False ✗, None: informational)."""
+    verdict (True ✓, False ✗, None: informational).
+
+    An experiment's ``claims(results)`` returns them; docs/math.md, section
+    "Claims and what each tests", lists the built-in ones.
+
+    Parameters
+    ----------
+    section : str
+        The heading the row is listed under.
+    claim : str
+        What is claimed.
+    evidence : str
+        The measured numbers that decide it.
+    passed : bool or None
+        The verdict: True (✓), False (✗) or None (informational).
+    criterion : str, default ''
+        When the claim passes, in words.
+
+    Examples
+    --------
+    >>> from icalign.registry import Claim
+    >>> c = Claim("Synthetic", "TF beats the mean response", "0.21 < 0.27", True,
+    ...           criterion="mean error over t below the mean response's")
+    >>> c.claim, c.passed
+    ('TF beats the mean response', True)
+    """
 
     section: str
     claim: str
@@ -43,15 +68,50 @@ class Claim:
 class Experiment:
     """A registered experiment (see the module notes).
 
-    order: position in run and report order (ties: registration order); the
-        synthetic panels use 10-19, the critic-quality experiments 20-29, later
-        families larger numbers.
-    settings: key of the experiment's settings in ``profile.extra`` (default: its
-        name); they enter the fingerprint of its results, so changing them
-        invalidates results that ``--resume`` would otherwise reuse.
-    x_key: key of the x values its "curves" are given at ("t" for the error curves,
-        e.g. "rounds" for self-correction rounds); report.md tabulates curves over it.
-    note: a sentence shown under the experiment in report.md (and kept in its JSON).
+    Parameters
+    ----------
+    name : str
+        Unique name (also of its results file).
+    title : str
+        Heading in report.md.
+    run : callable
+        ``run(runner) -> dict``: computes the JSON payload of the results.
+    models : callable, default: no models
+        ``models(profile) -> [TrainSpec]``: the models it needs, declared up
+        front so that the runner trains them first (and shares them between
+        experiments).
+    plot : callable, optional
+        ``plot(result, ...) -> Figure``.
+    claims : callable, optional
+        ``claims(results) -> [Claim]``: its rows of report.md.
+    aliases : tuple of str, default ()
+        Other names accepted for it (e.g. panel letters).
+    group : str, default 'synthetic'
+        The family it belongs to.
+    x_key : str, default 't'
+        Key of the x values its "curves" are given at ("t" for the error
+        curves, e.g. "rounds" for self-correction rounds); report.md
+        tabulates curves over it.
+    order : float, default 100.0
+        Position in run and report order (ties: registration order); the
+        synthetic panels use 10-19, the critic-quality experiments 20-29,
+        later families larger numbers.
+    settings : str, optional
+        Key of the experiment's settings in ``profile.extra`` (default: its
+        name, see ``settings_key``); they enter the fingerprint of its
+        results, so changing them invalidates results that ``--resume``
+        would otherwise reuse.
+    note : str, optional
+        A sentence shown under the experiment in report.md (and kept in its
+        JSON).
+
+    Examples
+    --------
+    >>> from icalign.registry import Experiment
+    >>> toy = Experiment(name="toy", title="A toy experiment",
+    ...                  run=lambda runner: {"answer": 42}, aliases=("t0",), order=999)
+    >>> toy.run(None), toy.settings_key, toy.models(None)
+    ({'answer': 42}, 'toy', [])
     """
 
     name: str
@@ -77,7 +137,43 @@ _sequence: dict[str, int] = {}
 
 
 def register(experiment: Experiment, replace: bool = False) -> Experiment:
-    """Add an experiment to the registry (run order: ``order``, then registration)."""
+    """Add an experiment to the registry (run order: ``order``, then registration).
+
+    Parameters
+    ----------
+    experiment : Experiment
+        The experiment.
+    replace : bool, default False
+        Replace an experiment registered under the same name.
+
+    Returns
+    -------
+    Experiment
+        ``experiment``, so that a module can register and keep it in one line.
+
+    Raises
+    ------
+    TypeError
+        If ``experiment`` is not an Experiment.
+    ValueError
+        If its name or an alias is taken (by another experiment, or by this
+        name without ``replace``).
+
+    Examples
+    --------
+    >>> from icalign.registry import EXPERIMENTS, Experiment, register, resolve, unregister
+    >>> toy = Experiment(name="toy", title="A toy experiment", run=lambda runner: {},
+    ...                  aliases=("t0",), order=999)
+    >>> register(toy) is toy, resolve(["t0"])
+    (True, ['toy'])
+    >>> register(toy)
+    Traceback (most recent call last):
+        ...
+    ValueError: experiment name or alias 'toy' is already registered (by 'toy'); pass replace=True to replace it
+    >>> unregister("toy")
+    >>> "toy" in EXPERIMENTS
+    False
+    """
     if not isinstance(experiment, Experiment):
         raise TypeError(f"register expects an icalign.registry.Experiment, got "
                         f"{type(experiment).__name__}")
@@ -95,7 +191,12 @@ def register(experiment: Experiment, replace: bool = False) -> Experiment:
 
 
 def unregister(name: str) -> None:
-    """Remove an experiment (for tests and interactive use)."""
+    """Remove an experiment (for tests and interactive use).
+
+    An unknown name is ignored. Built-in experiments are registered once per
+    process, on first import of their module; ``register`` puts one back.
+    See ``register`` for an example.
+    """
     EXPERIMENTS.pop(name, None)
     _sequence.pop(name, None)
 
@@ -114,8 +215,23 @@ def _entry_points():
 def load_builtin_experiments() -> dict:
     """Import every module of the ``icalign.experiments`` package and every module
     named in the ``icalign.experiments`` entry-point group (each registers its
-    experiments on import); returns ``EXPERIMENTS``. Idempotent: later calls
-    import nothing."""
+    experiments on import). Idempotent: later calls import nothing. A plugin
+    that fails to load is reported on stderr and skipped.
+
+    Returns
+    -------
+    dict of str to Experiment
+        ``EXPERIMENTS``, the registry itself, in run order.
+
+    Examples
+    --------
+    >>> from icalign.registry import load_builtin_experiments
+    >>> experiments = load_builtin_experiments()
+    >>> "tf_vs_gd" in experiments, "critic_rounds" in experiments
+    (True, True)
+    >>> load_builtin_experiments() is experiments
+    True
+    """
     global _loaded
     if not _loaded:
         _loaded = True
@@ -132,7 +248,37 @@ def load_builtin_experiments() -> dict:
 
 
 def resolve(names: Optional[Iterable[str]]) -> list[str]:
-    """Experiment names in registry order from names or aliases (None: all)."""
+    """Experiment names in registry order from names or aliases (None: all).
+
+    Loads the built-in experiments first (``load_builtin_experiments``).
+
+    Parameters
+    ----------
+    names : iterable of str or None
+        Names or aliases (surrounding spaces and empty strings are ignored);
+        None selects every experiment.
+
+    Returns
+    -------
+    list of str
+        The selected names, each once, in run order.
+
+    Raises
+    ------
+    ValueError
+        If a name is unknown (the message lists the valid ones) or nothing is
+        selected.
+
+    Examples
+    --------
+    >>> from icalign.registry import resolve
+    >>> resolve(["critic-rounds", " a ", "tf_vs_gd"])
+    ['tf_vs_gd', 'critic_rounds']
+    >>> resolve(["z"])                        # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown experiment(s) ['z']; valid names (aliases): tf_vs_gd (a), ...
+    """
     load_builtin_experiments()
     if names is None:
         return list(EXPERIMENTS)
@@ -166,7 +312,39 @@ def describe_names() -> str:
 
 
 def plan(profile: Profile, names: Optional[Iterable[str]] = None) -> list[TrainSpec]:
-    """The distinct models the selected experiments train, in first-use order."""
+    """The distinct models the selected experiments train, in first-use order.
+
+    Parameters
+    ----------
+    profile : Profile
+        The sizes of the reproduction.
+    names : iterable of str, optional
+        Experiments to plan for, as for ``resolve`` (default: all).
+
+    Returns
+    -------
+    list of TrainSpec
+        Each distinct spec once (two experiments asking for the same spec
+        share one model).
+
+    Raises
+    ------
+    ValueError
+        As for ``resolve``.
+
+    Examples
+    --------
+    >>> from icalign.profiles import PROFILES
+    >>> from icalign.registry import Experiment, plan, register, unregister
+    >>> smoke = PROFILES["smoke"]
+    >>> for name in ("toy1", "toy2"):
+    ...     _ = register(Experiment(name=name, title=name, run=lambda runner: {},
+    ...                             models=lambda profile: [profile.train_spec()]))
+    >>> [spec.name for spec in plan(smoke, ["toy1", "toy2"])]     # one shared model
+    ['E8-L2-H2-...']
+    >>> for name in ("toy1", "toy2"):
+    ...     unregister(name)
+    """
     seen, out = set(), []
     for name in resolve(names):
         for spec in EXPERIMENTS[name].models(profile):
