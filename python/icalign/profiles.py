@@ -44,6 +44,26 @@ def train_flops_per_step(config: ModelConfig, batch_size: int) -> float:
     per sequence forward, i.e. 4*T^2*E, times 3 for forward + backward (the
     causal mask is ignored: the kernels compute full blocks). LayerNorm, GELU,
     softmax, the loss and read-in/out are O(T*E) and left out.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The model (E = n_embd, L = n_layer, T = 3 * n_points tokens).
+    batch_size : int
+        Sequences per step.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> from icalign.profiles import train_flops_per_step
+    >>> train_flops_per_step(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2), 1)
+    622080.0
+    >>> f"{train_flops_per_step(ica.ModelConfig(), 256):.3g}"   # the paper's model
+    '2.25e+11'
     """
     E, L, T = config.n_embd, config.n_layer, 3 * config.n_points
     weights_per_layer = 4 * E * E + (8 * E * E if config.ffn else 0)
@@ -53,10 +73,35 @@ def train_flops_per_step(config: ModelConfig, batch_size: int) -> float:
 
 
 def assumed_flops_per_second() -> float:
+    """The throughput estimates assume: ``ASSUMED_PEAK_FLOPS * ASSUMED_EFFICIENCY``."""
     return ASSUMED_PEAK_FLOPS * ASSUMED_EFFICIENCY
 
 
 def estimated_seconds(flops: float) -> float:
+    """Seconds that ``flops`` operations take at the assumed throughput.
+
+    A planning estimate (``assumed_flops_per_second``); the runner measures the
+    real rate as it goes.
+
+    Parameters
+    ----------
+    flops : float
+        Floating-point operations, e.g. ``TrainSpec.flops()``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from icalign.profiles import (PROFILES, assumed_flops_per_second,
+    ...                               estimated_seconds, format_seconds)
+    >>> estimated_seconds(2 * assumed_flops_per_second())
+    2.0
+    >>> spec = PROFILES["smoke"].train_spec()
+    >>> format_seconds(estimated_seconds(spec.flops()))
+    '0s'
+    """
     return flops / assumed_flops_per_second()
 
 
@@ -75,7 +120,33 @@ def format_seconds(s: float) -> str:
 class TrainSpec:
     """A model config and every argument of ``train`` that shapes the result.
 
-    ``name`` is readable and unique: the shape plus a hash of everything."""
+    ``name`` is readable and unique: the shape plus a hash of everything.
+    Frozen and hashable; ``Profile.train_spec`` builds the profile's recipe.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The model.
+    steps, batch_size, lr, seed, lr_schedule, objective, reward, reward_noise, reward_weight
+        The arguments of ``train`` of the same names (``train_kwargs`` passes
+        them on).
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> from icalign.profiles import TrainSpec
+    >>> spec = TrainSpec(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2), steps=3,
+    ...                  batch_size=4, lr=1e-3)
+    >>> spec.name                                  # doctest: +ELLIPSIS
+    'E8-L1-H2-...'
+    >>> spec.train_kwargs()["lr"], spec.replace(steps=6).name == spec.name
+    (0.001, False)
+    >>> TrainSpec.from_dict(spec.to_dict()) == spec
+    True
+    >>> model = ica.Transformer(spec.config)
+    >>> len(ica.train(model, ica.AlignmentTask(), progress=False, **spec.train_kwargs()))
+    3
+    """
 
     config: ModelConfig
     steps: int
@@ -89,18 +160,22 @@ class TrainSpec:
     reward_weight: float = 1.0
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-able dict (the config as ``ModelConfig.to_dict``)."""
         d = dataclasses.asdict(self)
         d["config"] = self.config.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSpec":
+        """Inverse of ``to_dict``."""
         d = dict(d)
         d["config"] = ModelConfig.from_dict(d["config"])
         return cls(**d)
 
     @property
     def name(self) -> str:
+        """'E{n_embd}-L{n_layer}-H{n_head}', its variant flags and 8 hex digits of a
+        hash of every field."""
         c = self.config
         parts = [f"E{c.n_embd}", f"L{c.n_layer}", f"H{c.n_head}"]
         if not c.softmax:
@@ -115,14 +190,17 @@ class TrainSpec:
         return "-".join(parts) + "-" + digest[:8]
 
     def train_kwargs(self) -> dict:
+        """The keyword arguments of ``train`` (all but model, task and I/O)."""
         return dict(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                     lr_schedule=self.lr_schedule, objective=self.objective, reward=self.reward,
                     reward_noise=self.reward_noise, reward_weight=self.reward_weight)
 
     def flops(self) -> float:
+        """Floating-point operations of the whole training (``train_flops_per_step``)."""
         return train_flops_per_step(self.config, self.batch_size) * self.steps
 
     def replace(self, **changes) -> "TrainSpec":
+        """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
 
@@ -131,7 +209,58 @@ class TrainSpec:
 class Profile:
     """All sizes of one reproduction. The default model is
     (n_embd, n_layer, n_head); the ablations vary one thing around it, so it
-    must be the deepest of ``depths`` and belong to both head series."""
+    must be the deepest of ``depths`` and belong to both head series.
+
+    The registered profiles ('paper', 'quick', 'smoke') are in ``PROFILES``
+    and described in docs/math.md, section "Training".
+
+    Parameters
+    ----------
+    name, description : str
+        Name (``--profile``) and one line for listings.
+    n_dims, n_points, n_embd, n_layer, n_head : int
+        The default model's shape (``default_config``).
+    depths : tuple of int
+        Depths of the depth ablation (``depth_series``).
+    heads : tuple of int
+        Head counts of the two head series (``head_series``): at head size
+        ``head_size`` (width grows with the heads) and at width ``fixed_embd``.
+    head_size, fixed_embd : int
+        See ``heads``.
+    steps, batch_size, lr, lr_schedule, train_seed : int, int, float, str or None, int
+        The training recipe (``train_spec``).
+    eval_size, eval_seed : int
+        The evaluation set (``evaluation_set``).
+    gd_steps, gd_lr, gd_seed : int, float, int
+        The GD baseline (``gd_steps_at`` scales its steps with reward noise).
+    noise_levels : tuple of float
+        Reward-noise levels of the noise sweep.
+    checkpoint_every : float
+        Seconds between training checkpoints.
+    extra : dict
+        Settings of registered experiments, by key (``Experiment.settings``).
+
+    Raises
+    ------
+    ValueError
+        If the default model is not the deepest of ``depths``, does not
+        belong to both head series, ``fixed_embd`` is not divisible by every
+        head count, or ``n_points`` is too small for the evaluated t.
+
+    Examples
+    --------
+    >>> from icalign.profiles import PROFILES, Profile
+    >>> quick = PROFILES["quick"]
+    >>> c = quick.default_config()
+    >>> c.n_embd, c.n_layer, c.n_head, quick.depths
+    (36, 8, 3, (2, 4, 6, 8))
+    >>> quick.train_spec(reward_weight=10.0).reward_weight
+    10.0
+    >>> Profile("tiny", "a bad profile", n_layer=3)
+    Traceback (most recent call last):
+        ...
+    ValueError: profile 'tiny': n_layer (3) must be the largest of depths (5, 10, 15, 20), so the default model is shared
+    """
 
     name: str
     description: str
@@ -179,6 +308,7 @@ class Profile:
                              f"to evaluate t up to {max(DEFAULT_T)}")
 
     def default_config(self) -> ModelConfig:
+        """The default model's ModelConfig."""
         return ModelConfig(n_dims=self.n_dims, n_points=self.n_points, n_embd=self.n_embd,
                            n_layer=self.n_layer, n_head=self.n_head)
 
@@ -196,9 +326,11 @@ class Profile:
         return int(self.gd_steps * (1.0 - 0.5 * p))
 
     def task(self) -> AlignmentTask:
+        """The task family (n_dims, n_points) of the profile."""
         return AlignmentTask(self.n_dims, self.n_points)
 
     def to_dict(self) -> dict:
+        """Every field as a JSON-able dict."""
         d = dataclasses.asdict(self)
         d["extra"] = json.loads(json.dumps(self.extra, default=str))
         return d
@@ -238,6 +370,7 @@ PROFILES: dict[str, Profile] = {}
 
 
 def register_profile(profile: Profile) -> Profile:
+    """Add ``profile`` to ``PROFILES`` under its name (replacing one of that name)."""
     PROFILES[profile.name] = profile
     return profile
 
