@@ -34,22 +34,102 @@ if not _core.has_openmp():
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by the C core (default: OpenMP's default, OMP_NUM_THREADS)."""
+    """Set the threads used by the C core (default: OpenMP's default, OMP_NUM_THREADS).
+
+    Results do not depend on the number of threads. Without OpenMP the core
+    runs single-threaded whatever is set.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, in [1, 4096].
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not an int.
+    ValueError
+        If ``n`` lies outside [1, 4096].
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> before = ica.get_num_threads()
+    >>> ica.set_num_threads(1)
+    >>> ica.get_num_threads()
+    1
+    >>> ica.set_num_threads(before)
+    >>> ica.set_num_threads(0)
+    Traceback (most recent call last):
+        ...
+    ValueError: number of threads must be in [1, 4096], got 0
+    """
     _core.set_num_threads(n)
 
 
 def get_num_threads() -> int:
+    """The number of threads the C core uses (see ``set_num_threads``).
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> ica.get_num_threads() >= 1
+    True
+    """
     return _core.get_num_threads()
 
 
 def simd_path() -> str:
-    """Vector code path chosen for this CPU: 'avx512', 'avx2' or 'scalar'."""
+    """Vector code path in use: 'avx512', 'avx2' or 'scalar'.
+
+    The best one this CPU supports, unless the environment variable
+    ICALIGN_SIMD (which can only choose a lower one) or ``set_simd_path``
+    chose another. The paths agree to rounding, not bit for bit.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> ica.simd_path() in ("avx512", "avx2", "scalar")
+    True
+    """
     return _core.simd_path()
 
 
 def set_simd_path(name: str) -> None:
-    """Force a vector code path ('avx512', 'avx2' or 'scalar'); ICALIGN_SIMD does the
-    same at import. Raises ValueError if the CPU lacks it."""
+    """Force a vector code path (as the environment variable ICALIGN_SIMD does).
+
+    Parameters
+    ----------
+    name : {'avx512', 'avx2', 'scalar'}
+        The path ('scalar' runs everywhere).
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown or the CPU lacks the path.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> before = ica.simd_path()
+    >>> ica.set_simd_path("scalar")
+    >>> ica.simd_path()
+    'scalar'
+    >>> ica.set_simd_path(before)
+    >>> ica.set_simd_path("neon")
+    Traceback (most recent call last):
+        ...
+    ValueError: simd path 'neon' is unknown; expected 'avx512', 'avx2' or 'scalar'
+    """
     _core.set_simd_path(name)
 
 
