@@ -355,7 +355,17 @@ def depth_series(profile: Profile) -> list:
 
 def head_series(profile: Profile) -> dict:
     """{series title: [(label, config)]}: heads at fixed head size (width varies), and
-    at fixed n_embd. The default model belongs to both and is trained once."""
+    at fixed n_embd. The default model belongs to both and is trained once.
+
+    Examples
+    --------
+    >>> from icalign.profiles import PROFILES, head_series
+    >>> series = head_series(PROFILES["quick"])
+    >>> list(series)
+    ['head size 12', 'n_embd 36']
+    >>> [label for label, config in series["head size 12"]]
+    ['heads=1 (E=12)', 'heads=3 (E=36)', 'heads=4 (E=48)', 'heads=6 (E=72)']
+    """
     p = profile
     base = p.default_config()
     by_size = [(f"heads={h} (E={h * p.head_size})",

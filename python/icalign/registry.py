@@ -195,7 +195,14 @@ def unregister(name: str) -> None:
 
     An unknown name is ignored. Built-in experiments are registered once per
     process, on first import of their module; ``register`` puts one back.
-    See ``register`` for an example.
+
+    Examples
+    --------
+    >>> from icalign.registry import EXPERIMENTS, Experiment, register, unregister
+    >>> _ = register(Experiment(name="scratch", title="scratch", run=lambda runner: {}))
+    >>> unregister("scratch"), "scratch" in EXPERIMENTS
+    (None, False)
+    >>> unregister("scratch")          # already gone: nothing happens
     """
     EXPERIMENTS.pop(name, None)
     _sequence.pop(name, None)
