@@ -115,17 +115,18 @@ def set_simd_path(name: str) -> None:
     Raises
     ------
     ValueError
-        If the name is unknown or the CPU lacks the path.
+        If the name is unknown, or names a path this CPU lacks (the message
+        names the best one it runs).
 
     Examples
     --------
-    >>> import icalign as ica
-    >>> before = ica.simd_path()
-    >>> ica.set_simd_path("scalar")
-    >>> ica.simd_path()
+    >>> from icalign import set_simd_path, simd_path
+    >>> before = simd_path()
+    >>> set_simd_path("scalar")
+    >>> simd_path()
     'scalar'
-    >>> ica.set_simd_path(before)
-    >>> ica.set_simd_path("neon")
+    >>> set_simd_path(before)
+    >>> set_simd_path("neon")
     Traceback (most recent call last):
         ...
     ValueError: simd path 'neon' is unknown; expected 'avx512', 'avx2' or 'scalar'

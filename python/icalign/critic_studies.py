@@ -239,19 +239,15 @@ def critic_rounds(model, task: AlignmentTask | None = None,
 
     Parameters
     ----------
-    model : Transformer
-        The trained (causal) model.
-    task : AlignmentTask, optional
-        Task family of the evaluation set (default: the model's d and N).
+    model, task, n_tasks, seed, eval_seed, rescale, batch
+        As for ``critic_accuracy_gain`` (critic i draws its noise from
+        ``seed + i``).
     critics : iterable of Critic or str, default ``DEFAULT_ROUND_CRITICS``
         ``make_critic`` specs; 'self' runs only if the model has a reward head.
     k : int, default 4
         Context triplets.
     rounds : int, default 5
         Rounds R.
-    n_tasks, seed, eval_seed, rescale, batch
-        As for ``critic_accuracy_gain`` (critic i draws its noise from
-        ``seed + i``).
     context : {'critic', 'oracle'}, default 'critic'
         Who scores the k context triplets.
 

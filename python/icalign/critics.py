@@ -140,10 +140,9 @@ def quality_rewards(responses, ystar, eps, iterations: int = 60) -> np.ndarray:
 
     Parameters
     ----------
-    responses : array_like, shape (B, M, d) or (B, d)
-        The responses ŷ to score, M per task (or one).
-    ystar, eps : array_like, shape (B, d)
-        Each task's right answer and distractor.
+    responses, ystar, eps : array_like
+        As for ``oracle_rewards``: (B, M, d) or (B, d) responses, and each
+        task's y* and eps, (B, d).
     iterations : int, default 60
         Bisection steps (the error in r is at most 2**-(iterations + 1)).
 
@@ -160,15 +159,19 @@ def quality_rewards(responses, ystar, eps, iterations: int = 60) -> np.ndarray:
 
     Examples
     --------
-    >>> import numpy as np
+    An answer beyond y* as seen from eps: the oracle gives it 1, this critic
+    the weight of the task response that is as good:
+
     >>> import icalign as ica
     >>> b = ica.AlignmentTask().sample(2, seed=0)
-    >>> q = ica.quality_rewards(b.ys, b.ystar, b.eps)    # exact on task responses
-    >>> bool(np.allclose(q, b.rs_true, atol=1e-6))
-    True
-    >>> overshoot = 2 * b.ystar - b.eps           # the oracle gives it 1
+    >>> overshoot = 2 * b.ystar - b.eps
+    >>> ica.oracle_rewards(overshoot, b.ystar, b.eps)
+    array([1., 1.])
     >>> ica.quality_rewards(overshoot, b.ystar, b.eps).round(3)
     array([0.604, 0.498])
+    >>> q = ica.quality_rewards(b.ys, b.ystar, b.eps)    # exact on task responses
+    >>> bool(abs(q - b.rs_true).max() < 1e-6)
+    True
     """
     y = np.asarray(responses, dtype=np.float64)
     single = y.ndim == 2
@@ -492,10 +495,12 @@ class InvertedCritic(Critic):
     Raises
     ------
     ValueError
-        If ``base`` is unknown.
+        If ``base`` is neither 'oracle' nor 'quality'.
 
     Examples
     --------
+    On task responses it is never right:
+
     >>> import icalign as ica
     >>> b = ica.AlignmentTask().sample(8, seed=0)
     >>> res = ica.self_correct(ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2)),

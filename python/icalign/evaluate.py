@@ -87,7 +87,8 @@ def transformer_predictions(model, batch: TaskBatch, t_values: Iterable[int] = D
 
     Returns
     -------
-    numpy.ndarray, shape (B, len(t_values), d), float32
+    numpy.ndarray
+        float32, (B, len(t_values), d): each task's prediction at each t.
 
     Raises
     ------
@@ -212,6 +213,7 @@ def evaluation_set(task, size: int = 2000, seed: int = 0, reward_noise: float = 
     Returns
     -------
     TaskBatch
+        Drawn at offset 0 of seed ``EVAL_SEED_BASE + seed``.
 
     Raises
     ------

@@ -39,10 +39,8 @@ class Claim:
     ----------
     section : str
         The heading the row is listed under.
-    claim : str
-        What is claimed.
-    evidence : str
-        The measured numbers that decide it.
+    claim, evidence : str
+        What is claimed, and the measured numbers that decide it.
     passed : bool or None
         The verdict: True (✓), False (✗) or None (informational).
     criterion : str, default ''

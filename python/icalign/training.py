@@ -259,14 +259,15 @@ def history_from_checkpoint(ck: dict) -> "TrainHistory":
     >>> import os, tempfile
     >>> import icalign as ica
     >>> from icalign.training import history_from_checkpoint
-    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     path = os.path.join(d, "model.npz")
-    ...     h = ica.train(model, ica.AlignmentTask(), steps=2, batch_size=4, lr=1e-3,
-    ...                   progress=False, checkpoint=path)
-    ...     stored = history_from_checkpoint(ica.load_checkpoint(path))
-    >>> list(stored) == list(h), stored.completed
-    (True, True)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "run.npz")
+    >>> cfg = ica.ModelConfig(n_embd=8, n_layer=1, n_head=2)
+    >>> h = ica.train(ica.Transformer(cfg), ica.AlignmentTask(), steps=2, batch_size=4,
+    ...               lr=1e-3, progress=False, checkpoint=path)
+    >>> stored = history_from_checkpoint(ica.load_checkpoint(path))
+    >>> tmp.cleanup()
+    >>> list(stored) == list(h), stored.completed, stored.arguments == h.arguments
+    (True, True, True)
     """
     return TrainHistory(ck["losses"], ck["seconds"], int(ck["arguments"]["steps"]),
                         arguments=ck["arguments"])
@@ -309,11 +310,12 @@ def learning_rate(step: int, steps: int, lr: float, schedule: Optional[str]) -> 
     Returns
     -------
     float
+        The learning rate of that step (0 at the end of a cosine schedule).
 
     Raises
     ------
     ValueError
-        If ``schedule`` is unknown.
+        If ``schedule`` is not None, 'constant' or 'cosine'.
 
     Examples
     --------
