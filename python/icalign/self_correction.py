@@ -288,8 +288,9 @@ def self_correct(model, batch: TaskBatch, critic, k: int, rounds: int,
     model : Transformer
         A causal model; ``k + rounds + 1 <= model.config.n_points``.
     batch : TaskBatch
-        The tasks (at least ``k`` examples each); only their first ``k``
-        responses, x, y* and eps are used (not their shown rewards).
+        The tasks (at least ``k`` examples each). Their x, y* and eps and
+        the first ``k`` responses with their true weights are used, not their
+        shown rewards.
     critic : Critic or str
         Who scores the answers (any ``make_critic`` spec; 'self' uses
         ``model``'s reward head).
