@@ -243,3 +243,285 @@ def permutation_pvalue(x, y, n_permutations: int = 10_000, seed: int = 0) -> flo
     r_perm = np.abs(perms @ dx) / norm
     hits = int(np.sum(r_perm >= observed * (1.0 - 1e-12)))
     return (1.0 + hits) / (1.0 + n_permutations)
+
+
+# ====================================================================== across seeds
+# Everything below decides results from K independent training seeds (and, for the
+# baselines, from the spread over evaluation tasks). All of it is NumPy and the
+# standard library; SciPy serves only as an oracle in the tests.
+
+CONFIDENCE = 0.95
+ALPHA = 1.0 - CONFIDENCE
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom (via ``student_t_sf2``)."""
+    t = float(t)
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    half_tail = 0.5 * student_t_sf2(t, df)
+    return 1.0 - half_tail if t >= 0 else half_tail
+
+
+def student_t_ppf(q: float, df: float) -> float:
+    """Quantile of Student's t: the t with P(T <= t) = q, for 0 < q < 1 and df > 0.
+
+    Inverts the two-sided tail probability ``student_t_sf2`` (a regularized
+    incomplete beta function, so exact up to rounding): the upper tail probability
+    2 min(q, 1 - q) is bracketed by doubling and then bisected to the last bit, which
+    costs ~100 evaluations of the incomplete beta function and is monotone by
+    construction (no Newton step can overshoot in the heavy tails of small df).
+    """
+    q, df = float(q), float(df)
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must lie strictly between 0 and 1, got {q}")
+    if not df > 0.0:
+        raise ValueError(f"degrees of freedom must be > 0, got {df}")
+    if q == 0.5:
+        return 0.0
+    tail = 2.0 * min(q, 1.0 - q)        # wanted P(|T| >= t)
+    lo, hi = 0.0, 1.0
+    while student_t_sf2(hi, df) > tail:
+        lo, hi = hi, hi * 2.0
+        if hi > 1e300:
+            return math.copysign(math.inf, q - 0.5)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if student_t_sf2(mid, df) > tail:
+            lo = mid
+        else:
+            hi = mid
+    t = 0.5 * (lo + hi)
+    return t if q > 0.5 else -t
+
+
+def _finite_1d(values, name: str) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        raise ValueError(f"{name}: no values")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name}: values must be finite, got {x.tolist()}")
+    return x
+
+
+def mean_ci(values, confidence: float = CONFIDENCE) -> dict:
+    """Mean of ``values`` (one number per seed) with a Student t confidence interval.
+
+    Returns a JSON-able dict {n, mean, sd, sem, df, t_crit, lo, hi, half_width,
+    confidence, note}. With one value there is no spread to estimate: sd, sem, lo,
+    hi and half_width are None and note says "one seed"; otherwise note is "".
+    The interval is mean +- t_{(1+c)/2, n-1} sd / sqrt(n), sd with ddof = 1.
+    """
+    x = _finite_1d(values, "mean_ci")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    n, mean = int(x.size), float(x.mean())
+    out = {"n": n, "mean": mean, "sd": None, "sem": None, "df": n - 1, "t_crit": None,
+           "lo": None, "hi": None, "half_width": None, "confidence": confidence,
+           "note": "one seed" if n == 1 else ""}
+    if n == 1:
+        return out
+    sd = float(x.std(ddof=1))
+    sem = sd / math.sqrt(n)
+    t_crit = student_t_ppf(0.5 + confidence / 2.0, n - 1)
+    half = t_crit * sem
+    out.update(sd=sd, sem=sem, t_crit=t_crit, lo=mean - half, hi=mean + half, half_width=half)
+    return out
+
+
+def curve_ci(curves, confidence: float = CONFIDENCE) -> dict:
+    """Pointwise mean and Student t interval of K curves (a (K, n_x) array, one row per
+    seed). Returns {"n", "mean", "lo", "hi", "half_width", "note"} with lists of n_x
+    values; with K = 1 the bounds are None and note is "one seed"."""
+    a = np.asarray(curves, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"curve_ci needs a (seeds, points) array, got shape {a.shape}")
+    cols = [mean_ci(a[:, j], confidence) for j in range(a.shape[1])]
+    k = int(a.shape[0])
+    pick = lambda key: None if k == 1 else [c[key] for c in cols]  # noqa: E731
+    return {"n": k, "mean": [c["mean"] for c in cols], "lo": pick("lo"), "hi": pick("hi"),
+            "half_width": pick("half_width"), "confidence": confidence,
+            "note": "one seed" if k == 1 else ""}
+
+
+def task_standard_error(errors) -> dict:
+    """Mean and standard error over evaluation tasks of per-task errors, an
+    (n_tasks, n_x) array (or (n_tasks,)): {"n_tasks", "mean", "se"} with se =
+    sd(ddof=1) / sqrt(n_tasks) per column; the uncertainty of a baseline curve, whose
+    only randomness is which evaluation tasks were drawn."""
+    a = np.asarray(errors, dtype=np.float64)
+    squeeze = a.ndim == 1
+    if squeeze:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[0] < 2:
+        raise ValueError(f"task_standard_error needs >= 2 tasks in an (n_tasks, n_x) array, "
+                         f"got shape {np.shape(errors)}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("task_standard_error: errors must be finite")
+    mean = a.mean(axis=0)
+    se = a.std(axis=0, ddof=1) / math.sqrt(a.shape[0])
+    if squeeze:
+        return {"n_tasks": int(a.shape[0]), "mean": float(mean[0]), "se": float(se[0])}
+    return {"n_tasks": int(a.shape[0]), "mean": mean.tolist(), "se": se.tolist()}
+
+
+def tasks_for_standard_error(per_task_sd: float, target_se: float) -> int:
+    """Evaluation tasks n so that sd / sqrt(n) <= target_se: ceil((sd / target)^2)."""
+    if not (per_task_sd >= 0 and target_se > 0):
+        raise ValueError(f"need per_task_sd >= 0 and target_se > 0, got {per_task_sd}, "
+                         f"{target_se}")
+    return max(2, int(math.ceil((per_task_sd / target_se) ** 2 - 1e-12)))
+
+
+def one_sample_t(values, null: float = 0.0, confidence: float = CONFIDENCE) -> dict:
+    """Two-sided one-sample t test of mean(values) = ``null``, with the interval of
+    the mean. Returns the ``mean_ci`` dict plus {"null", "effect" (mean - null), "t",
+    "p_value", "test"}; with one value t and p_value are None (nothing to test)."""
+    ci = mean_ci(values, confidence)
+    effect = ci["mean"] - float(null)
+    out = dict(ci, null=float(null), effect=effect, t=None, p_value=None,
+               test=f"one-sample t test, df = {ci['df']}")
+    if ci["n"] == 1:
+        return out
+    if ci["sem"] == 0.0:
+        # identical values: the difference is exact (or exactly zero)
+        out.update(t=math.copysign(math.inf, effect) if effect else 0.0,
+                   p_value=0.0 if effect else 1.0)
+        return out
+    t = effect / ci["sem"]
+    out.update(t=t, p_value=student_t_sf2(t, ci["df"]))
+    return out
+
+
+def paired_t(a, b, confidence: float = CONFIDENCE) -> dict:
+    """Paired t test across seeds of a - b (a[k] and b[k] come from seed k).
+
+    Returns ``one_sample_t`` of the differences (effect = mean of a - b, lo/hi its
+    interval, p_value two-sided) with test "paired t test, df = K - 1"."""
+    a = _finite_1d(a, "paired_t")
+    b = _finite_1d(b, "paired_t")
+    if a.shape != b.shape:
+        raise ValueError(f"paired_t: a and b need one value per seed each, got {a.size} and "
+                         f"{b.size}")
+    out = one_sample_t(a - b, 0.0, confidence)
+    out["test"] = f"paired t test, df = {out['df']}"
+    return out
+
+
+def trend_test(values, x=None, confidence: float = CONFIDENCE) -> dict:
+    """Trend of a quantity over ordered configurations, paired by seed.
+
+    ``values`` is a (K seeds, C configurations) array: row k holds seed k's result
+    (e.g. mean error) at each configuration, columns in the claimed order; ``x`` the
+    configurations' positions (default ranks 0..C-1; pass e.g. depths to weigh the
+    steps by size). For each seed the least-squares slope of value on x is computed,
+    and a one-sample t test across the K seeds asks whether the mean slope is 0.
+
+    Why this test rather than Page's L test: (1) each seed trains a whole series of
+    models, so the seed is the independent unit and slopes paired by seed remove the
+    seed-to-seed offset that would otherwise drown a trend; (2) with the small K
+    here (3-5 seeds) Page's L, which uses only within-seed ranks, has a coarse
+    discrete null distribution and throws away how large the differences are, while
+    the slope keeps them and yields an effect size with a confidence interval (error
+    change per configuration step) and an estimate of the K needed; (3) a single
+    non-monotone step (e.g. two depths nearly tied) does not flip the verdict as a
+    chain of pairwise comparisons would. The price is the normality assumption on
+    the per-seed slopes, which averages over C configurations and many tasks.
+
+    Returns ``one_sample_t`` of the slopes plus {"slopes": [...], "x": [...],
+    "test": "trend: per-seed LS slope, one-sample t, df = K - 1"}.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] < 2:
+        raise ValueError(f"trend_test needs a (seeds, configurations >= 2) array, got shape "
+                         f"{v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("trend_test: values must be finite")
+    xs = np.arange(v.shape[1], dtype=np.float64) if x is None \
+        else np.asarray(x, dtype=np.float64).ravel()
+    if xs.size != v.shape[1]:
+        raise ValueError(f"trend_test: {xs.size} positions for {v.shape[1]} configurations")
+    dx = xs - xs.mean()
+    sxx = float(dx @ dx)
+    if sxx == 0.0:
+        raise ValueError("trend_test: the configuration positions are all equal")
+    slopes = (v - v.mean(axis=1, keepdims=True)) @ dx / sxx
+    out = one_sample_t(slopes, 0.0, confidence)
+    out.update(slopes=slopes.tolist(), x=xs.tolist(),
+               test=f"trend: per-seed least-squares slope, one-sample t, df = {out['df']}")
+    return out
+
+
+def seeds_needed(effect: float, sd: float | None, alpha: float = ALPHA,
+                 power: float = 0.8, max_k: int = 1000) -> int | None:
+    """Smallest K for which a two-sided one-sample (or paired) t test at level
+    ``alpha`` detects a true mean ``effect`` with spread ``sd`` with probability
+    ~``power``: K >= ((t_{1-alpha/2, K-1} + t_{power, K-1}) sd / |effect|)^2 (the
+    usual approximation to the noncentral t). None when it cannot be estimated
+    (no spread, zero effect) or exceeds ``max_k``."""
+    if sd is None or not math.isfinite(sd) or sd <= 0 or not effect or not math.isfinite(effect):
+        return None
+    ratio = sd / abs(effect)
+    for k in range(2, max_k + 1):
+        crit = student_t_ppf(1.0 - alpha / 2.0, k - 1) + student_t_ppf(power, k - 1)
+        if k >= (crit * ratio) ** 2:
+            return k
+    return None
+
+
+HOLDS, OPPOSITE, INCONCLUSIVE = "holds", "opposite", "inconclusive"
+VERDICT_MARKS = {HOLDS: "✓", OPPOSITE: "✗", INCONCLUSIVE: "inconclusive"}
+
+
+def verdict(test: dict, expect: str, alpha: float = ALPHA) -> dict:
+    """Three-valued verdict of a test dict from ``one_sample_t``/``paired_t``/
+    ``trend_test``: the claim predicts an effect of sign ``expect`` ("positive" or
+    "negative", e.g. "negative" for "a has lower error than b" tested on a - b).
+
+    - "holds": p < alpha and the effect has the predicted sign;
+    - "opposite": p < alpha and the effect has the other sign;
+    - "inconclusive": p >= alpha, or one seed (no test possible).
+
+    Returns {"verdict", "mark" (✓/✗/inconclusive), "p_value", "effect", "lo", "hi",
+    "n", "test", "seeds_needed", "text"}: ``seeds_needed`` (only when inconclusive
+    with a spread) is the K that would resolve the observed effect at that spread
+    with 80 % power; ``text`` is a one-line summary for report tables.
+    """
+    if expect not in ("positive", "negative"):
+        raise ValueError(f"expect must be 'positive' or 'negative', got {expect!r}")
+    p, effect = test.get("p_value"), float(test["effect"])
+    if p is not None and p < alpha and effect != 0.0:
+        v = HOLDS if (effect > 0) == (expect == "positive") else OPPOSITE
+    else:
+        v = INCONCLUSIVE
+    need = seeds_needed(effect, test.get("sd"), alpha) if v == INCONCLUSIVE else None
+    out = {"verdict": v, "mark": VERDICT_MARKS[v], "p_value": p, "effect": effect,
+           "lo": test.get("lo"), "hi": test.get("hi"), "n": test["n"],
+           "test": test.get("test", ""), "seeds_needed": need}
+    out["text"] = verdict_text(out)
+    return out
+
+
+def _g(x: float) -> str:
+    return f"{x:+.3g}"
+
+
+def verdict_text(v: dict) -> str:
+    """'effect +0.012 [+0.004, +0.020], paired t test, df = 2, p = 0.02' (or the
+    one-seed / inconclusive variants) for a ``verdict`` dict."""
+    if v["n"] == 1:
+        return f"effect {_g(v['effect'])} (one seed: no test)"
+    parts = [f"effect {_g(v['effect'])}"]
+    if v.get("lo") is not None:
+        parts[0] += f" [{_g(v['lo'])}, {_g(v['hi'])}]"
+    if v.get("test"):
+        parts.append(v["test"])
+    if v.get("p_value") is not None:
+        p = v["p_value"]
+        parts.append(f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4")
+    text = ", ".join(parts)
+    if v["verdict"] == INCONCLUSIVE and v.get("seeds_needed"):
+        text += f"; ~{v['seeds_needed']} seeds would resolve it"
+    return text
