@@ -1,0 +1,353 @@
+"""Where trainings run: in this process (default) or on a Dask cluster.
+
+An executor has ``map(fn, iterable)`` in the sense of
+``concurrent.futures.Executor.map`` (results in input order); ``fn`` must be a
+top-level, picklable function. ``check_shared_folder(path)`` verifies before any
+work starts that the executor's workers see ``path`` (the output folder that holds
+the checkpoints) and ``close()`` (or a ``with`` block) releases what it started.
+
+``SerialExecutor``: one call after the other in this process, with the thread count
+the caller set (``icalign.set_num_threads``).
+
+``DaskExecutor``: every call is a ``dask.distributed`` task, either on a running
+scheduler (``scheduler="tcp://host:8786"``) or on a ``LocalCluster`` of
+``workers`` processes that this executor starts and stops. Assumptions and
+guarantees:
+
+- Shared folder. Workers write their checkpoints into the output folder, under the
+  same absolute path as the client sees it (a shared file system, the usual HPC
+  set-up). ``check_shared_folder`` writes a probe file from the client, has every
+  worker read it and write its own, and fails with a clear message naming the
+  workers that cannot.
+- Threads. A task runs the C core with the worker's ``nthreads`` threads, never
+  more: the worker's thread count is read inside the task and passed to
+  ``icalign.set_num_threads``, and a per-process lock lets only one such task use
+  the C core of a worker process at a time (a worker with 4 threads runs one
+  training on 4 threads, not 4 trainings on 4 threads each). Workers started here
+  declare a resource ``icalign=1`` and tasks ask for it, so the scheduler itself
+  sends one task per worker at a time; for external workers, start them with
+  ``--resources icalign=1`` to get the same balancing (without it the lock still
+  keeps the thread bound, but queued tasks wait on their worker).
+- Fault tolerance. When a worker process dies, the scheduler reruns its tasks on
+  another (or the restarted) worker. Training tasks resume from the model's last
+  atomic checkpoint (``icalign.train`` resumes bit-identically), so the results do
+  not change. Dask gives up on a task after ``distributed.scheduler.allowed-failures``
+  worker deaths (3 by default).
+- Determinism. The C core gives bit-identical results for any thread count, and every
+  task is a pure function of its arguments and the checkpoint on disk, so the
+  results equal the serial executor's.
+- Progress. ``map`` logs, on the client, each finished task as "k/n done" with the
+  elapsed time and an ETA (weighted by ``weights`` when given, e.g. model FLOPs).
+
+Dask is optional: ``pip install "icalign[cluster]"``; it is imported only when a
+``DaskExecutor`` is made.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from typing import Callable, Iterable, Optional, Sequence
+
+DASK_HINT = ('the Dask executor needs dask.distributed; install it with '
+             'pip install "icalign[cluster]" (or pip install "dask[distributed]")')
+RESOURCE = "icalign"
+
+# One C core per process: a worker process runs at most one task in it at a time.
+_CORE_LOCK = threading.Lock()
+
+
+def _fmt_seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(round(s))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def makespan(durations: Iterable[float], workers: int) -> float:
+    """Wall time of independent jobs of the given durations on ``workers`` equal
+    workers when the longest job is started first on the first free worker (the
+    order ``DaskExecutor.map`` submits in with ``weights``); at least
+    max(durations) and sum(durations) / workers."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    free = [0.0] * workers
+    for d in sorted((float(d) for d in durations), reverse=True):
+        heapq.heappush(free, heapq.heappop(free) + d)
+    return max(free)
+
+
+class _ProgressLog:
+    """'k/n done' lines with elapsed time and an ETA weighted by ``weights``."""
+
+    def __init__(self, weights: Sequence[float], log: Callable[[str], None], what: str):
+        self.weights = [max(float(w), 0.0) for w in weights]
+        self.total_weight = sum(self.weights) or float(len(self.weights)) or 1.0
+        if not any(self.weights):
+            self.weights = [1.0] * len(self.weights)
+        self.log, self.what = log, what
+        self.done_weight, self.done = 0.0, 0
+        self.t0 = time.monotonic()
+
+    def finished(self, index: int, label: str = "") -> None:
+        self.done += 1
+        self.done_weight += self.weights[index]
+        elapsed = time.monotonic() - self.t0
+        left = self.total_weight - self.done_weight
+        eta = elapsed * left / self.done_weight if self.done_weight > 0 else float("inf")
+        n = len(self.weights)
+        tail = f", ETA ~{_fmt_seconds(eta)}" if self.done < n else ""
+        self.log(f"[{self.what}] {self.done}/{n} done{' (' + label + ')' if label else ''}, "
+                 f"{_fmt_seconds(elapsed)} elapsed{tail}")
+
+
+def _default_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class SerialExecutor:
+    """Runs ``fn`` on each item in this process, in order (the default)."""
+
+    name = "local"
+    workers = 1
+
+    def __init__(self, log: Optional[Callable[[str], None]] = None):
+        self.log = log or _default_log
+
+    def map(self, fn: Callable, iterable: Iterable, weights: Optional[Sequence[float]] = None,
+            labels: Optional[Sequence[str]] = None) -> list:
+        return [fn(item) for item in iterable]
+
+    def check_shared_folder(self, path) -> None:
+        os.makedirs(os.fspath(path), exist_ok=True)
+
+    def describe(self) -> str:
+        return "this process"
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+# ---------------------------------------------------------------- run on a worker
+def _call_on_worker(fn: Callable, item):
+    """Task body: ``fn(item)`` with the C core on the worker's own thread count."""
+    from distributed import get_worker
+    from . import set_num_threads
+    try:
+        worker = get_worker()
+        nthreads = int(getattr(getattr(worker, "state", worker), "nthreads"))
+    except ValueError:  # not inside a worker (e.g. a local fallback)
+        nthreads = 1
+    with _CORE_LOCK:
+        set_num_threads(max(1, nthreads))
+        return fn(item)
+
+
+def _probe_worker(probe: str, token: str) -> tuple:
+    """Worker side of ``check_shared_folder``: read the client's probe, write our own."""
+    host = socket.gethostname()
+    try:
+        with open(probe, encoding="utf-8") as f:
+            seen = f.read().strip()
+    except OSError as exc:
+        return False, f"cannot read {probe} on host {host}: {exc.strerror or exc}"
+    if seen != token:
+        return False, f"{probe} on host {host} holds another probe (a different folder?)"
+    mine = f"{probe}.{uuid.uuid4().hex}"
+    try:
+        with open(mine, "w", encoding="utf-8") as f:
+            f.write(token)
+    except OSError as exc:
+        return False, f"cannot write into {os.path.dirname(probe)} on host {host}: " \
+                      f"{exc.strerror or exc}"
+    return True, mine
+
+
+class DaskExecutor:
+    """Runs tasks on a ``dask.distributed`` cluster (see the module docstring).
+
+    scheduler: address of a running scheduler ("tcp://host:8786"), or
+    workers: start a ``LocalCluster`` of this many worker processes on loopback,
+        each with ``threads_per_worker`` threads (C core threads of its task).
+    Exactly one of ``scheduler`` and ``workers`` is given.
+    """
+
+    name = "dask"
+
+    def __init__(self, scheduler: Optional[str] = None, workers: Optional[int] = None,
+                 threads_per_worker: int = 1, log: Optional[Callable[[str], None]] = None,
+                 timeout: float = 60.0):
+        if (scheduler is None) == (workers is None):
+            raise ValueError("give either scheduler (an address) or workers (a number of "
+                             "local worker processes), not both or neither")
+        for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        try:
+            import distributed
+        except ImportError as exc:
+            raise ImportError(DASK_HINT) from exc
+        self.log = log or _default_log
+        self._cluster = None
+        if workers is not None:
+            import logging
+            import warnings
+            with warnings.catch_warnings():
+                # the scheduler's small HTTP server moves off a busy port 8787 and says so
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
+                self._cluster = distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                    host="127.0.0.1", dashboard_address=None, resources={RESOURCE: 1},
+                    silence_logs=logging.ERROR)
+            self.client = distributed.Client(self._cluster, timeout=timeout)
+        else:
+            try:
+                self.client = distributed.Client(scheduler, timeout=timeout)
+            except (OSError, TimeoutError) as exc:
+                raise ValueError(f"cannot connect to the Dask scheduler at {scheduler!r}: "
+                                 f"{exc}") from exc
+            try:
+                self.client.wait_for_workers(1, timeout=timeout)
+            except TimeoutError as exc:
+                self.client.close()
+                raise ValueError(f"the Dask scheduler at {scheduler!r} has no workers "
+                                 f"(waited {timeout:.0f} s)") from exc
+        self.scheduler = self.client.scheduler.address
+
+    # ------------------------------------------------------------------ info
+    def _workers_info(self) -> dict:
+        info = self.client.scheduler_info(n_workers=-1) if _accepts_n_workers(self.client) \
+            else self.client.scheduler_info()  # older versions list every worker
+        return info["workers"]
+
+    def worker_threads(self) -> dict:
+        """{worker address: nthreads} of the workers connected now."""
+        return {addr: int(w["nthreads"]) for addr, w in self._workers_info().items()}
+
+    @property
+    def workers(self) -> int:
+        return len(self.worker_threads())
+
+    def _use_resource(self) -> bool:
+        info = self._workers_info()
+        return bool(info) and all(w.get("resources", {}).get(RESOURCE, 0) >= 1
+                                  for w in info.values())
+
+    def describe(self) -> str:
+        threads = self.worker_threads()
+        kind = "local cluster" if self._cluster is not None else "Dask scheduler"
+        return (f"{kind} {self.scheduler}: {len(threads)} worker(s), "
+                f"{sum(threads.values())} thread(s)")
+
+    # ------------------------------------------------------------------ work
+    def check_shared_folder(self, path) -> None:
+        """Fail with ValueError unless every worker can read and write ``path``."""
+        path = os.path.abspath(os.fspath(path))
+        os.makedirs(path, exist_ok=True)
+        token = uuid.uuid4().hex
+        probe = os.path.join(path, f".icalign-probe-{token}")
+        with open(probe, "w", encoding="utf-8") as f:
+            f.write(token)
+        written = []
+        try:
+            answers = self.client.run(_probe_worker, probe, token)
+            bad = {addr: msg for addr, (ok, msg) in answers.items() if not ok}
+            for addr, (ok, msg) in answers.items():
+                if ok:
+                    written.append(msg)
+                    if not os.path.exists(msg):
+                        bad[addr] = f"wrote {msg}, which the client does not see"
+            if bad:
+                listed = "; ".join(f"{a}: {m}" for a, m in sorted(bad.items()))
+                raise ValueError(
+                    f"{len(bad)} of {len(answers)} Dask worker(s) cannot use the output folder "
+                    f"{path} ({listed}). Workers write checkpoints there, so it must be on a "
+                    f"file system shared with the client, under the same absolute path; pass "
+                    f"an --out folder on such a file system")
+        finally:
+            for p in [probe] + written:
+                try:
+                    os.remove(p)
+                except OSError:
+                    pass
+
+    def map(self, fn: Callable, iterable: Iterable, weights: Optional[Sequence[float]] = None,
+            labels: Optional[Sequence[str]] = None) -> list:
+        """``[fn(x) for x in iterable]`` as Dask tasks; results in input order.
+
+        weights (e.g. FLOPs per item) order the submission (heaviest first, which
+        shortens the wall time) and weight the ETA of the progress lines."""
+        import distributed
+        items = list(iterable)
+        if not items:
+            return []
+        weights = list(weights) if weights is not None else [1.0] * len(items)
+        if len(weights) != len(items):
+            raise ValueError(f"{len(weights)} weights for {len(items)} items")
+        order = sorted(range(len(items)), key=lambda i: -weights[i])
+        rank = {i: len(items) - r for r, i in enumerate(order)}  # higher runs first
+        kwargs = {"resources": {RESOURCE: 1}} if self._use_resource() else {}
+        futures = {}
+        for i in order:
+            fut = self.client.submit(_call_on_worker, fn, items[i], pure=False,
+                                     priority=rank[i], **kwargs)
+            futures[fut] = i
+        progress = _ProgressLog(weights, self.log, "cluster")
+        results = [None] * len(items)
+        try:
+            for fut in distributed.as_completed(list(futures)):
+                i = futures[fut]
+                results[i] = fut.result()
+                progress.finished(i, labels[i] if labels is not None else "")
+        except BaseException:
+            self.client.cancel(list(futures))
+            raise
+        return results
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _accepts_n_workers(client) -> bool:
+    import inspect
+    try:
+        return "n_workers" in inspect.signature(client.scheduler_info).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def make_executor(scheduler: Optional[str] = None, workers: Optional[int] = None,
+                  threads_per_worker: int = 1, log: Optional[Callable[[str], None]] = None):
+    """The executor the CLI options ask for: Dask for ``scheduler`` or ``workers``,
+    else the serial executor."""
+    if scheduler is None and workers is None:
+        return SerialExecutor(log=log)
+    return DaskExecutor(scheduler=scheduler, workers=workers,
+                        threads_per_worker=threads_per_worker, log=log)

@@ -1,0 +1,209 @@
+"""Executors: serial and Dask (a LocalCluster on loopback), thread bounds, the
+shared-folder check, and a worker killed in the middle of a training."""
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import icalign as ica
+from icalign import executors
+
+distributed = pytest.importorskip("distributed")
+
+CFG = dict(n_dims=5, n_points=20, n_embd=16, n_layer=2, n_head=2)
+
+
+def train_job(job):
+    """A training to a checkpoint, as the runner's tasks do (top level: picklable)."""
+    import icalign as ica
+    cfg = ica.ModelConfig(**job["config"])
+    model = ica.Transformer(cfg, seed=job["seed"])
+    h = ica.train(model, ica.AlignmentTask(cfg.n_dims, cfg.n_points), steps=job["steps"],
+                  batch_size=job["batch_size"], lr=1e-3, seed=job["seed"], progress=False,
+                  checkpoint=job["path"], checkpoint_every=job.get("every", 60.0))
+    return {"resumed_from": h.resumed_from, "steps": h.steps_done,
+            "threads": ica.get_num_threads(), "pid": os.getpid()}
+
+
+def threads_job(x):
+    import icalign as ica
+    t0 = time.monotonic()
+    time.sleep(0.2)
+    return {"x": x, "threads": ica.get_num_threads(), "pid": os.getpid(),
+            "start": t0, "end": time.monotonic()}
+
+
+def square(x):
+    return x * x
+
+
+def checkpoint_arrays(path):
+    ck = ica.load_checkpoint(path)
+    out = {"losses": ck["losses"], "adam_m": ck["optimizer"]["adam_m"],
+           "adam_v": ck["optimizer"]["adam_v"]}
+    out.update({"param/" + k: v for k, v in ck["state_dict"].items()})
+    return out, ck["step"]
+
+
+def assert_same_checkpoint(a, b):
+    (xa, sa), (xb, sb) = checkpoint_arrays(a), checkpoint_arrays(b)
+    assert sa == sb and sorted(xa) == sorted(xb)
+    for k in xa:
+        assert np.array_equal(xa[k], xb[k]), k
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ex = executors.DaskExecutor(workers=2, threads_per_worker=1, log=lambda m: None)
+    yield ex
+    ex.close()
+
+
+def test_makespan():
+    assert executors.makespan([3, 3, 2, 2, 2], 2) == 7  # longest first, not the optimum 6
+    assert executors.makespan([5, 1, 1], 4) == 5
+    assert executors.makespan([1] * 6, 1) == 6
+    with pytest.raises(ValueError):
+        executors.makespan([1], 0)
+
+
+def test_serial_executor_maps_in_order(tmp_path):
+    with executors.make_executor() as ex:
+        assert isinstance(ex, executors.SerialExecutor)
+        assert ex.map(square, [3, 1, 2]) == [9, 1, 4]
+        ex.check_shared_folder(tmp_path / "out")
+        assert (tmp_path / "out").is_dir()
+
+
+def test_missing_dask_gives_the_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"icalign\[cluster\]"):
+        executors.DaskExecutor(workers=1)
+
+
+def test_executor_arguments_are_checked():
+    with pytest.raises(ValueError, match="either"):
+        executors.DaskExecutor()
+    with pytest.raises(ValueError, match="either"):
+        executors.DaskExecutor(scheduler="tcp://127.0.0.1:1", workers=2)
+    with pytest.raises(ValueError, match="workers"):
+        executors.DaskExecutor(workers=0)
+
+
+def test_dask_map_keeps_order_and_reports_progress(cluster):
+    lines = []
+    cluster.log = lines.append
+    try:
+        out = cluster.map(square, range(6), weights=[1, 5, 2, 2, 1, 1],
+                          labels=[f"m{i}" for i in range(6)])
+    finally:
+        cluster.log = lambda m: None
+    assert out == [x * x for x in range(6)]
+    assert len(lines) == 6 and lines[-1].startswith("[cluster] 6/6 done")
+    assert "ETA" in lines[0]
+    assert cluster.workers == 2 and "2 worker(s)" in cluster.describe()
+
+
+def test_each_worker_uses_its_own_thread_count_one_task_at_a_time():
+    with executors.DaskExecutor(workers=1, threads_per_worker=2, log=lambda m: None) as ex:
+        out = ex.map(threads_job, range(3))
+    assert [o["threads"] for o in out] == [2 if ica._core.has_openmp() else 1] * 3
+    spans = sorted((o["start"], o["end"]) for o in out)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), \
+        "two tasks ran the C core of one worker at once"
+
+
+def test_shared_folder_probe(cluster, tmp_path):
+    cluster.check_shared_folder(tmp_path / "shared")
+    assert os.listdir(tmp_path / "shared") == []   # probes cleaned up
+
+
+def _hide_probes_from_this_worker():
+    """Make this worker unable to open files under any *icalign-probe* path (as if the
+    folder were not mounted on its host)."""
+    import builtins
+    from icalign import executors as mod
+
+    def blind_open(path, *args, **kwargs):
+        if "icalign-probe" in os.fspath(path):
+            raise FileNotFoundError(2, "No such file or directory")
+        return builtins.open(path, *args, **kwargs)
+    mod.open = blind_open
+
+
+def _restore_open():
+    from icalign import executors as mod
+    mod.__dict__.pop("open", None)
+
+
+def test_shared_folder_probe_names_the_blind_worker(cluster, tmp_path):
+    addr = sorted(cluster.worker_threads())[0]
+    cluster.client.run(_hide_probes_from_this_worker, workers=[addr])
+    try:
+        with pytest.raises(ValueError, match="1 of 2 Dask worker") as info:
+            cluster.check_shared_folder(tmp_path / "out")
+        assert addr in str(info.value) and "shared with the client" in str(info.value)
+    finally:
+        cluster.client.run(_restore_open)
+
+
+def test_dask_training_equals_serial_training(cluster, tmp_path):
+    jobs = [dict(config=CFG, seed=s, steps=20, batch_size=8,
+                 path=str(tmp_path / d / f"s{s}.npz")) for d in ("dask", "serial") for s in (0, 1)]
+    out = cluster.map(train_job, jobs[:2])
+    assert [o["threads"] for o in out] == [1, 1]
+    executors.SerialExecutor().map(train_job, jobs[2:])
+    for a, b in zip(jobs[:2], jobs[2:]):
+        assert_same_checkpoint(a["path"], b["path"])
+    with pytest.raises(AssertionError):   # and the seeds do differ
+        assert_same_checkpoint(jobs[0]["path"], jobs[1]["path"])
+
+
+def test_killed_worker_resumes_from_its_checkpoint(cluster, tmp_path):
+    steps = 1500
+    job = dict(config=CFG, seed=3, steps=steps, batch_size=32, every=0.05,
+               path=str(tmp_path / "dask.npz"))
+    box = {}
+    runner = threading.Thread(target=lambda: box.setdefault("out", cluster.map(train_job, [job])))
+    runner.start()
+    killed = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and killed is None:
+        time.sleep(0.05)
+        if not os.path.exists(job["path"]):
+            continue
+        try:
+            step = ica.load_checkpoint(job["path"])["step"]
+        except ValueError:
+            continue
+        if not 0 < step < steps * 0.7:
+            continue
+        busy = [a for a, keys in cluster.client.processing().items() if keys]
+        if busy:
+            pid = cluster.client.run(os.getpid, workers=busy)[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            killed = (pid, step)
+    runner.join(120)
+    assert killed is not None, "the training ended before a checkpoint could be interrupted"
+    (out,) = box["out"]
+    assert out["pid"] != killed[0] and out["resumed_from"] >= killed[1] > 0
+    assert out["steps"] == steps
+    reference = dict(job, path=str(tmp_path / "serial.npz"), every=1e9)
+    executors.SerialExecutor().map(train_job, [reference])
+    assert_same_checkpoint(job["path"], reference["path"])
+
+
+def test_connects_to_a_running_scheduler(cluster):
+    with executors.make_executor(scheduler=cluster.scheduler, log=lambda m: None) as ex:
+        assert isinstance(ex, executors.DaskExecutor) and ex.workers == 2
+        assert ex.map(square, [4, 5]) == [16, 25]
+    assert cluster.map(square, [2]) == [4]      # closing a client leaves the cluster up
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    with pytest.raises(ValueError, match="cannot connect to the Dask scheduler"):
+        executors.DaskExecutor(scheduler="tcp://127.0.0.1:9", timeout=1)
