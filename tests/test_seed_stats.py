@@ -149,3 +149,9 @@ def test_seeds_needed_matches_power_of_the_t_test():
     assert 8 <= k <= 12 and power(k) >= 0.75
     assert stats.seeds_needed(0.0, 1.0) is None and stats.seeds_needed(1.0, None) is None
     assert stats.seeds_needed(0.5, 0.1) == 2 or stats.seeds_needed(0.5, 0.1) == 3
+
+
+def test_one_sample_interval_bounds_the_effect():
+    r = stats.one_sample_t(SEEDS5, null=0.2)
+    ci = stats.mean_ci(SEEDS5)
+    assert r["lo"] == pytest.approx(ci["lo"] - 0.2) and r["hi"] == pytest.approx(ci["hi"] - 0.2)

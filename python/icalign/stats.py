@@ -377,12 +377,15 @@ def tasks_for_standard_error(per_task_sd: float, target_se: float) -> int:
 
 def one_sample_t(values, null: float = 0.0, confidence: float = CONFIDENCE) -> dict:
     """Two-sided one-sample t test of mean(values) = ``null``, with the interval of
-    the mean. Returns the ``mean_ci`` dict plus {"null", "effect" (mean - null), "t",
+    the effect. Returns the ``mean_ci`` dict, except that lo and hi bound the effect
+    mean - null (the mean's interval shifted by null), plus {"null", "effect", "t",
     "p_value", "test"}; with one value t and p_value are None (nothing to test)."""
     ci = mean_ci(values, confidence)
     effect = ci["mean"] - float(null)
     out = dict(ci, null=float(null), effect=effect, t=None, p_value=None,
                test=f"one-sample t test, df = {ci['df']}")
+    if ci["lo"] is not None:
+        out.update(lo=ci["lo"] - float(null), hi=ci["hi"] - float(null))
     if ci["n"] == 1:
         return out
     if ci["sem"] == 0.0:
