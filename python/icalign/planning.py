@@ -1,0 +1,47 @@
+"""How long a reproduction takes: model-hours, wall time here and on W workers.
+
+``icalign plan`` sums the training FLOPs of every (model, seed) of a profile and
+turns them into time with a throughput: measured on this machine by a few timed
+training steps of the plan's largest model (``measure_flops_per_second``), or the
+assumed throughput when measuring is skipped. Wall time on W workers assumes each
+worker trains as fast as this machine and the longest trainings start first
+(``executors.makespan``); evaluation, which is a small fraction, is not counted.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from .executors import makespan
+
+
+def measure_flops_per_second(spec, steps: int = 2, max_batch: int = 64) -> float:
+    """Training throughput of this machine for ``spec``'s model: FLOPs per second of
+    ``steps`` timed steps (batch at most ``max_batch``, to keep the measurement to a
+    few seconds; the FLOPs scale with the batch) after one warm-up step, on the C
+    core's current threads."""
+    from .model import Transformer
+    from .task import AlignmentTask
+    batch_size = min(int(spec.batch_size), int(max_batch))
+    model = Transformer(spec.config, seed=0)
+    task = AlignmentTask(spec.config.n_dims, spec.config.n_points)
+    batch = task.sample(batch_size, seed=0)
+    model.step(batch.xs, batch.ys, batch.rs, lr=spec.lr)  # warm-up: allocations, caches
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        model.step(batch.xs, batch.ys, batch.rs, lr=spec.lr)
+    seconds = time.perf_counter() - t0
+    per_step = spec.flops() / max(spec.steps, 1) * batch_size / spec.batch_size
+    return per_step * steps / max(seconds, 1e-9)
+
+
+def plan_times(specs: Sequence, seeds: int, rate: float, workers: Sequence[int] = ()) -> dict:
+    """{"trainings", "tflop", "model_hours", "wall_here", "wall_on": {W: seconds}} for
+    every spec trained with ``seeds`` seeds at ``rate`` FLOP/s."""
+    if rate <= 0:
+        raise ValueError(f"rate must be > 0, got {rate}")
+    durations = [s.flops() / rate for s in specs for _ in range(seeds)]
+    total = sum(durations)
+    return {"trainings": len(durations), "tflop": sum(s.flops() for s in specs) * seeds / 1e12,
+            "model_hours": total / 3600.0, "wall_here": total,
+            "wall_on": {int(w): makespan(durations, int(w)) for w in workers}}
