@@ -74,7 +74,7 @@ def test_makespan():
 def test_serial_executor_maps_in_order(tmp_path):
     with executors.make_executor() as ex:
         assert isinstance(ex, executors.SerialExecutor)
-        assert ex.map(square, [3, 1, 2]) == [9, 1, 4]
+        assert list(ex.map(square, [3, 1, 2])) == [9, 1, 4]
         ex.check_shared_folder(tmp_path / "out")
         assert (tmp_path / "out").is_dir()
 
@@ -98,8 +98,8 @@ def test_dask_map_keeps_order_and_reports_progress(cluster):
     lines = []
     cluster.log = lines.append
     try:
-        out = cluster.map(square, range(6), weights=[1, 5, 2, 2, 1, 1],
-                          labels=[f"m{i}" for i in range(6)])
+        out = list(cluster.map(square, range(6), weights=[1, 5, 2, 2, 1, 1],
+                               labels=[f"m{i}" for i in range(6)]))
     finally:
         cluster.log = lambda m: None
     assert out == [x * x for x in range(6)]
@@ -110,7 +110,7 @@ def test_dask_map_keeps_order_and_reports_progress(cluster):
 
 def test_each_worker_uses_its_own_thread_count_one_task_at_a_time():
     with executors.DaskExecutor(workers=1, threads_per_worker=2, log=lambda m: None) as ex:
-        out = ex.map(threads_job, range(3))
+        out = list(ex.map(threads_job, range(3)))
     assert [o["threads"] for o in out] == [2 if ica._core.has_openmp() else 1] * 3
     spans = sorted((o["start"], o["end"]) for o in out)
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), \
@@ -154,9 +154,9 @@ def test_shared_folder_probe_names_the_blind_worker(cluster, tmp_path):
 def test_dask_training_equals_serial_training(cluster, tmp_path):
     jobs = [dict(config=CFG, seed=s, steps=20, batch_size=8,
                  path=str(tmp_path / d / f"s{s}.npz")) for d in ("dask", "serial") for s in (0, 1)]
-    out = cluster.map(train_job, jobs[:2])
+    out = list(cluster.map(train_job, jobs[:2]))
     assert [o["threads"] for o in out] == [1, 1]
-    executors.SerialExecutor().map(train_job, jobs[2:])
+    list(executors.SerialExecutor().map(train_job, jobs[2:]))
     for a, b in zip(jobs[:2], jobs[2:]):
         assert_same_checkpoint(a["path"], b["path"])
     with pytest.raises(AssertionError):   # and the seeds do differ
@@ -168,7 +168,8 @@ def test_killed_worker_resumes_from_its_checkpoint(cluster, tmp_path):
     job = dict(config=CFG, seed=3, steps=steps, batch_size=32, every=0.05,
                path=str(tmp_path / "dask.npz"))
     box = {}
-    runner = threading.Thread(target=lambda: box.setdefault("out", cluster.map(train_job, [job])))
+    runner = threading.Thread(
+        target=lambda: box.setdefault("out", list(cluster.map(train_job, [job]))))
     runner.start()
     killed = None
     deadline = time.monotonic() + 60
@@ -193,15 +194,15 @@ def test_killed_worker_resumes_from_its_checkpoint(cluster, tmp_path):
     assert out["pid"] != killed[0] and out["resumed_from"] >= killed[1] > 0
     assert out["steps"] == steps
     reference = dict(job, path=str(tmp_path / "serial.npz"), every=1e9)
-    executors.SerialExecutor().map(train_job, [reference])
+    list(executors.SerialExecutor().map(train_job, [reference]))
     assert_same_checkpoint(job["path"], reference["path"])
 
 
 def test_connects_to_a_running_scheduler(cluster):
     with executors.make_executor(scheduler=cluster.scheduler, log=lambda m: None) as ex:
         assert isinstance(ex, executors.DaskExecutor) and ex.workers == 2
-        assert ex.map(square, [4, 5]) == [16, 25]
-    assert cluster.map(square, [2]) == [4]      # closing a client leaves the cluster up
+        assert list(ex.map(square, [4, 5])) == [16, 25]
+    assert list(cluster.map(square, [2])) == [4]      # closing a client leaves the cluster up
 
 
 def test_unreachable_scheduler_is_a_clear_error():

@@ -120,6 +120,63 @@ def transformer_predictions(model, batch: TaskBatch, t_values: Iterable[int] = D
     return pred[:, t_values]
 
 
+def task_errors(batch: TaskBatch, model=None, t_values: Iterable[int] = DEFAULT_T,
+                baselines: Iterable[str] = ("GD",) + SIMPLE_BASELINES, gd_steps: int = 50,
+                gd_lr: float = 0.1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Normalized error of every evaluation task, per method.
+
+    The per-task values behind ``error_curves`` (docs/math.md, section
+    "Metrics"): their mean over tasks is the curve, their spread gives the
+    curve's standard error over tasks.
+
+    Parameters
+    ----------
+    batch : TaskBatch
+        The evaluation tasks (e.g. ``evaluation_set``).
+    model : Transformer, optional
+        If given, its errors are included under 'TF'.
+    t_values : iterable of int, default 2..15
+        Numbers of examples.
+    baselines : iterable of str, default ('GD', 'mean', 'best', 'weighted', 'oracle')
+        Baselines to include, by name.
+    gd_steps, gd_lr, seed : int, float, int
+        Adam steps, learning rate and seed of the 'GD' baseline.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{'TF': (B, len(t)), 'GD': (B, len(t)), ...}`` float64 arrays.
+
+    Raises
+    ------
+    ValueError
+        If a baseline name is unknown.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> b = ica.AlignmentTask().sample(16, seed=0)
+    >>> errors = ica.evaluate.task_errors(b, t_values=[2, 15], baselines=("mean",))
+    >>> errors["mean"].shape
+    (16, 2)
+    """
+    t_values = [int(t) for t in t_values]
+    errors = {}
+    if model is not None:
+        errors["TF"] = normalized_error(transformer_predictions(model, batch, t_values),
+                                        batch.ystar)
+    for name in baselines:
+        if name == "GD":
+            pred = gd_baseline(batch, t_values, steps=gd_steps, lr=gd_lr, seed=seed)
+        elif name in SIMPLE_BASELINES:
+            pred = simple_baseline(name, batch, t_values)
+        else:
+            raise ValueError(f"unknown baseline {name!r}; expected 'GD' or one of "
+                             f"{SIMPLE_BASELINES}")
+        errors[name] = normalized_error(pred, batch.ystar)
+    return errors
+
+
 def error_curves(batch: TaskBatch, model=None, t_values: Iterable[int] = DEFAULT_T,
                  baselines: Iterable[str] = ("GD",) + SIMPLE_BASELINES, gd_steps: int = 50,
                  gd_lr: float = 0.1, seed: int = 0) -> dict[str, list[float]]:
@@ -172,21 +229,9 @@ def error_curves(batch: TaskBatch, model=None, t_values: Iterable[int] = DEFAULT
         ...
     ValueError: unknown baseline 'median'; expected 'GD' or one of ('mean', 'best', 'weighted', 'oracle')
     """
-    t_values = [int(t) for t in t_values]
-    curves = {}
-    if model is not None:
-        curves["TF"] = normalized_error(transformer_predictions(model, batch, t_values),
-                                        batch.ystar).mean(axis=0).tolist()
-    for name in baselines:
-        if name == "GD":
-            pred = gd_baseline(batch, t_values, steps=gd_steps, lr=gd_lr, seed=seed)
-        elif name in SIMPLE_BASELINES:
-            pred = simple_baseline(name, batch, t_values)
-        else:
-            raise ValueError(f"unknown baseline {name!r}; expected 'GD' or one of "
-                             f"{SIMPLE_BASELINES}")
-        curves[name] = normalized_error(pred, batch.ystar).mean(axis=0).tolist()
-    return curves
+    errors = task_errors(batch, model, t_values, baselines, gd_steps=gd_steps, gd_lr=gd_lr,
+                         seed=seed)
+    return {label: e.mean(axis=0).tolist() for label, e in errors.items()}
 
 
 def evaluation_set(task, size: int = 2000, seed: int = 0, reward_noise: float = 0.0) -> TaskBatch:

@@ -113,7 +113,8 @@ def _default_log(msg: str) -> None:
 
 
 class SerialExecutor:
-    """Runs ``fn`` on each item in this process, in order (the default)."""
+    """Runs ``fn`` on each item in this process, in order, lazily (each item starts
+    when the caller asks for its result): the default."""
 
     name = "local"
     workers = 1
@@ -121,9 +122,8 @@ class SerialExecutor:
     def __init__(self, log: Optional[Callable[[str], None]] = None):
         self.log = log or _default_log
 
-    def map(self, fn: Callable, iterable: Iterable, weights: Optional[Sequence[float]] = None,
-            labels: Optional[Sequence[str]] = None) -> list:
-        return [fn(item) for item in iterable]
+    def map(self, fn: Callable, iterable: Iterable) -> Iterable:
+        return map(fn, iterable)
 
     def check_shared_folder(self, path) -> None:
         os.makedirs(os.fspath(path), exist_ok=True)
@@ -287,15 +287,25 @@ class DaskExecutor:
                     pass
 
     def map(self, fn: Callable, iterable: Iterable, weights: Optional[Sequence[float]] = None,
-            labels: Optional[Sequence[str]] = None) -> list:
-        """``[fn(x) for x in iterable]`` as Dask tasks; results in input order.
+            labels: Optional[Sequence[str]] = None) -> Iterable:
+        """``fn(x)`` for every x as Dask tasks, all submitted at once; yields the
+        results in input order as they become available.
 
-        weights (e.g. FLOPs per item) order the submission (heaviest first, which
-        shortens the wall time) and weight the ETA of the progress lines."""
-        import distributed
+        weights (e.g. FLOPs per item; default ``x.flops()`` when every item has it, as
+        a TrainSpec does) order the submission (heaviest first, which shortens the wall
+        time) and weight the ETA of the progress lines; labels (default ``x.name``)
+        name the finished items in them."""
         items = list(iterable)
         if not items:
-            return []
+            return iter(())
+        if weights is None and all(callable(getattr(x, "flops", None)) for x in items):
+            weights = [x.flops() for x in items]
+        if labels is None and all(isinstance(getattr(x, "name", None), str) for x in items):
+            labels = [x.name for x in items]
+        return self._map(fn, items, weights, labels)
+
+    def _map(self, fn, items, weights, labels):
+        import distributed
         weights = list(weights) if weights is not None else [1.0] * len(items)
         if len(weights) != len(items):
             raise ValueError(f"{len(weights)} weights for {len(items)} items")
@@ -308,16 +318,18 @@ class DaskExecutor:
                                      priority=rank[i], **kwargs)
             futures[fut] = i
         progress = _ProgressLog(weights, self.log, "cluster")
-        results = [None] * len(items)
+        results, next_out = {}, 0
         try:
             for fut in distributed.as_completed(list(futures)):
                 i = futures[fut]
                 results[i] = fut.result()
                 progress.finished(i, labels[i] if labels is not None else "")
-        except BaseException:
-            self.client.cancel(list(futures))
-            raise
-        return results
+                while next_out in results:
+                    yield results.pop(next_out)
+                    next_out += 1
+        finally:
+            if next_out < len(items):
+                self.client.cancel(list(futures))
 
     def close(self) -> None:
         try:

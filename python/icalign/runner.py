@@ -15,7 +15,9 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -27,12 +29,15 @@ import numpy as np
 from ._files import atomic_write_text
 from ._version import __version__
 from .baselines import DEFAULT_T, SIMPLE_BASELINES
-from .evaluate import EVAL_SEED_BASE, error_curves, evaluation_set
+from .evaluate import EVAL_SEED_BASE, evaluation_set, task_errors
+from .executors import SerialExecutor
 from .model import Transformer
 from .profiles import (PROFILES, Profile, TrainSpec, assumed_flops_per_second,
                        estimated_seconds, format_seconds)
 from .registry import EXPERIMENTS, load_builtin_experiments, plan, resolve
 from .report import build_outputs, load_result
+from .seeds import merge_seed_payloads, training_seeds
+from .stats import task_standard_error
 from .task import AlignmentTask, TaskBatch
 from .training import (history_from_checkpoint, load_checkpoint, model_from_checkpoint,
                        train)
@@ -76,14 +81,6 @@ def train_spec(spec: TrainSpec, models_dir: str, checkpoint_every: float = 120.0
             "diverged_at_step": diverged, "message": message}
 
 
-class SerialExecutor:
-    """Runs ``map`` in this process, one item after the other, lazily (each item
-    starts when the caller asks for its result)."""
-
-    def map(self, fn, *iterables):
-        return map(fn, *iterables)
-
-
 class Runner:
     """Runs experiments of one profile into ``out/<profile>/``.
 
@@ -93,11 +90,17 @@ class Runner:
     Without either, an output directory that already holds results for the
     selected experiments is refused (nothing is overwritten by accident).
     executor: trains the missing models (``map(fn, iterable)``); default
-        ``SerialExecutor()``.
+        ``SerialExecutor()``; ``icalign.executors.DaskExecutor`` runs them on a Dask
+        cluster whose workers share the output folder.
+    seeds: K independent training seeds ``train_seed + k`` (k < K) for every model;
+        each experiment runs once per seed on the same evaluation tasks and its JSON
+        keeps every seed's curve with the mean and a 95 % interval across seeds
+        (``icalign.seeds.merge_seed_payloads``).
     """
 
     def __init__(self, profile, out: str = "results", resume: bool = False,
-                 force: bool = False, progress: bool = True, log=None, executor=None):
+                 force: bool = False, progress: bool = True, log=None, executor=None,
+                 seeds: int = 1):
         load_builtin_experiments()  # their settings are part of every profile
         if isinstance(profile, str):
             if profile not in PROFILES:
@@ -107,6 +110,8 @@ class Runner:
         if resume and force:
             raise ValueError("resume and force exclude each other")
         self.profile: Profile = profile
+        self.base_profile: Profile = profile
+        self.training_seeds = training_seeds(profile.train_seed, seeds)
         self.dir = os.path.join(os.fspath(out), profile.name)
         self.models_dir = os.path.join(self.dir, "models")
         self.resume, self.force, self.progress = resume, force, progress
@@ -116,6 +121,8 @@ class Runner:
         self._histories: dict[str, object] = {}
         self._diverged: dict[str, int] = {}
         self._eval: dict[float, TaskBatch] = {}
+        self._baseline_cache: dict[tuple, tuple] = {}
+        self._baseline_se: dict[str, dict] = {}
         self._plan: list[TrainSpec] = []
         self._unbilled: dict[str, float] = {}   # training seconds not yet in a result
         self._t0 = time.monotonic()
@@ -144,9 +151,31 @@ class Runner:
         return self._eval[p]
 
     def seeds(self) -> dict:
-        return {"train": self.profile.train_seed,
-                "eval": EVAL_SEED_BASE + self.profile.eval_seed,
-                "gd": self.profile.gd_seed, "model_init": self.profile.train_seed}
+        """The seeds of the results: training and initialisation (the first of the
+        run's training seeds; all of them under "training_seeds" when there are
+        several), evaluation tasks and GD."""
+        out = {"train": self.base_profile.train_seed,
+               "eval": EVAL_SEED_BASE + self.base_profile.eval_seed,
+               "gd": self.base_profile.gd_seed, "model_init": self.base_profile.train_seed}
+        if len(self.training_seeds) > 1:
+            out["training_seeds"] = list(self.training_seeds)
+        return out
+
+    def seed_profiles(self) -> list:
+        """The profile once per training seed (``train_seed`` set to that seed)."""
+        return [self.base_profile if s == self.base_profile.train_seed
+                else dataclasses.replace(self.base_profile, train_seed=s)
+                for s in self.training_seeds]
+
+    def plan(self, names) -> list:
+        """The distinct (model, seed) trainings of the selected experiments."""
+        seen, out = set(), []
+        for prof in self.seed_profiles():
+            for spec in plan(prof, names):
+                if spec.name not in seen:
+                    seen.add(spec.name)
+                    out.append(spec)
+        return out
 
     # ------------------------------------------------------------------ phase 1: train
     def _finished_on_disk(self, spec: TrainSpec) -> bool:
@@ -187,9 +216,12 @@ class Runner:
         if not missing:
             return []
         os.makedirs(self.models_dir, exist_ok=True)
-        fn = functools.partial(train_spec, models_dir=self.models_dir,
+        local = isinstance(self.executor, SerialExecutor)
+        if not local and hasattr(self.executor, "check_shared_folder"):
+            self.executor.check_shared_folder(self.models_dir)
+        fn = functools.partial(train_spec, models_dir=os.path.abspath(self.models_dir),
                                checkpoint_every=self.profile.checkpoint_every,
-                               progress=self.progress)
+                               progress=self.progress and local)
         left = sum(s.flops() for s in missing)
         flops_done, seconds_done, done = 0.0, 0.0, []
         by_name = {s.name: s for s in missing}
@@ -212,8 +244,11 @@ class Runner:
 
     def _overall_eta(self, n_done, n_missing, flops_left, flops_done, seconds_done) -> str:
         if flops_done > 0 and seconds_done > 0:
-            rate = flops_done / seconds_done
-            how = f"at the measured {rate / 1e9:.3g} GFLOP/s"
+            # seconds are summed over the executor's workers, which train side by side
+            workers = max(1, int(getattr(self.executor, "workers", 1) or 1))
+            rate = flops_done / seconds_done * workers
+            how = f"at the measured {rate / 1e9:.3g} GFLOP/s" + \
+                (f" on {workers} workers" if workers > 1 else "")
         else:
             rate = assumed_flops_per_second()
             how = f"at the assumed {rate / 1e9:.0f} GFLOP/s"
@@ -267,10 +302,24 @@ class Runner:
                 raise ValueError(f"unknown baseline {name!r}; expected one of "
                                  f"{BASELINE_LABELS}")
         steps = self.profile.gd_steps_at(reward_noise) if gd_steps is None else gd_steps
-        raw = error_curves(self.eval_batch(reward_noise), model, DEFAULT_T, baselines,
-                           gd_steps=steps, gd_lr=self.profile.gd_lr, seed=self.profile.gd_seed)
-        return {(tf_label if label == "TF" and model is not None else label) + suffix: ys
-                for label, ys in raw.items()}
+        batch = self.eval_batch(reward_noise)
+        out = {}
+        if model is not None:
+            errors = task_errors(batch, model, DEFAULT_T, ())
+            out[tf_label + suffix] = errors["TF"].mean(axis=0).tolist()
+        for name in baselines:
+            # a baseline does not depend on the training seed: computed once per run
+            key = (name, float(reward_noise), int(steps) if name == "GD" else None)
+            if key not in self._baseline_cache:
+                errors = task_errors(batch, None, DEFAULT_T, (name,), gd_steps=steps,
+                                     gd_lr=self.profile.gd_lr, seed=self.profile.gd_seed)[name]
+                se = task_standard_error(errors)
+                self._baseline_cache[key] = (errors.mean(axis=0).tolist(),
+                                             {"se": se["se"], "n_tasks": se["n_tasks"]})
+            curve, se = self._baseline_cache[key]
+            out[name + suffix] = list(curve)
+            self._baseline_se[name + suffix] = se
+        return out
 
     # ------------------------------------------------------------------ running
     def _is_complete(self, name: str) -> bool:
@@ -285,8 +334,13 @@ class Runner:
         return data.get("fingerprint") == self.fingerprint(name)
 
     def fingerprint(self, name: str) -> str:
-        """The fingerprint of experiment ``name``'s results under this profile."""
-        return self.profile.fingerprint(name, EXPERIMENTS[name].settings_key)
+        """The fingerprint of experiment ``name``'s results under this profile (and the
+        training seeds, when there are several)."""
+        fp = self.base_profile.fingerprint(name, EXPERIMENTS[name].settings_key)
+        if len(self.training_seeds) == 1:
+            return fp
+        key = json.dumps([fp, self.training_seeds]).encode()
+        return hashlib.sha1(key).hexdigest()[:16]
 
     def _existing_outputs(self, names: list) -> list:
         found = [self.json_path(n) for n in names if os.path.exists(self.json_path(n))]
@@ -310,7 +364,7 @@ class Runner:
     def _run_one(self, name: str) -> dict:
         exp = EXPERIMENTS[name]
         t0 = time.monotonic()
-        payload = exp.run(self)
+        payload = self._run_seeds(exp)
         result = {"experiment": name, "title": exp.title, "group": exp.group,
                   "profile": self.profile.name, "x_key": exp.x_key}
         if exp.x_key == "t":
@@ -320,13 +374,28 @@ class Runner:
             result["note"] = exp.note
         result.setdefault("config", self.profile.default_config().to_dict())
         # an experiment's time includes the training of the models it is the first to use
-        trained_here = sum(self._unbilled.pop(s.name, 0.0) for s in exp.models(self.profile))
+        trained_here = sum(self._unbilled.pop(s.name, 0.0) for prof in self.seed_profiles()
+                           for s in exp.models(prof))
         result.update({"profile_settings": self.profile.to_dict(), "seeds": self.seeds(),
                        "version": __version__,
                        "seconds": time.monotonic() - t0 + trained_here,
                        "fingerprint": self.fingerprint(name)})
         atomic_write_text(self.json_path(name), json.dumps(result, indent=1) + "\n")
         return result
+
+    def _run_seeds(self, exp) -> dict:
+        """``exp.run`` once per training seed, merged into one payload."""
+        self._baseline_se = {}
+        payloads = []
+        try:
+            for prof in self.seed_profiles():
+                self.profile = prof
+                payloads.append(exp.run(self))
+        finally:
+            self.profile = self.base_profile
+        baselines = {label: se for label, se in self._baseline_se.items()
+                     if label in payloads[0].get("curves", {})}
+        return merge_seed_payloads(payloads, baselines)
 
     def run(self, names: Optional[Iterable[str]] = None, figures: bool = True,
             report: bool = True) -> dict:
@@ -336,14 +405,16 @@ class Runner:
         <name>.json per experiment, then (from every JSON in the directory) the
         figures and report.md."""
         selected = resolve(names)
-        self._plan = plan(self.profile, selected)
+        self._plan = self.plan(selected)
         self._prepare(selected)
         todo = [n for n in selected if not (self.resume and self._is_complete(n))]
-        needed = plan(self.profile, todo) if todo else []
+        needed = self.plan(todo) if todo else []
         trained = [s for s in self._plan if self._finished_on_disk(s)]
         total_flops = sum(s.flops() for s in needed if s not in trained)
+        seeds = len(self.training_seeds)
         self.log(f"icalign reproduce: profile {self.profile.name!r}, {len(selected)} "
-                 f"experiment(s), {len(self._plan)} model(s) ({len(trained)} already "
+                 f"experiment(s), {len(self._plan)} model(s)"
+                 f"{f' ({seeds} seeds each)' if seeds > 1 else ''} ({len(trained)} already "
                  f"trained); training estimate {format_seconds(estimated_seconds(total_flops))}"
                  f" at {assumed_flops_per_second() / 1e9:.0f} GFLOP/s; output {self.dir}")
         self.train_models(needed)
