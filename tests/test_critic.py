@@ -488,7 +488,8 @@ def test_experiments_end_to_end(small_models, tmp_path):
     assert len(rows) == 2 + 3 + 2 and all(isinstance(r, Claim) for r in rows)
     assert [len(cq.claim_accuracy_gain(ag)), len(cq.claim_rounds(rd)),
             len(cq.claim_model_size(ms))] == [2, 3, 2]
-    assert all(isinstance(r.passed, bool) and r.evidence and r.criterion for r in rows)
+    assert all(r.verdict in ("holds", "opposite", "inconclusive") and r.evidence and r.criterion
+               for r in rows)
 
     pytest.importorskip("matplotlib")
     for plot, result in ((plotting.plot_accuracy_gain, ag), (plotting.plot_rounds, rd),
@@ -501,39 +502,49 @@ def test_experiments_end_to_end(small_models, tmp_path):
 
 
 def test_claims_follow_the_numbers():
+    def verdicts(rows):
+        return [r.verdict for r in rows]
     ag = {"pearson_r": 0.6, "p_value": 0.01, "slope": 0.2, "n_points": 20,
           "p_value_permutation": 0.01}
+    assert verdicts(cq.claim_accuracy_gain(ag)) == ["holds"]
     assert cq.claim_accuracy_gain(ag)[0].passed
-    assert not cq.claim_accuracy_gain({**ag, "p_value": 0.2})[0].passed
-    assert not cq.claim_accuracy_gain({**ag, "pearson_r": -0.6})[0].passed
+    assert verdicts(cq.claim_accuracy_gain({**ag, "p_value": 0.2})) == ["inconclusive"]
+    assert verdicts(cq.claim_accuracy_gain({**ag, "pearson_r": -0.6})) == ["opposite"]
+    assert cq.claim_accuracy_gain({**ag, "pearson_r": -0.6})[0].passed is False
     two = {"variants": [ag, {**ag, "reference": "quality", "context": "oracle",
                              "p_value": 0.3}]}
-    assert [r.passed for r in cq.claim_accuracy_gain(two)] == [True, False]
+    assert verdicts(cq.claim_accuracy_gain(two)) == ["holds", "inconclusive"]
     rd = {"curves": {"oracle": [0.5, 0.4, 0.35, 0.33, 0.34, 0.36],
                      "self": [0.5, 0.48, 0.55, 0.6, 0.62, 0.65]},
           "gain_se": {"oracle": [0.0] + [0.01] * 5, "self": [0.0] + [0.01] * 5},
           "after_best": {"oracle": {"best_round": 3, "rise": 0.03, "rise_se": 0.01},
                          "self": {"best_round": 1, "rise": 0.17, "rise_se": 0.01}},
           "accuracy": {"oracle": 1.0, "self": 0.6}}
-    assert [r.passed for r in cq.claim_rounds(rd)] == [True, True]
-    # gains or rises within noise do not count
+    assert verdicts(cq.claim_rounds(rd)) == ["holds", "holds"]
+    # gains or rises within noise decide nothing
     noisy = {**rd, "gain_se": {"oracle": [0.0] + [0.1] * 5, "self": [0.0] + [0.1] * 5},
              "after_best": {**rd["after_best"],
                             "self": {"best_round": 1, "rise": 0.17, "rise_se": 0.1}}}
-    assert [r.passed for r in cq.claim_rounds(noisy)] == [False, False]
+    assert verdicts(cq.claim_rounds(noisy)) == ["inconclusive", "inconclusive"]
     rd2 = {**rd, "curves": {"oracle": [0.5, 0.45, 0.5, 0.5, 0.5, 0.5],
                             "self": [0.5, 0.4, 0.35, 0.3, 0.3, 0.3]},
            "after_best": {"oracle": {"best_round": 1, "rise": 0.05, "rise_se": 0.01},
                           "self": {"best_round": 3, "rise": 0.0, "rise_se": 0.01}}}
-    assert [r.passed for r in cq.claim_rounds(rd2)] == [False, False]
+    assert verdicts(cq.claim_rounds(rd2)) == ["inconclusive", "inconclusive"]
+    # the opposites: an accurate critic that only hurts, a self-critic that keeps gaining
+    rd3 = {**rd, "curves": {"oracle": [0.3, 0.35, 0.4, 0.45, 0.5, 0.55],
+                            "self": [0.5, 0.45, 0.4, 0.35, 0.3, 0.25]},
+           "after_best": {"oracle": {"best_round": 0, "rise": 0.25, "rise_se": 0.01},
+                          "self": {"best_round": 5, "rise": 0.0, "rise_se": 0.01}}}
+    assert verdicts(cq.claim_rounds(rd3)) == ["opposite", "opposite"]
     ms = {"sizes": [100, 1000, 10000], "gain": [0.001, 0.02, 0.1], "gain_se": [0.01] * 3,
           "labels": ["a", "b", "c"], "critic": "oracle", "rounds": 1}
-    assert cq.claim_model_size(ms)[0].passed
-    assert not cq.claim_model_size({**ms, "gain": [0.05, 0.02, 0.1]})[0].passed
-    assert not cq.claim_model_size({**ms, "gain": [0.0, 0.0, 0.01]})[0].passed
+    assert verdicts(cq.claim_model_size(ms)) == ["holds"]
+    assert verdicts(cq.claim_model_size({**ms, "gain": [0.05, 0.02, 0.1]})) == ["opposite"]
+    assert verdicts(cq.claim_model_size({**ms, "gain": [0.0, 0.0, 0.01]})) == ["inconclusive"]
     both = {**ms, "by_critic": {"oracle": {"gain": [0.0, 0.0, 0.01], "gain_se": [0.01] * 3},
                                 "quality": {"gain": [0.0, 0.05, 0.1], "gain_se": [0.01] * 3}}}
-    assert [r.passed for r in cq.claim_model_size(both)] == [False, True]
+    assert verdicts(cq.claim_model_size(both)) == ["inconclusive", "holds"]
 
 
 # ------------------------------------------------------------------------- registry

@@ -73,7 +73,7 @@ def test_reproduce_writes_json_png_report(smoke_run):
 def test_report_is_computed_from_json(smoke_run, tmp_path):
     d, _ = smoke_run
     report = (d / "report.md").read_text()
-    for claim in ("(a) TF approaches GD", "(b) TF error rises monotonically with p",
+    for claim in ("(a) TF approaches GD", "(b) TF error rises with p",
                   "(c) deeper is better", "(d) softmax attention beats linear attention",
                   "(e) more heads help", "(f) removing the FFN hurts",
                   "TF beats the best-rewarded response", "task optimum"):
@@ -87,19 +87,30 @@ def test_report_is_computed_from_json(smoke_run, tmp_path):
     for name in PANELS:
         (copy / f"{name}.json").write_text((d / f"{name}.json").read_text())
     att = json.loads((d / "attention.json").read_text())
-    att["curves"]["softmax"] = [0.123] * 14
-    att["curves"]["linear"] = [0.987] * 14
-    (copy / "attention.json").write_text(json.dumps(att))
-    cli("report", str(copy), "--no-figures")
-    rebuilt = (copy / "report.md").read_text()
-    row = next(line for line in rebuilt.splitlines() if "(d) softmax attention" in line)
-    assert "softmax: 0.123" in row and "linear: 0.987" in row and row.rstrip().endswith("✓ |")
-    att["curves"]["softmax"], att["curves"]["linear"] = [0.5] * 14, [0.4] * 14
-    (copy / "attention.json").write_text(json.dumps(att))
-    cli("report", str(copy.parent), "--no-figures")
-    row = next(line for line in (copy / "report.md").read_text().splitlines()
-               if "(d) softmax attention" in line)
-    assert row.rstrip().endswith("✗ |")
+
+    def with_seeds(softmax, linear):
+        """The attention result as if trained with three seeds of these errors."""
+        out = dict(att, seeds=dict(att["seeds"], training_seeds=[0, 1, 2]))
+        out["seed_curves"] = {"softmax": [[v] * 14 for v in softmax],
+                              "linear": [[v] * 14 for v in linear]}
+        out["curves"] = {"softmax": [sum(softmax) / 3] * 14, "linear": [sum(linear) / 3] * 14}
+        return out
+
+    def attention_row(directory):
+        cli("report", str(directory), "--no-figures")
+        return next(line for line in (copy / "report.md").read_text().splitlines()
+                    if "(d) softmax attention" in line)
+    (copy / "attention.json").write_text(json.dumps(with_seeds([0.12, 0.123, 0.126],
+                                                               [0.98, 0.987, 0.99])))
+    row = attention_row(copy)
+    assert "softmax: 0.123 ± 0.007" in row and "linear: 0.986 ± 0.013" in row
+    assert "paired t test" in row and row.rstrip().endswith("✓ |")
+    (copy / "attention.json").write_text(json.dumps(with_seeds([0.5, 0.52, 0.51],
+                                                               [0.4, 0.41, 0.4])))
+    assert attention_row(copy.parent).rstrip().endswith("✗ |")
+    (copy / "attention.json").write_text(json.dumps(with_seeds([0.5, 0.4, 0.45],
+                                                               [0.45, 0.5, 0.44])))
+    assert attention_row(copy).rstrip().endswith("inconclusive |")
 
 
 def test_existing_results_need_resume_or_force(smoke_run):

@@ -45,6 +45,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="delete earlier results of the selected experiments and start over")
     rep.add_argument("--threads", type=int, default=None,
                      help="threads of the C core (default: OpenMP's default)")
+    rep.add_argument("--seeds", type=int, default=1, metavar="K",
+                     help="independent training seeds per model (default 1); the JSON keeps "
+                          "every seed's curve with the mean and a 95%% interval, and claims "
+                          "are decided across seeds (3 or more to decide them)")
+    cluster = rep.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                         help="train on a running Dask cluster (e.g. tcp://host:8786); its "
+                              "workers must see --out at the same path (pip install "
+                              "'icalign[cluster]')")
+    cluster.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="train on a local Dask cluster of N worker processes")
+    rep.add_argument("--threads-per-worker", type=int, default=1, metavar="T",
+                     help="C-core threads of each --workers process (default 1)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     rpt = sub.add_parser("report", help="rebuild figures and report.md from the JSON files",
@@ -60,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--profile", default="quick", choices=profiles)
     pl.add_argument("--only", metavar="NAMES", default=None,
                     help=f"comma-separated experiments (default: all): {describe_names()}")
+    pl.add_argument("--seeds", type=int, default=1, metavar="K",
+                    help="training seeds per model (default 1)")
+    pl.add_argument("--workers", type=int, default=None, metavar="W",
+                    help="also print the wall time on W workers (default: 4 and 16)")
+    pl.add_argument("--measure", action="store_true",
+                    help="measure this machine's throughput with a few training steps "
+                         "instead of assuming it")
     return parser
 
 
@@ -93,10 +113,28 @@ def _plan(args) -> int:
               f"GFLOP/step x {s.steps} steps = {f / 1e12:8.2f} TFLOP  "
               f"~{format_seconds(estimated_seconds(f))}")
     rate = assumed_flops_per_second()
+    how = (f"{rate / 1e9:.0f} GFLOP/s ({ASSUMED_EFFICIENCY:.0%} of an assumed "
+           f"{ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
+    if args.measure and specs:
+        from .planning import measure_flops_per_second
+        rate = measure_flops_per_second(min(specs, key=lambda s: s.flops()))
+        how = f"{rate / 1e9:.3g} GFLOP/s measured here just now"
     print(f"{len(specs)} models, {total / 1e12:.1f} TFLOP: ~{format_seconds(total / rate)} "
-          f"of training at {rate / 1e9:.0f} GFLOP/s ({ASSUMED_EFFICIENCY:.0%} of an "
-          f"assumed {ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
+          f"of training at {how}")
+    _print_seed_plan(specs, args, rate)
     return 0
+
+
+def _print_seed_plan(specs, args, rate) -> None:
+    from .planning import plan_times
+    workers = [args.workers] if args.workers else [4, 16]
+    times = plan_times(specs, args.seeds, rate, workers)
+    print(f"with {args.seeds} seed(s): {times['trainings']} trainings, {times['tflop']:.1f} "
+          f"TFLOP, {times['model_hours']:.2f} model-hours; wall time on this machine "
+          f"~{format_seconds(times['wall_here'])}")
+    for w, seconds in times["wall_on"].items():
+        print(f"  on {w} workers (each as fast as this machine, longest trainings first): "
+              f"~{format_seconds(seconds)}")
 
 
 def _use_file_backend() -> None:
@@ -118,9 +156,18 @@ def _reproduce(args, parser) -> int:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         from . import set_num_threads
         set_num_threads(args.threads)
-    runner = Runner(args.profile, out=args.out, resume=args.resume, force=args.force,
-                    progress=not args.no_progress)
-    runner.run(_names(args.only))
+    for name in ("seeds", "threads_per_worker", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    from .executors import make_executor
+    with make_executor(scheduler=args.scheduler, workers=args.workers,
+                       threads_per_worker=args.threads_per_worker) as executor:
+        if args.scheduler or args.workers:
+            print(f"icalign: training on {executor.describe()}", file=sys.stderr)
+        runner = Runner(args.profile, out=args.out, resume=args.resume, force=args.force,
+                        progress=not args.no_progress, executor=executor, seeds=args.seeds)
+        runner.run(_names(args.only))
     print(f"results in {runner.dir} (report: {os.path.join(runner.dir, 'report.md')})")
     return 0
 
@@ -145,7 +192,7 @@ def main(argv=None) -> int:
         print("\ninterrupted: checkpoints are kept; rerun with --resume to continue",
               file=sys.stderr)
         return 130
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+    except (ValueError, FileExistsError, FileNotFoundError, ImportError) as exc:
         print(f"icalign: error: {exc}", file=sys.stderr)
         return 2
 

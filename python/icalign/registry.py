@@ -30,7 +30,7 @@ BUILTIN_PACKAGE = "icalign.experiments"
 @dataclass
 class Claim:
     """One row of report.md: the claim, the measured numbers deciding it and the
-    verdict (True ✓, False ✗, None: informational).
+    verdict.
 
     An experiment's ``claims(results)`` returns them; docs/math.md, section
     "Claims and what each tests", lists the built-in ones.
@@ -42,9 +42,14 @@ class Claim:
     claim, evidence : str
         What is claimed, and the measured numbers that decide it.
     passed : bool or None
-        The verdict: True (✓), False (✗) or None (informational).
+        True (✓), False (✗) or None (informational, or inconclusive).
     criterion : str, default ''
         When the claim passes, in words.
+    verdict : str or None, default None
+        For claims decided statistically (``icalign.stats.verdict``): "holds" (✓),
+        "opposite" (✗: the opposite holds significantly) or "inconclusive" (not
+        distinguishable with the seeds at hand); it then decides the mark, and
+        ``passed`` is True, False or None to match.
 
     Examples
     --------
@@ -60,6 +65,23 @@ class Claim:
     evidence: str
     passed: Optional[bool]
     criterion: str = ""
+    verdict: Optional[str] = None
+
+    @classmethod
+    def decided(cls, section: str, claim: str, evidence: str, verdict: str,
+                criterion: str = "") -> "Claim":
+        """A claim with a three-valued statistical verdict."""
+        if verdict not in ("holds", "opposite", "inconclusive"):
+            raise ValueError(f"verdict must be 'holds', 'opposite' or 'inconclusive', got "
+                             f"{verdict!r}")
+        passed = {"holds": True, "opposite": False}.get(verdict)
+        return cls(section, claim, evidence, passed, criterion, verdict)
+
+    @property
+    def mark(self) -> str:
+        if self.verdict == "inconclusive":
+            return "inconclusive"
+        return "—" if self.passed is None else ("✓" if self.passed else "✗")
 
 
 @dataclass

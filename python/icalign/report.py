@@ -64,10 +64,6 @@ def all_claims(results: dict) -> list:
     return rows
 
 
-def _mark(passed: Optional[bool]) -> str:
-    return "—" if passed is None else ("✓" if passed else "✗")
-
-
 def _cell(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
@@ -88,7 +84,7 @@ def claims_markdown(claims: list) -> str:
             out += ["", f"### {section}", "", "| Claim | Measured | Criterion | |",
                     "| --- | --- | --- | :-: |"]
         out.append(f"| {_cell(c.claim)} | {_cell(c.evidence)} | {_cell(c.criterion)} | "
-                   f"{_mark(c.passed)} |")
+                   f"{c.mark} |")
     return "\n".join(out).strip() + "\n"
 
 
@@ -107,8 +103,36 @@ def curves_table(result: dict, show=None) -> str:
         if len(ys) != len(xs):
             raise ValueError(f"curve {label!r} of {result.get('experiment')!r} has {len(ys)} "
                              f"values for {len(xs)} values of {key!r}")
-        lines.append(f"| {label} | " + " | ".join(f"{ys[xs.index(x)]:.3f}" for x in cols) + " |")
+        unc = result.get("uncertainty", {}).get(label, {})
+        lines.append(f"| {label} | " + " | ".join(_cell_value(ys, unc, xs.index(x))
+                                                  for x in cols) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell_value(ys, unc: dict, i: int) -> str:
+    """'0.512 ± 0.013' (half-width of the 95 % interval) or '0.512' without one."""
+    lo, hi = unc.get("lo"), unc.get("hi")
+    if lo is None or hi is None:
+        return f"{ys[i]:.3f}"
+    return f"{ys[i]:.3f} ± {(hi[i] - lo[i]) / 2:.3f}"
+
+
+def _uncertainty_text(results: dict) -> list:
+    """How the report's intervals and verdicts were made."""
+    first = next(iter(results.values()))
+    k = len(first.get("seeds", {}).get("training_seeds", [0]))
+    n_tasks = first.get("profile_settings", {}).get("eval_size")
+    seeds = (f"{k} training seeds: trained-model numbers are means ± the half-width of the "
+             f"95 % Student t interval across seeds" if k > 1 else
+             "one training seed: trained-model numbers carry no interval, and claims about "
+             "them are inconclusive (rerun with --seeds 3 or more)")
+    return [f"Decided from {seeds}; baselines are ± 1.96 standard errors over the "
+            f"{n_tasks} evaluation tasks. ✓: the claim holds at the 5 % level (the test is "
+            f"shown), ✗: its opposite holds, inconclusive: not distinguishable with these "
+            f"seeds (with an estimate of the seeds that would resolve it where one is "
+            f"cheap). Orderings (depth, heads, reward noise) are decided by a trend test: "
+            f"the per-seed least-squares slope across the ordered configurations, tested "
+            f"with a one-sample t test across seeds.", ""]
 
 
 def _header(first: dict) -> list:
@@ -155,12 +179,14 @@ def render_report(directory: str, results: Optional[dict] = None) -> str:
     if not results:
         raise ValueError(f"{directory!r} holds no experiment results")
     claims = all_claims(results)
-    n_pass = sum(c.passed is True for c in claims)
-    n_fail = sum(c.passed is False for c in claims)
+    n_pass = sum(c.mark == "✓" for c in claims)
+    n_fail = sum(c.mark == "✗" for c in claims)
+    n_open = sum(c.mark == "inconclusive" for c in claims)
     lines = _header(next(iter(results.values())))
-    lines += [f"## Claims ({n_pass} ✓, {n_fail} ✗)", "",
+    lines += [f"## Claims ({n_pass} ✓, {n_fail} ✗, {n_open} inconclusive)", "",
               "Errors are the normalized error 1 − cos(ŷ, y*) averaged over the evaluation "
               "tasks; \"mean over t\" averages t = 2..15.", ""]
+    lines += _uncertainty_text(results)
     lines.append(claims_markdown(claims) if claims else "(no claims: no experiment with "
                                                           "claims has results here)\n")
     lines += ["", "## Experiments", ""]

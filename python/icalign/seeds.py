@@ -195,10 +195,12 @@ def within(res: dict, label: str, lo: float, hi: float, at=None) -> dict:
         v = stats.OPPOSITE
     else:
         v = stats.INCONCLUSIVE
-    interval = "one seed" if c_lo is None else f"[{c_lo:.3f}, {c_hi:.3f}]"
+    interval = "(one seed, no interval)" if c_lo is None \
+        else f"[{c_lo:.3f}, {c_hi:.3f}] ({test})"
+    target = f"≤ {hi:g}" if lo == -math.inf else f"[{lo:g}, {hi:g}]"
     return {"verdict": v, "mark": stats.VERDICT_MARKS[v], "p_value": None, "effect": mean,
             "lo": c_lo, "hi": c_hi, "n": n, "test": test, "seeds_needed": None,
-            "text": f"{label} {mean:.3f} {interval} ({test}) vs [{lo:g}, {hi:g}]"}
+            "text": f"{label} {mean:.3f} {interval} vs {target}"}
 
 
 def trend(res: dict, labels: Sequence[str], x: Optional[Sequence[float]] = None, at=None,
@@ -226,3 +228,34 @@ def combine(*verdicts: dict) -> str:
     if any(k == stats.OPPOSITE for k in kinds):
         return stats.OPPOSITE
     return stats.HOLDS if all(k == stats.HOLDS for k in kinds) else stats.INCONCLUSIVE
+
+
+# ---------------------------------------------------------------- one seed's result
+def n_seeds(res: dict) -> int:
+    """The number of training seeds a result was made with."""
+    return len(res.get("seeds", {}).get("training_seeds", [0]))
+
+
+def seed_result(res: dict, k: int) -> dict:
+    """Seed k's own result, rebuilt from a merged one: its curves, its models and its
+    values of everything that differs between seeds (``per_seed``)."""
+    out = dict(res)
+    for key, values in res.get("per_seed", {}).items():
+        out[key] = values[k]
+    if "seed_curves" in res:
+        out["curves"] = {label: (res["seed_curves"][label][k] if label in res["seed_curves"]
+                                 else ys) for label, ys in res["curves"].items()}
+    if "seed_models" in res:
+        out["models"] = {label: infos[k] for label, infos in res["seed_models"].items()}
+    return out
+
+
+def agreement(verdicts: Sequence[str]) -> str:
+    """One verdict from per-seed verdicts of a claim that is tested within each seed:
+    holds (or opposite) only when it does in every seed, else inconclusive."""
+    kinds = set(verdicts)
+    if kinds == {stats.HOLDS}:
+        return stats.HOLDS
+    if kinds == {stats.OPPOSITE}:
+        return stats.OPPOSITE
+    return stats.INCONCLUSIVE

@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .. import critic_studies, plotting
+from .. import critic_studies, plotting, seeds
 from ..critic_studies import DEFAULT_VARIANTS
 from ..profiles import PROFILES, Profile, depth_series, head_series
 from ..registry import Claim, Experiment, register
@@ -125,8 +125,11 @@ def _fmt(x, nd=3):
     return f"{x:.{nd}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{nd}f}"
 
 
-def _row(claim, evidence, passed, criterion) -> Claim:
-    return Claim(CLAIM_SECTION, claim, evidence, bool(passed), criterion)
+def _row(claim, evidence, holds, opposite, criterion) -> Claim:
+    """A claim tested on the evaluation tasks of one model: holds, its opposite holds
+    (both judged by the task-level test in the criterion), or neither."""
+    verdict = "holds" if holds else ("opposite" if opposite else "inconclusive")
+    return Claim.decided(CLAIM_SECTION, claim, evidence, verdict, criterion)
 
 
 def _variant_words(v):
@@ -154,8 +157,9 @@ def claim_accuracy_gain(result: Mapping, alpha: float = 0.05) -> list[Claim]:
                          f"p = {_fmt(ab['p_value'])} ({ab['n_points']} settings)")
         rows.append(_row(f"Self-correction gain grows with critic accuracy (paper: significant "
                          f"positive correlation) — noisy versions of {ref}; {ctx}",
-                         evidence, r > 0 and p < alpha,
-                         f"Pearson r > 0 with two-sided p < {alpha:g} over all settings"))
+                         evidence, r > 0 and p < alpha, r < 0 and p < alpha,
+                         f"Pearson r > 0 with two-sided p < {alpha:g} over all settings "
+                         f"(✗: r < 0 with p < {alpha:g})"))
     return rows
 
 
@@ -180,8 +184,10 @@ def claim_rounds(result: Mapping, accurate: Sequence[str] = ("oracle", "quality"
                          f"gain {_fmt(gain)} ± {_fmt(gse)} (critic accuracy "
                          f"{_fmt(acc.get(label))})",
                          b >= 2 and gain > 2 * gse,
+                         all(c[0] - c[r] < -2 * result["gain_se"][label][r]
+                             for r in range(2, len(c))) and len(c) > 2,
                          "error lowest at round >= 2, below round 0 by more than 2 paired "
-                         "standard errors"))
+                         "standard errors (✗: every round >= 2 above round 0 by as much)"))
     if poor in curves:
         c = curves[poor]
         ab = result["after_best"][poor]
@@ -195,8 +201,10 @@ def claim_rounds(result: Mapping, accurate: Sequence[str] = ("oracle", "quality"
                          f"{_fmt(ab['rise'])} ± {_fmt(ab['rise_se'])} to round {len(c) - 1} "
                          f"(self-critic accuracy {_fmt(acc.get(poor))})",
                          b <= 1 and ab["rise"] > 2 * ab["rise_se"],
+                         b == len(c) - 1 and c[0] - c[b] > 2 * gse,
                          "error lowest at round <= 1, and the last round above it by more "
-                         "than 2 paired standard errors"))
+                         "than 2 paired standard errors (✗: still falling at the last round, "
+                         "by more than 2 standard errors)"))
     return rows
 
 
@@ -216,8 +224,9 @@ def claim_model_size(result: Mapping) -> list[Claim]:
         rows.append(_row(f"A too-small model cannot self-correct even with a near-perfect "
                          f"critic ({label}); the largest can",
                          f"gain after {result.get('rounds', 1)} round(s): " + "; ".join(parts),
-                         ok, "smallest model's gain < 2 standard errors, largest model's "
-                             "gain > 2 standard errors"))
+                         ok, i_small != i_big and gains[i_small] > 2 * ses[i_small],
+                         "smallest model's gain < 2 standard errors, largest model's "
+                         "gain > 2 standard errors (✗: the smallest gains by more than 2)"))
     return rows
 
 
@@ -236,7 +245,27 @@ def critic_claims(accuracy_gain: Mapping | None = None, rounds: Mapping | None =
 
 # ---------------------------------------------------------------------- registration
 def _claims_of(fn, name):
-    return lambda results: fn(results[name])
+    """The claims of result ``name``. With several training seeds each claim is tested
+    within every seed (on its own model and tasks) and holds, or its opposite holds,
+    only when it does in every seed; the evidence shown is the first seed's."""
+    def claims(results):
+        res = results[name]
+        k = seeds.n_seeds(res)
+        if k == 1:
+            return fn(res)
+        per_seed = [fn(seeds.seed_result(res, i)) for i in range(k)]
+        rows = []
+        for j, first in enumerate(per_seed[0]):
+            verdicts = [rows_k[j].verdict for rows_k in per_seed]
+            marks = " ".join({"holds": "✓", "opposite": "✗"}.get(rows_k[j].verdict, "?")
+                             for rows_k in per_seed)
+            rows.append(Claim.decided(first.section, first.claim,
+                                      f"first seed: {first.evidence}; per seed "
+                                      f"(? inconclusive): {marks}",
+                                      seeds.agreement(verdicts),
+                                      first.criterion + f"; in each of the {k} seeds"))
+        return rows
+    return claims
 
 
 def _self_critic_models(profile):

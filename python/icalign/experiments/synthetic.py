@@ -3,11 +3,12 @@ against gradient descent and simple baselines, under reward noise, and the
 architecture ablations (``docs/math.md``, "Claims and what each tests")."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 
-from .. import plotting
+from .. import plotting, seeds, stats
 from ..profiles import Profile, depth_series, head_series
 from ..registry import Claim, Experiment, register
 
@@ -97,48 +98,85 @@ def _run_heads(runner):
 
 
 # ---------------------------------------------------------------------- claims
-def _val(res, label, t=15):
-    return res["curves"][label][res["t"].index(t)]
-
-
-def _mean(res, label):
-    return float(np.mean(res["curves"][label]))
-
+# Every claim is decided statistically from the training seeds (icalign.seeds): a
+# trained model's numbers are compared across seeds, baselines by their standard
+# errors over the evaluation tasks; orderings use the seed-paired trend test.
 
 def _fmt(x):
     return f"{x:.3f}"
+
+
+def _show(res, label, at=None):
+    """'0.512 ± 0.013': the value (mean over seeds) with the half-width of its 95 %
+    interval (seeds for a trained model, 1.96 task standard errors for a baseline)."""
+    if seeds.is_seeded(res, label):
+        ci = stats.mean_ci(seeds.seed_values(res, label, at))
+        return _fmt(ci["mean"]) + ("" if ci["half_width"] is None
+                                   else f" ± {ci['half_width']:.3f}")
+    value, se = seeds.baseline_value(res, label, at)
+    return _fmt(value) + ("" if se is None else f" ± {seeds.Z95 * se:.3f}")
+
+
+def _decided(section, claim, evidence, verdict, criterion):
+    if isinstance(verdict, dict):
+        evidence = f"{evidence}; {verdict['text']}"
+        verdict = verdict["verdict"]
+    return Claim.decided(section, claim, evidence, verdict, criterion)
 
 
 _BASELINE_WORDS = {"mean": "mean response", "weighted": "reward-softmax-weighted mean",
                    "best": "best-rewarded response"}
 
 
+def _gap_claim(r):
+    """(a) TF approaches GD: the per-seed gap |TF − GD| shrinks from t = 2 to t = 15,
+    or is within 0.05 at t = 15."""
+    gd2, _ = seeds.baseline_value(r, "GD", 2)
+    gd15, _ = seeds.baseline_value(r, "GD", 15)
+    gap2 = np.abs(seeds.seed_values(r, "TF", 2) - gd2)
+    gap15 = np.abs(seeds.seed_values(r, "TF", 15) - gd15)
+    shrink = stats.verdict(stats.one_sample_t(gap15 - gap2), "negative")
+    close = stats.mean_ci(gap15)
+    if shrink["verdict"] == stats.HOLDS or (close["hi"] is not None and close["hi"] <= 0.05):
+        verdict = stats.HOLDS
+    elif shrink["verdict"] == stats.OPPOSITE and close["lo"] is not None \
+            and close["lo"] > 0.05:
+        verdict = stats.OPPOSITE
+    else:
+        verdict = stats.INCONCLUSIVE
+    gap_ci = "" if close["hi"] is None else f" [{close['lo']:.3f}, {close['hi']:.3f}]"
+    return _decided(SYNTH, "(a) TF approaches GD as t grows (p = 0)",
+                    f"TF {_show(r, 'TF', 2)} → {_show(r, 'TF', 15)}, GD {_show(r, 'GD', 2)} → "
+                    f"{_show(r, 'GD', 15)} (t = 2 → 15); gap {_fmt(float(gap2.mean()))} → "
+                    f"{_fmt(float(gap15.mean()))}{gap_ci}; change of the gap: "
+                    f"{shrink['text']}", verdict,
+                    "|TF − GD| smaller at t = 15 than at t = 2 (one-sample t test of the "
+                    "per-seed change), or its 95 % interval at t = 15 within 0.05")
+
+
 def _claims_tf_vs_gd(results):
     r = results["tf_vs_gd"]
-    tf2, gd2, tf15, gd15 = _val(r, "TF", 2), _val(r, "GD", 2), _val(r, "TF"), _val(r, "GD")
-    gap2, gap15 = abs(tf2 - gd2), abs(tf15 - gd15)
-    rows = [Claim(SYNTH, "(a) TF approaches GD as t grows (p = 0)",
-                  f"TF {_fmt(tf2)} → {_fmt(tf15)}, GD {_fmt(gd2)} → {_fmt(gd15)} (t = 2 → 15); "
-                  f"gap {_fmt(gap2)} → {_fmt(gap15)}",
-                  gap15 < gap2 or gap15 <= 0.05,
-                  "|TF − GD| at t = 15 below that at t = 2, or ≤ 0.05"),
-            Claim(SYNTH, "(a) both near 0.3 at t = 15 (at the paper's scale)",
-                  f"TF {_fmt(tf15)}, GD {_fmt(gd15)}",
-                  abs(tf15 - 0.3) <= 0.1 and abs(gd15 - 0.3) <= 0.1,
-                  "both within 0.3 ± 0.1 (the quick/smoke models are smaller than the paper's)")]
+    near = [seeds.within(r, label, 0.2, 0.4, at=15) for label in ("TF", "GD")]
+    rows = [_gap_claim(r),
+            _decided(SYNTH, "(a) both near 0.3 at t = 15 (at the paper's scale)",
+                     "; ".join(v["text"] for v in near), seeds.combine(*near),
+                     "95 % intervals of TF and GD within 0.3 ± 0.1 (the quick/smoke models "
+                     "are smaller than the paper's)")]
     for name in ("mean", "weighted", "best"):
-        rows.append(Claim(BASE, f"TF beats the {_BASELINE_WORDS[name]} (p = 0)",
-                          f"TF {_fmt(_mean(r, 'TF'))} vs {name} {_fmt(_mean(r, name))} (mean "
-                          f"over t); t = 15: {_fmt(tf15)} vs {_fmt(_val(r, name))}",
-                          _mean(r, "TF") < _mean(r, name), "TF lower, mean over t"))
-    rows.append(Claim(BASE, "GD beats the best-rewarded response (p = 0)",
-                      f"GD {_fmt(_mean(r, 'GD'))} vs best {_fmt(_mean(r, 'best'))} (mean over "
-                      f"t); t = 15: {_fmt(gd15)} vs {_fmt(_val(r, 'best'))}",
-                      _mean(r, "GD") < _mean(r, "best"), "GD lower, mean over t"))
-    rows.append(Claim(BASE, "TF close to the task optimum (p = 0)",
-                      f"t = 15: TF {_fmt(tf15)}, GD {_fmt(gd15)}, oracle "
-                      f"{_fmt(_val(r, 'oracle'))}",
-                      tf15 - _val(r, "oracle") <= 0.05, "TF − oracle ≤ 0.05 at t = 15"))
+        rows.append(_decided(BASE, f"TF beats the {_BASELINE_WORDS[name]} (p = 0)",
+                             f"mean over t: TF {_show(r, 'TF')} vs {name} {_show(r, name)}; "
+                             f"t = 15: {_show(r, 'TF', 15)} vs {_show(r, name, 15)}",
+                             seeds.compare(r, "TF", name), "TF lower, mean over t"))
+    rows.append(_decided(BASE, "GD beats the best-rewarded response (p = 0)",
+                         f"mean over t: GD {_show(r, 'GD')} vs best {_show(r, 'best')}; "
+                         f"t = 15: {_show(r, 'GD', 15)} vs {_show(r, 'best', 15)}",
+                         seeds.compare(r, "GD", "best"), "GD lower, mean over t"))
+    oracle15, _ = seeds.baseline_value(r, "oracle", 15)
+    close = seeds.within(r, "TF", -math.inf, oracle15 + 0.05, at=15)
+    rows.append(_decided(BASE, "TF close to the task optimum (p = 0)",
+                         f"t = 15: TF {_show(r, 'TF', 15)}, GD {_show(r, 'GD', 15)}, oracle "
+                         f"{_show(r, 'oracle', 15)}", close,
+                         "95 % interval of TF − oracle at t = 15 below 0.05"))
     return rows
 
 
@@ -147,44 +185,55 @@ def _claims_reward_noise(results):
     ps = r["noise_levels"]
     rows = []
     for method in ("TF", "GD"):
-        vals = [_val(r, f"{method} {p_label(p)}") for p in ps]
-        listed = ", ".join(f"{p_label(p)}: {_fmt(v)}" for p, v in zip(ps, vals))
-        rows.append(Claim(SYNTH, f"(b) {method} error rises monotonically with p",
-                          f"t = 15: {listed}",
-                          all(b >= a for a, b in zip(vals, vals[1:])),
-                          "non-decreasing in p at t = 15"))
+        labels = [f"{method} {p_label(p)}" for p in ps]
+        listed = ", ".join(f"{p_label(p)}: {_show(r, lab, 15)}" for p, lab in zip(ps, labels))
+        rows.append(_decided(SYNTH, f"(b) {method} error rises with p",
+                             f"t = 15: {listed}", seeds.trend(r, labels, x=ps, at=15,
+                                                               expect="positive"),
+                             "positive trend of the error at t = 15 over p"))
     if 1.0 in ps:
-        tf1, gd1 = _val(r, "TF p=1"), _val(r, "GD p=1")
-        best1 = _val(r, "best p=1") if "best p=1" in r["curves"] else float("nan")
-        rows.append(Claim(SYNTH, "(b) error ≈ 1 at p = 1 (useless critic)",
-                          f"t = 15: TF {_fmt(tf1)}, GD {_fmt(gd1)} (a random response: best "
-                          f"{_fmt(best1)})",
-                          abs(tf1 - 1) <= 0.15 and abs(gd1 - 1) <= 0.15,
-                          "TF and GD within 1 ± 0.15"))
+        near = [seeds.within(r, f"{m} p=1", 0.85, 1.15, at=15) for m in ("TF", "GD")]
+        best = f"; a random response: best {_show(r, 'best p=1', 15)}" \
+            if "best p=1" in r["curves"] else ""
+        rows.append(_decided(SYNTH, "(b) error ≈ 1 at p = 1 (useless critic)",
+                             "t = 15: " + "; ".join(v["text"] for v in near) + best,
+                             seeds.combine(*near), "95 % intervals of TF and GD within 1 ± 0.15"))
     mid = [p for p in ps if 0 < p < 1]
     if mid:
         lab = p_label(mid[len(mid) // 2])
-        rows.append(Claim(BASE, f"TF beats the best-rewarded response under a noisy critic "
-                                f"({lab})",
-                          f"TF {_fmt(_mean(r, 'TF ' + lab))} vs best "
-                          f"{_fmt(_mean(r, 'best ' + lab))} (mean over t); t = 15: "
-                          f"{_fmt(_val(r, 'TF ' + lab))} vs {_fmt(_val(r, 'best ' + lab))}",
-                          _mean(r, "TF " + lab) < _mean(r, "best " + lab),
-                          "TF lower, mean over t"))
+        rows.append(_decided(BASE, f"TF beats the best-rewarded response under a noisy critic "
+                                   f"({lab})",
+                             f"mean over t: TF {_show(r, 'TF ' + lab)} vs best "
+                             f"{_show(r, 'best ' + lab)}; t = 15: {_show(r, 'TF ' + lab, 15)} "
+                             f"vs {_show(r, 'best ' + lab, 15)}",
+                             seeds.compare(r, "TF " + lab, "best " + lab),
+                             "TF lower, mean over t"))
     return rows
 
 
-def _ordered(name, claim, labels_better_first, criterion_text):
-    """Claims of a panel: the curves' means over t are in the given order."""
+def _number(label: str) -> int:
+    """The number in a label such as 'layers=8' or 'heads=3 (E=36)'."""
+    return int(label.split("=")[1].split()[0])
+
+
+def _listed(r, labels):
+    return ", ".join(f"{label}: {_show(r, label)}" for label in labels)
+
+
+def _claims_depth(results):
+    r = results["depth"]
+    labels = sorted(r["curves"], key=_number)
+    return [_decided(SYNTH, "(c) deeper is better", "mean over t: " + _listed(r, labels),
+                     seeds.trend(r, labels, x=[_number(lab) for lab in labels]),
+                     "error falls with depth: negative trend (per layer, mean over t)")]
+
+
+def _pair(name, claim, better, worse):
     def claims(results):
         r = results[name]
-        labels = labels_better_first(r) if callable(labels_better_first) \
-            else labels_better_first
-        vals = [_mean(r, label) for label in labels]
-        listed = ", ".join(f"{label}: {_fmt(v)} ({_fmt(_val(r, label))} at t = 15)"
-                           for label, v in zip(labels, vals))
-        return [Claim(SYNTH, claim, "mean over t: " + listed,
-                      all(a < b for a, b in zip(vals, vals[1:])), criterion_text)]
+        return [_decided(SYNTH, claim, "mean over t: " + _listed(r, [better, worse]),
+                         seeds.compare(r, better, worse),
+                         f"{better} lower (paired across seeds, mean over t)")]
     return claims
 
 
@@ -192,13 +241,11 @@ def _claims_heads(results):
     r = results["heads"]
     rows = []
     for title, labels in r["series"].items():
-        vals = [_mean(r, label) for label in labels]
-        listed = ", ".join(f"{label}: {_fmt(v)}" for label, v in zip(labels, vals))
-        monotone = all(b <= a for a, b in zip(vals, vals[1:]))
-        rows.append(Claim(SYNTH, f"(e) more heads help ({title})",
-                          f"mean over t: {listed}; monotone: {'yes' if monotone else 'no'}",
-                          vals[-1] < vals[0],
-                          "most heads lower than 1 head (mean over t)"))
+        rows.append(_decided(SYNTH, f"(e) more heads help ({title})",
+                             "mean over t: " + _listed(r, labels),
+                             seeds.trend(r, labels, x=[_number(lab) for lab in labels]),
+                             "error falls with the number of heads: negative trend "
+                             "(per head, mean over t)"))
     return rows
 
 
@@ -215,20 +262,16 @@ register(Experiment("reward_noise", "(b) reward noise p: TF and GD under a noisy
                     _claims_reward_noise, aliases=("b",), order=11, note=REWARD_NOISE_NOTE),
          replace=True)
 register(Experiment("depth", "(c) number of layers", _depth_run, _depth_models,
-                    plotting.plot_ablation,
-                    _ordered("depth", "(c) deeper is better",
-                             lambda r: sorted(r["curves"], key=lambda s: -int(s.split("=")[1])),
-                             "error strictly decreasing with depth (mean over t)"),
+                    plotting.plot_ablation, _claims_depth,
                     aliases=("c",), order=12), replace=True)
 register(Experiment("attention", "(d) softmax vs linear attention", _att_run, _att_models,
                     plotting.plot_ablation,
-                    _ordered("attention", "(d) softmax attention beats linear attention",
-                             ["softmax", "linear"], "softmax lower (mean over t)"),
+                    _pair("attention", "(d) softmax attention beats linear attention",
+                          "softmax", "linear"),
                     aliases=("d",), order=13), replace=True)
 register(Experiment("heads", "(e) number of attention heads", _run_heads, _heads_models,
                     plotting.plot_heads, _claims_heads, aliases=("e",), order=14), replace=True)
 register(Experiment("ffn", "(f) with and without the FFN", _ffn_run, _ffn_models,
                     plotting.plot_ablation,
-                    _ordered("ffn", "(f) removing the FFN hurts", ["ffn", "no ffn"],
-                             "with FFN lower (mean over t)"),
+                    _pair("ffn", "(f) removing the FFN hurts", "ffn", "no ffn"),
                     aliases=("f",), order=15), replace=True)
