@@ -74,6 +74,30 @@ def _axes_style(ax, title=None):
         ax.set_title(title)
 
 
+def _band(ax, x, result, label, color, alpha=0.15):
+    """Shade the 95 % interval of curve ``label`` when the result has one: across
+    training seeds for a trained model, +- 1.96 task standard errors for a baseline."""
+    unc = result.get("uncertainty", {}).get(label, {})
+    lo, hi = unc.get("lo"), unc.get("hi")
+    if lo is not None and hi is not None:
+        ax.fill_between(x, lo, hi, color=color, alpha=alpha, lw=0)
+
+
+def _band_note(ax, result):
+    """A line under the axes saying what the bands are."""
+    k = len(result.get("seeds", {}).get("training_seeds", [0]))
+    what = (f"bands: 95 % interval across {k} training seeds (trained models), "
+            if k > 1 else "one training seed (no band for trained models); bands: ")
+    ax.text(0.0, -0.16, what + "± 1.96 task standard errors (baselines)",
+            transform=ax.transAxes, fontsize=7, color="0.35", va="top")
+
+
+def _legend(ax, n_curves):
+    """A legend that stays legible with many curves: two columns past 8."""
+    ax.legend(fontsize=8 if n_curves <= 8 else 7, ncol=1 if n_curves <= 8 else 2,
+              framealpha=0.85)
+
+
 def _ordinal_colors(n, cmap="viridis"):
     plt = _plt()
     cm = plt.get_cmap(cmap)
@@ -85,12 +109,15 @@ def plot_tf_vs_gd(result, ax=None):
     fig, ax = _figure_axes(ax, (6.4, 4.4))
     t = result["t"]
     for label, ys in result["curves"].items():
-        ax.plot(t, ys, linestyle=METHOD_STYLES.get(label, "-"), color=METHOD_COLORS.get(label),
-                lw=2.4 if label in ("TF", "GD") else 1.5, marker="o" if label == "TF" else None,
-                ms=3.5, label=METHOD_NAMES.get(label, label))
+        line, = ax.plot(t, ys, linestyle=METHOD_STYLES.get(label, "-"),
+                        color=METHOD_COLORS.get(label), lw=2.4 if label in ("TF", "GD") else 1.5,
+                        marker="o" if label == "TF" else None, ms=3.5,
+                        label=METHOD_NAMES.get(label, label))
+        _band(ax, t, result, label, line.get_color())
     _axes_style(ax, f"(a) TF vs GD and baselines — {result.get('profile')} profile")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    _legend(ax, len(result["curves"]))
+    _band_note(ax, result)
     return fig
 
 
@@ -106,17 +133,23 @@ def plot_reward_noise(result, axes=None):
             if label in result["curves"]:
                 ax.plot(t, result["curves"][label], style, color=c, lw=2 if method == "TF" else 1.4,
                         label=label)
+                _band(ax, t, result, label, c, alpha=0.12)
     _axes_style(ax, "(b) reward noise p: TF (solid), GD (dashed)")
-    ax.legend(fontsize=7, ncol=2)
+    _legend(ax, 2 * len(ps))
+    _band_note(ax, result)
     methods = sorted({re.sub(r" p=.*$", "", k) for k in result["curves"]},
                      key=lambda m: list(METHOD_COLORS).index(m) if m in METHOD_COLORS else 99)
     i15 = t.index(15) if 15 in t else len(t) - 1
+    unc = result.get("uncertainty", {})
     for m in methods:
-        ys = [result["curves"][f"{m} p={p:g}"][i15] for p in ps
-              if f"{m} p={p:g}" in result["curves"]]
-        ax2.plot(ps[:len(ys)], ys, linestyle=METHOD_STYLES.get(m, "-"), marker="o", ms=4,
-                 color=METHOD_COLORS.get(m), lw=2 if m in ("TF", "GD") else 1.4,
-                 label=METHOD_NAMES.get(m, m))
+        labels = [f"{m} p={p:g}" for p in ps if f"{m} p={p:g}" in result["curves"]]
+        ys = [result["curves"][lab][i15] for lab in labels]
+        half = [None if unc.get(lab, {}).get("hi") is None
+                else (unc[lab]["hi"][i15] - unc[lab]["lo"][i15]) / 2 for lab in labels]
+        ax2.errorbar(ps[:len(ys)], ys, yerr=None if None in half else half, capsize=2,
+                     linestyle=METHOD_STYLES.get(m, "-"), marker="o", ms=4,
+                     color=METHOD_COLORS.get(m), lw=2 if m in ("TF", "GD") else 1.4,
+                     label=METHOD_NAMES.get(m, m))
     ax2.set_xlabel("reward noise p (probability a shown reward is random)")
     ax2.set_ylabel(f"normalized error at t = {t[i15]}")
     ax2.set_title("every method at t = 15")
@@ -132,9 +165,11 @@ def plot_ablation(result, ax=None):
     labels = list(result["curves"])
     for label, c in zip(labels, _ordinal_colors(len(labels))):
         ax.plot(t, result["curves"][label], "-o", ms=3, color=c, lw=2, label=label)
+        _band(ax, t, result, label, c)
     _axes_style(ax, f"{result.get('title', result.get('experiment'))} — "
                     f"{result.get('profile')} profile")
-    ax.legend(fontsize=8)
+    _legend(ax, len(labels))
+    _band_note(ax, result)
     return fig
 
 
@@ -148,8 +183,10 @@ def plot_heads(result, axes=None):
     for ax, (title, labels) in zip(axes, series.items()):
         for label, c in zip(labels, _ordinal_colors(len(labels))):
             ax.plot(t, result["curves"][label], "-o", ms=3, color=c, lw=2, label=label)
+            _band(ax, t, result, label, c)
         _axes_style(ax, f"(e) heads at {title}")
-        ax.legend(fontsize=8)
+        _legend(ax, len(labels))
+    _band_note(axes[0], result)
     return fig
 
 
@@ -252,11 +289,16 @@ def plot_rounds(result, ax=None):
     """Mean normalized error per self-correction round, one line per critic."""
     fig, ax = _figure_axes(ax, (5.5, 4))
     rounds = result["rounds"]
+    seeded = result.get("uncertainty", {})
     for label, curve in result["curves"].items():
-        se = result.get("se", {}).get(label)
         acc = result.get("accuracy", {}).get(label)
         name = f"{label} (acc {acc:.2f})" if acc is not None else label
-        ax.errorbar(rounds, curve, yerr=se, marker="o", capsize=2, label=name)
+        if seeded.get(label, {}).get("lo") is not None:   # several seeds: their interval
+            line, = ax.plot(rounds, curve, marker="o", label=name)
+            _band(ax, rounds, result, label, line.get_color())
+        else:                                               # one seed: task standard errors
+            se = result.get("se", {}).get(label)
+            ax.errorbar(rounds, curve, yerr=se, marker="o", capsize=2, label=name)
     ax.set_xlabel("self-correction round")
     ax.set_ylabel("normalized error 1 - cos(ŷ, y*)")
     ax.set_title(f"Multi-round self-correction (k = {result.get('k')})")
