@@ -1,5 +1,6 @@
 """Executors: serial and Dask (a LocalCluster on loopback), thread bounds, the
 shared-folder check, and a worker killed in the middle of a training."""
+import functools
 import os
 import signal
 import sys
@@ -11,6 +12,8 @@ import pytest
 
 import icalign as ica
 from icalign import executors
+from icalign.profiles import TrainSpec
+from icalign.runner import Runner, train_spec
 
 distributed = pytest.importorskip("distributed")
 
@@ -164,21 +167,24 @@ def test_dask_training_equals_serial_training(cluster, tmp_path):
 
 
 def test_killed_worker_resumes_from_its_checkpoint(cluster, tmp_path):
+    """The runner's own training task on a worker killed (SIGKILL) mid-training: Dask
+    reruns it, it resumes from the checkpoint and ends bit-identical."""
     steps = 1500
-    job = dict(config=CFG, seed=3, steps=steps, batch_size=32, every=0.05,
-               path=str(tmp_path / "dask.npz"))
+    spec = TrainSpec(ica.ModelConfig(**CFG), steps=steps, batch_size=32, lr=1e-3, seed=3)
+    fn = functools.partial(train_spec, models_dir=str(tmp_path / "dask"), checkpoint_every=0.05,
+                           progress=False)
+    path = str(tmp_path / "dask" / (spec.name + ".npz"))
     box = {}
-    runner = threading.Thread(
-        target=lambda: box.setdefault("out", list(cluster.map(train_job, [job]))))
+    runner = threading.Thread(target=lambda: box.setdefault("out", list(cluster.map(fn, [spec]))))
     runner.start()
     killed = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and killed is None:
         time.sleep(0.05)
-        if not os.path.exists(job["path"]):
+        if not os.path.exists(path):
             continue
         try:
-            step = ica.load_checkpoint(job["path"])["step"]
+            step = ica.load_checkpoint(path)["step"]
         except ValueError:
             continue
         if not 0 < step < steps * 0.7:
@@ -191,11 +197,41 @@ def test_killed_worker_resumes_from_its_checkpoint(cluster, tmp_path):
     runner.join(120)
     assert killed is not None, "the training ended before a checkpoint could be interrupted"
     (out,) = box["out"]
-    assert out["pid"] != killed[0] and out["resumed_from"] >= killed[1] > 0
-    assert out["steps"] == steps
-    reference = dict(job, path=str(tmp_path / "serial.npz"), every=1e9)
-    list(executors.SerialExecutor().map(train_job, [reference]))
-    assert_same_checkpoint(job["path"], reference["path"])
+    assert out["resumed_from"] >= killed[1] > 0 and out["steps_done"] == steps
+    reference = functools.partial(train_spec, models_dir=str(tmp_path / "serial"),
+                                  checkpoint_every=1e9, progress=False)
+    list(executors.SerialExecutor().map(reference, [spec]))
+    assert_same_checkpoint(path, str(tmp_path / "serial" / (spec.name + ".npz")))
+
+
+def _strip(value):
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items()
+                if k not in ("seconds", "train_seconds", "version")}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def test_smoke_on_two_workers_equals_the_local_run(cluster, tmp_path):
+    """icalign reproduce on a 2-worker LocalCluster: the same JSON numbers and checkpoints
+    as in this process (two seeds, so the seed path runs too)."""
+    quiet = dict(progress=False, log=lambda m: None, seeds=2)
+    local = Runner("smoke", out=str(tmp_path / "local"), **quiet).run(figures=False)
+    lines = []
+    cluster.log = lines.append
+    try:
+        dask = Runner("smoke", out=str(tmp_path / "dask"), executor=cluster,
+                      **quiet).run(figures=False)
+    finally:
+        cluster.log = lambda m: None
+    assert _strip(dask) == _strip(local)
+    assert any(line.startswith("[cluster] 14/14 done") for line in lines)
+    models = sorted(os.listdir(tmp_path / "local" / "smoke" / "models"))
+    assert len(models) == 14 and models == sorted(os.listdir(tmp_path / "dask" / "smoke" / "models"))
+    for name in models:
+        assert_same_checkpoint(tmp_path / "local" / "smoke" / "models" / name,
+                               tmp_path / "dask" / "smoke" / "models" / name)
 
 
 def test_connects_to_a_running_scheduler(cluster):
