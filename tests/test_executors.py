@@ -226,7 +226,8 @@ def test_smoke_on_two_workers_equals_the_local_run(cluster, tmp_path):
     finally:
         cluster.log = lambda m: None
     assert _strip(dask) == _strip(local)
-    assert any(line.startswith("[cluster] 14/14 done") for line in lines)
+    assert any(line.startswith("[cluster] 14/14 done") for line in lines)   # trainings
+    assert any(line.startswith("[cluster] 18/18 done") for line in lines)   # 9 x 2 evaluations
     models = sorted(os.listdir(tmp_path / "local" / "smoke" / "models"))
     assert len(models) == 14 and models == sorted(os.listdir(tmp_path / "dask" / "smoke" / "models"))
     for name in models:

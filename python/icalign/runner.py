@@ -39,46 +39,10 @@ from .report import build_outputs, load_result
 from .seeds import merge_seed_payloads, training_seeds
 from .stats import task_standard_error
 from .task import AlignmentTask, TaskBatch
-from .training import (history_from_checkpoint, load_checkpoint, model_from_checkpoint,
-                       train)
+from .tasks import checkpoint_path, train_spec
+from .training import history_from_checkpoint, load_checkpoint, model_from_checkpoint
 
 BASELINE_LABELS = ("GD",) + SIMPLE_BASELINES
-
-
-def checkpoint_path(models_dir: str, spec: TrainSpec) -> str:
-    """Where the model of ``spec`` is cached: ``models_dir/<spec.name>.npz``."""
-    return os.path.join(models_dir, spec.name + ".npz")
-
-
-def train_spec(spec: TrainSpec, models_dir: str, checkpoint_every: float = 120.0,
-               progress: bool = True) -> dict:
-    """Train the model of ``spec`` into its checkpoint under ``models_dir`` (resuming
-    an unfinished one); returns what happened as a dict: name, steps_done,
-    resumed_from, seconds (this call), final_loss (mean of the last 20 steps),
-    diverged_at_step (None unless the loss turned non-finite: then the checkpoint
-    holds the last finite state) and message.
-
-    A top-level function of picklable arguments: executors may run it in other
-    processes or on other machines that share ``models_dir``."""
-    path = checkpoint_path(models_dir, spec)
-    model = Transformer(spec.config, seed=spec.seed)
-    task = AlignmentTask(spec.config.n_dims, spec.config.n_points)
-    t0 = time.monotonic()
-    diverged, message = None, None
-    try:
-        history = train(model, task, progress=(spec.name if progress else False),
-                        checkpoint=path, checkpoint_every=checkpoint_every,
-                        **spec.train_kwargs())
-    except FloatingPointError as exc:
-        # A diverging ablation (e.g. unnormalised linear attention) is a result to
-        # report, not a reason to lose the whole run: train() saved its last finite
-        # state, which the experiments evaluate.
-        history = history_from_checkpoint(load_checkpoint(path))
-        diverged, message = history.steps_done, str(exc)
-    return {"name": spec.name, "steps_done": history.steps_done,
-            "resumed_from": history.resumed_from, "seconds": time.monotonic() - t0,
-            "final_loss": float(np.mean(history.losses[-20:])) if len(history) else None,
-            "diverged_at_step": diverged, "message": message}
 
 
 class Runner:
@@ -361,10 +325,10 @@ class Runner:
                 os.remove(p)
         os.makedirs(self.models_dir, exist_ok=True)
 
-    def _run_one(self, name: str) -> dict:
+    def _run_one(self, name: str, runs: Optional[list] = None) -> dict:
         exp = EXPERIMENTS[name]
         t0 = time.monotonic()
-        payload = self._run_seeds(exp)
+        payload = self._run_seeds(exp) if runs is None else self._merge(runs)
         result = {"experiment": name, "title": exp.title, "group": exp.group,
                   "profile": self.profile.name, "x_key": exp.x_key}
         if exp.x_key == "t":
@@ -378,13 +342,14 @@ class Runner:
                            for s in exp.models(prof))
         result.update({"profile_settings": self.profile.to_dict(), "seeds": self.seeds(),
                        "version": __version__,
-                       "seconds": time.monotonic() - t0 + trained_here,
+                       "seconds": time.monotonic() - t0 + trained_here
+                       + sum(run[2] for run in runs or ()),
                        "fingerprint": self.fingerprint(name)})
         atomic_write_text(self.json_path(name), json.dumps(result, indent=1) + "\n")
         return result
 
     def _run_seeds(self, exp) -> dict:
-        """``exp.run`` once per training seed, merged into one payload."""
+        """``exp.run`` once per training seed in this process, merged into one payload."""
         self._baseline_se = {}
         payloads = []
         try:
@@ -393,9 +358,29 @@ class Runner:
                 payloads.append(exp.run(self))
         finally:
             self.profile = self.base_profile
-        baselines = {label: se for label, se in self._baseline_se.items()
+        return self._merge([(p, self._baseline_se, 0.0) for p in payloads])
+
+    @staticmethod
+    def _merge(runs: list) -> dict:
+        """One payload from (payload, baseline standard errors, seconds) per seed."""
+        payloads = [run[0] for run in runs]
+        se = {}
+        for run in runs:
+            se.update(run[1])
+        baselines = {label: v for label, v in se.items()
                      if label in payloads[0].get("curves", {})}
         return merge_seed_payloads(payloads, baselines)
+
+    def _evaluate_on_executor(self, names: list) -> dict:
+        """Every (experiment, seed) of ``names`` as one task of the executor:
+        {name: [(payload, baseline standard errors, seconds) per seed]}."""
+        jobs = [(EXPERIMENTS[name], prof, os.path.abspath(os.path.dirname(self.dir)),
+                 dict(self._diverged)) for name in names for prof in self.seed_profiles()]
+        self.log(f"evaluating {len(names)} experiment(s) x {len(self.training_seeds)} seed(s) "
+                 f"on {self.executor.describe()}")
+        done = list(self.executor.map(evaluate_experiment, jobs))
+        k = len(self.training_seeds)
+        return {name: done[i * k:(i + 1) * k] for i, name in enumerate(names)}
 
     def run(self, names: Optional[Iterable[str]] = None, figures: bool = True,
             report: bool = True) -> dict:
@@ -418,6 +403,8 @@ class Runner:
                  f"trained); training estimate {format_seconds(estimated_seconds(total_flops))}"
                  f" at {assumed_flops_per_second() / 1e9:.0f} GFLOP/s; output {self.dir}")
         self.train_models(needed)
+        remote = {} if isinstance(self.executor, SerialExecutor) or not todo \
+            else self._evaluate_on_executor(todo)
         results = {}
         for i, name in enumerate(selected):
             tag = f"[experiment {i + 1}/{len(selected)}] {name}"
@@ -426,13 +413,26 @@ class Runner:
                 results[name] = load_result(self.json_path(name))
                 continue
             self.log(f"{tag}: {EXPERIMENTS[name].title}")
-            results[name] = self._run_one(name)
+            results[name] = self._run_one(name, remote.get(name))
             self.log(f"{tag}: wrote {self.json_path(name)} "
                      f"({format_seconds(results[name]['seconds'])})")
         if figures or report:
             build_outputs(self.dir, figures=figures, report=report, log=self.log)
         self.log(f"done in {format_seconds(time.monotonic() - self._t0)}")
         return results
+
+
+def evaluate_experiment(job: tuple) -> tuple:
+    """Run one experiment for one training seed, as an executor task: ``job`` is
+    (Experiment, the profile with that seed's ``train_seed``, the --out folder, the
+    models that diverged in training). Loads the trained models from the shared output
+    folder; returns (payload, baseline standard errors, seconds)."""
+    experiment, profile, out, diverged = job
+    t0 = time.monotonic()
+    runner = Runner(profile, out=out, resume=True, progress=False, log=lambda msg: None)
+    runner._diverged = dict(diverged)
+    payload = experiment.run(runner)
+    return payload, runner._baseline_se, time.monotonic() - t0
 
 
 def load_or_run(profile: str = "quick", out: str = "results", names=None,
