@@ -110,3 +110,21 @@ def test_seed_sets_initialisation_and_task_stream():
     init0, init1 = ica.Transformer(cfg, seed=0).state_dict(), ica.Transformer(cfg, seed=1).state_dict()
     assert not all(np.array_equal(init0[k], init1[k]) for k in init0)
     assert not np.array_equal(task.sample(4, seed=0).xs, task.sample(4, seed=1).xs)
+
+
+def test_profiles_evaluate_enough_tasks_for_the_target_standard_error():
+    from icalign.profiles import PROFILES
+    need = stats.tasks_for_standard_error(seeds.WORST_TASK_SD_T15, seeds.TARGET_SE_T15)
+    for name in ("quick", "paper"):
+        assert PROFILES[name].eval_size >= need, name
+
+
+def test_widest_baseline_spread_at_t15_is_the_stated_one():
+    """The per-task spread behind the evaluation task count, measured on 2000 tasks."""
+    from icalign.baselines import SIMPLE_BASELINES
+    batch = ica.evaluation_set(ica.AlignmentTask(5, 20), 2000)
+    sds = {name: float(ica.normalized_error(ica.simple_baseline(name, batch, [15]),
+                                            batch.ystar)[:, 0].std(ddof=1))
+           for name in SIMPLE_BASELINES}
+    assert max(sds, key=sds.get) == "mean"
+    assert abs(sds["mean"] - seeds.WORST_TASK_SD_T15) < 0.02

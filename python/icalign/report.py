@@ -117,6 +117,20 @@ def _cell_value(ys, unc: dict, i: int) -> str:
     return f"{ys[i]:.3f} ± {(hi[i] - lo[i]) / 2:.3f}"
 
 
+def _largest_task_se(results: dict) -> Optional[float]:
+    """The largest task-sampling standard error at t = 15 over every curve."""
+    found = []
+    for res in results.values():
+        if res.get("x_key", "t") != "t" or 15 not in res.get("t", []):
+            continue
+        i = res["t"].index(15)
+        for unc in res.get("uncertainty", {}).values():
+            se = unc.get("se") or unc.get("task_se")
+            if se is not None:
+                found.append(se[i])
+    return max(found) if found else None
+
+
 def _uncertainty_text(results: dict) -> list:
     """How the report's intervals and verdicts were made."""
     first = next(iter(results.values()))
@@ -126,8 +140,12 @@ def _uncertainty_text(results: dict) -> list:
              f"95 % Student t interval across seeds" if k > 1 else
              "one training seed: trained-model numbers carry no interval, and claims about "
              "them are inconclusive (rerun with --seeds 3 or more)")
+    worst = _largest_task_se(results)
+    tasks = f"{n_tasks} evaluation tasks" + ("" if worst is None else
+                                             f" (largest task-sampling standard error of "
+                                             f"any curve at t = 15: {worst:.4f})")
     return [f"Decided from {seeds}; baselines are ± 1.96 standard errors over the "
-            f"{n_tasks} evaluation tasks. ✓: the claim holds at the 5 % level (the test is "
+            f"{tasks}. ✓: the claim holds at the 5 % level (the test is "
             f"shown), ✗: its opposite holds, inconclusive: not distinguishable with these "
             f"seeds (with an estimate of the seeds that would resolve it where one is "
             f"cheap). Orderings (depth, heads, reward noise) are decided by a trend test: "

@@ -86,7 +86,7 @@ class Runner:
         self._diverged: dict[str, int] = {}
         self._eval: dict[float, TaskBatch] = {}
         self._baseline_cache: dict[tuple, tuple] = {}
-        self._baseline_se: dict[str, dict] = {}
+        self._task_se: dict[str, dict] = {}   # of the curves of the current seed
         self._plan: list[TrainSpec] = []
         self._unbilled: dict[str, float] = {}   # training seconds not yet in a result
         self._t0 = time.monotonic()
@@ -271,6 +271,9 @@ class Runner:
         if model is not None:
             errors = task_errors(batch, model, DEFAULT_T, ())
             out[tf_label + suffix] = errors["TF"].mean(axis=0).tolist()
+            se = task_standard_error(errors["TF"])
+            self._task_se[tf_label + suffix] = {"se": se["se"], "n_tasks": se["n_tasks"],
+                                                "kind": "model"}
         for name in baselines:
             # a baseline does not depend on the training seed: computed once per run
             key = (name, float(reward_noise), int(steps) if name == "GD" else None)
@@ -282,7 +285,7 @@ class Runner:
                                              {"se": se["se"], "n_tasks": se["n_tasks"]})
             curve, se = self._baseline_cache[key]
             out[name + suffix] = list(curve)
-            self._baseline_se[name + suffix] = se
+            self._task_se[name + suffix] = dict(se, kind="baseline")
         return out
 
     # ------------------------------------------------------------------ running
@@ -350,30 +353,29 @@ class Runner:
 
     def _run_seeds(self, exp) -> dict:
         """``exp.run`` once per training seed in this process, merged into one payload."""
-        self._baseline_se = {}
-        payloads = []
+        runs = []
         try:
             for prof in self.seed_profiles():
-                self.profile = prof
-                payloads.append(exp.run(self))
+                self.profile, self._task_se = prof, {}
+                runs.append((exp.run(self), self._task_se, 0.0))
         finally:
             self.profile = self.base_profile
-        return self._merge([(p, self._baseline_se, 0.0) for p in payloads])
+        return self._merge(runs)
 
     @staticmethod
     def _merge(runs: list) -> dict:
-        """One payload from (payload, baseline standard errors, seconds) per seed."""
+        """One payload from (payload, task standard errors, seconds) per seed."""
         payloads = [run[0] for run in runs]
-        se = {}
-        for run in runs:
-            se.update(run[1])
-        baselines = {label: v for label, v in se.items()
-                     if label in payloads[0].get("curves", {})}
-        return merge_seed_payloads(payloads, baselines)
+        curves = payloads[0].get("curves", {})
+        baselines = {label: v for run in runs for label, v in run[1].items()
+                     if v["kind"] == "baseline" and label in curves}
+        models = [{label: v["se"] for label, v in run[1].items() if v["kind"] == "model"}
+                  for run in runs]
+        return merge_seed_payloads(payloads, baselines, models)
 
     def _evaluate_on_executor(self, names: list) -> dict:
         """Every (experiment, seed) of ``names`` as one task of the executor:
-        {name: [(payload, baseline standard errors, seconds) per seed]}."""
+        {name: [(payload, task standard errors, seconds) per seed]}."""
         jobs = [(EXPERIMENTS[name], prof, os.path.abspath(os.path.dirname(self.dir)),
                  dict(self._diverged)) for name in names for prof in self.seed_profiles()]
         self.log(f"evaluating {len(names)} experiment(s) x {len(self.training_seeds)} seed(s) "
@@ -426,13 +428,13 @@ def evaluate_experiment(job: tuple) -> tuple:
     """Run one experiment for one training seed, as an executor task: ``job`` is
     (Experiment, the profile with that seed's ``train_seed``, the --out folder, the
     models that diverged in training). Loads the trained models from the shared output
-    folder; returns (payload, baseline standard errors, seconds)."""
+    folder; returns (payload, task standard errors of its curves, seconds)."""
     experiment, profile, out, diverged = job
     t0 = time.monotonic()
     runner = Runner(profile, out=out, resume=True, progress=False, log=lambda msg: None)
     runner._diverged = dict(diverged)
     payload = experiment.run(runner)
-    return payload, runner._baseline_se, time.monotonic() - t0
+    return payload, runner._task_se, time.monotonic() - t0
 
 
 def load_or_run(profile: str = "quick", out: str = "results", names=None,

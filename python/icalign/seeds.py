@@ -8,8 +8,9 @@ once per seed and ``merge_seed_payloads`` combines the K payloads into its JSON:
 - ``curves[label]``: the mean curve over seeds (with K = 1 the curve itself);
 - ``seed_curves[label]``: each seed's curve, for every curve of a trained model;
 - ``uncertainty[label]``: for a trained model's curve ``{"kind": "seeds", "n": K,
-  "lo", "hi"}``, the pointwise 95 % Student t interval across seeds (None with one
-  seed, and ``note`` "one seed"); for a baseline curve (GD, mean, best, weighted,
+  "lo", "hi", "task_se"}``, the pointwise 95 % Student t interval across seeds (None
+  with one seed, and ``note`` "one seed") and the largest over seeds of its
+  task-sampling standard error; for a baseline curve (GD, mean, best, weighted,
   oracle: the same for every seed) ``{"kind": "tasks", "n": n_tasks, "se", "lo",
   "hi"}``, its standard error over the evaluation tasks and mean +- 1.96 se;
 - ``models[label]``: seed 0's model, and ``seed_models[label]`` every seed's;
@@ -57,11 +58,14 @@ def _same(a, b) -> bool:
 
 
 def merge_seed_payloads(payloads: Sequence[dict], baseline_se: dict,
+                        model_task_se: Optional[Sequence[dict]] = None,
                         confidence: float = stats.CONFIDENCE) -> dict:
     """One payload from an experiment's K per-seed payloads (see the module notes).
 
     baseline_se: {label: {"se": [...], "n_tasks": n}} for the curves that are
-    baselines (computed on the evaluation tasks, identical for every seed)."""
+    baselines (computed on the evaluation tasks, identical for every seed).
+    model_task_se: per seed, {label: [...]}: the task-sampling standard error of a
+    trained model's curve; the largest over seeds is kept as ``task_se``."""
     if not payloads:
         raise ValueError("no payloads to merge")
     k = len(payloads)
@@ -91,6 +95,9 @@ def merge_seed_payloads(payloads: Sequence[dict], baseline_se: dict,
             seed_curves[label] = rows.tolist()
             unc[label] = {"kind": "seeds", "n": k, "lo": ci["lo"], "hi": ci["hi"],
                           "note": ci["note"]}
+            if model_task_se and all(label in m for m in model_task_se):
+                unc[label]["task_se"] = np.max([m[label] for m in model_task_se],
+                                               axis=0).tolist()
         out["curves"] = curves
         out["seed_curves"] = seed_curves
         out["uncertainty"] = unc
