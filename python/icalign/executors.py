@@ -45,7 +45,6 @@ Dask is optional: ``pip install "icalign[cluster]"``; it is imported only when a
 from __future__ import annotations
 
 import heapq
-import math
 import os
 import socket
 import sys
@@ -54,21 +53,14 @@ import time
 import uuid
 from typing import Callable, Iterable, Optional, Sequence
 
+from .profiles import format_seconds
+
 DASK_HINT = ('the Dask executor needs dask.distributed; install it with '
              'pip install "icalign[cluster]" (or pip install "dask[distributed]")')
 RESOURCE = "icalign"
 
 # One C core per process: a worker process runs at most one task in it at a time.
 _CORE_LOCK = threading.Lock()
-
-
-def _fmt_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "?"
-    s = int(round(s))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def makespan(durations: Iterable[float], workers: int) -> float:
@@ -103,9 +95,9 @@ class _ProgressLog:
         left = self.total_weight - self.done_weight
         eta = elapsed * left / self.done_weight if self.done_weight > 0 else float("inf")
         n = len(self.weights)
-        tail = f", ETA ~{_fmt_seconds(eta)}" if self.done < n else ""
+        tail = f", ETA ~{format_seconds(eta)}" if self.done < n else ""
         self.log(f"[{self.what}] {self.done}/{n} done{' (' + label + ')' if label else ''}, "
-                 f"{_fmt_seconds(elapsed)} elapsed{tail}")
+                 f"{format_seconds(elapsed)} elapsed{tail}")
 
 
 def _default_log(msg: str) -> None:

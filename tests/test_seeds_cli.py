@@ -1,0 +1,43 @@
+"""icalign reproduce --seeds, report on a several-seed run, and plan --seeds."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli(*args):
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    return subprocess.run([sys.executable, "-m", "icalign", *args], capture_output=True,
+                          text=True, env=env, check=True)
+
+
+def test_three_seed_smoke_reproduce_and_report(tmp_path):
+    cli("reproduce", "--profile", "smoke", "--seeds", "3", "--only", "a,c", "--out",
+        str(tmp_path), "--no-progress", "--threads", "1")
+    d = tmp_path / "smoke"
+    res = json.loads((d / "depth.json").read_text())
+    assert res["seeds"]["training_seeds"] == [0, 1, 2]
+    assert all(len(rows) == 3 for rows in res["seed_curves"].values())
+    assert len({m["name"] for m in res["seed_models"]["layers=2"]}) == 3   # three models
+    for label, unc in res["uncertainty"].items():
+        assert unc["kind"] == "seeds" and len(unc["lo"]) == len(res["t"])
+        assert all(lo <= m <= hi for lo, m, hi in zip(unc["lo"], res["curves"][label],
+                                                       unc["hi"]))
+    a = json.loads((d / "tf_vs_gd.json").read_text())
+    assert a["uncertainty"]["GD"]["kind"] == "tasks" and a["uncertainty"]["GD"]["n"] == 32
+    assert "GD" not in a["seed_curves"]
+    (d / "report.md").unlink()
+    cli("report", str(d), "--no-figures")
+    report = (d / "report.md").read_text()
+    assert "Decided from 3 training seeds" in report
+    assert "trend: per-seed least-squares slope" in report      # depth ordering
+    assert "one-sample t test against the baseline" in report  # TF vs a baseline
+    assert " ± " in report and "inconclusive" in report
+
+
+def test_plan_prints_model_hours_and_wall_time_on_workers():
+    out = cli("plan", "--profile", "paper", "--seeds", "3", "--workers", "8").stdout
+    assert "with 3 seed(s): 39 trainings" in out and "model-hours" in out
+    assert "wall time on this machine" in out and "on 8 workers" in out
