@@ -245,3 +245,17 @@ def test_connects_to_a_running_scheduler(cluster):
 def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(ValueError, match="cannot connect to the Dask scheduler"):
         executors.DaskExecutor(scheduler="tcp://127.0.0.1:9", timeout=1)
+
+
+def test_reproduce_stops_before_training_when_a_worker_cannot_see_the_folder(cluster,
+                                                                             tmp_path):
+    addr = sorted(cluster.worker_threads())[0]
+    cluster.client.run(_hide_probes_from_this_worker, workers=[addr])
+    try:
+        runner = Runner("smoke", out=str(tmp_path), executor=cluster, progress=False,
+                        log=lambda m: None)
+        with pytest.raises(ValueError, match="cannot use the output folder"):
+            runner.run(["a"], figures=False)
+    finally:
+        cluster.client.run(_restore_open)
+    assert os.listdir(tmp_path / "smoke" / "models") == []      # nothing was trained

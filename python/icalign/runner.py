@@ -87,6 +87,7 @@ class Runner:
         self._eval: dict[float, TaskBatch] = {}
         self._baseline_cache: dict[tuple, tuple] = {}
         self._task_se: dict[str, dict] = {}   # of the curves of the current seed
+        self._folder_checked = False
         self._plan: list[TrainSpec] = []
         self._unbilled: dict[str, float] = {}   # training seconds not yet in a result
         self._t0 = time.monotonic()
@@ -181,8 +182,7 @@ class Runner:
             return []
         os.makedirs(self.models_dir, exist_ok=True)
         local = isinstance(self.executor, SerialExecutor)
-        if not local and hasattr(self.executor, "check_shared_folder"):
-            self.executor.check_shared_folder(self.models_dir)
+        self._check_shared_folder()
         fn = functools.partial(train_spec, models_dir=os.path.abspath(self.models_dir),
                                checkpoint_every=self.profile.checkpoint_every,
                                progress=self.progress and local)
@@ -373,9 +373,17 @@ class Runner:
                   for run in runs]
         return merge_seed_payloads(payloads, baselines, models)
 
+    def _check_shared_folder(self) -> None:
+        """Once per runner: fail early unless the executor's workers see the output
+        folder (they write checkpoints there and evaluate from it)."""
+        if not self._folder_checked and hasattr(self.executor, "check_shared_folder"):
+            self.executor.check_shared_folder(self.models_dir)
+            self._folder_checked = True
+
     def _evaluate_on_executor(self, names: list) -> dict:
         """Every (experiment, seed) of ``names`` as one task of the executor:
         {name: [(payload, task standard errors, seconds) per seed]}."""
+        self._check_shared_folder()
         jobs = [(EXPERIMENTS[name], prof, os.path.abspath(os.path.dirname(self.dir)),
                  dict(self._diverged)) for name in names for prof in self.seed_profiles()]
         self.log(f"evaluating {len(names)} experiment(s) x {len(self.training_seeds)} seed(s) "
