@@ -41,3 +41,18 @@ def test_plan_prints_model_hours_and_wall_time_on_workers():
     out = cli("plan", "--profile", "paper", "--seeds", "3", "--workers", "8").stdout
     assert "with 3 seed(s): 39 trainings" in out and "model-hours" in out
     assert "wall time on this machine" in out and "on 8 workers" in out
+
+
+def test_verdict_changes_between_two_reports():
+    from icalign.report import claim_marks, verdict_changes
+    before = ("| Claim | Measured | Criterion | |\n| --- | --- | --- | :-: |\n"
+              "| (c) deeper is better | x | y | ✗ |\n| (d) softmax wins | x | y | ✓ |\n")
+    after = ("| Claim | Measured | Criterion | |\n| --- | --- | --- | :-: |\n"
+             "| (c) deeper is better | x \\| z | y | inconclusive |\n"
+             "| (d) softmax wins | x | y | ✓ |\n| (g) new | x | y | ✓ |\n")
+    assert claim_marks(after) == {"(c) deeper is better": "inconclusive",
+                                  "(d) softmax wins": "✓", "(g) new": "✓"}
+    table = verdict_changes(before, after)
+    assert "| (c) deeper is better | ✗ | inconclusive |" in table
+    assert "| (g) new | not in the earlier report | ✓ |" in table and "softmax" not in table
+    assert verdict_changes(before, before) == "No claim changed its verdict.\n"

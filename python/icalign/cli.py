@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     rpt.add_argument("--profile", default=None, choices=profiles,
                      help="profile subfolder when DIR is an --out folder holding several")
     rpt.add_argument("--no-figures", action="store_true")
+    rpt.add_argument("--changes-from", metavar="REPORT", default=None,
+                     help="an earlier report.md (e.g. of a one-seed run): print the claims "
+                          "whose verdict changed since")
 
     pl = sub.add_parser("plan", help="list the models a profile trains and the time estimate")
     pl.add_argument("--profile", default="quick", choices=profiles)
@@ -184,8 +187,14 @@ def main(argv=None) -> int:
             return _plan(args)
         _use_file_backend()
         if args.command == "report":
-            from .report import build_outputs
-            build_outputs(_report_dir(args.dir, args.profile), figures=not args.no_figures)
+            from .report import build_outputs, verdict_changes
+            directory = _report_dir(args.dir, args.profile)
+            build_outputs(directory, figures=not args.no_figures)
+            if args.changes_from:
+                with open(args.changes_from, encoding="utf-8") as f:
+                    before = f.read()
+                with open(os.path.join(directory, "report.md"), encoding="utf-8") as f:
+                    print(verdict_changes(before, f.read()), end="")
             return 0
         return _reproduce(args, parser)
     except KeyboardInterrupt:

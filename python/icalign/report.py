@@ -213,6 +213,30 @@ def render_report(directory: str, results: Optional[dict] = None) -> str:
     return "\n".join(lines)
 
 
+def claim_marks(report_text: str) -> dict:
+    """{claim: mark} from the claims tables of a report.md (this version's or an
+    earlier one's: the claim is the first cell, the mark the last)."""
+    marks = {}
+    for line in report_text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) >= 3 and line.startswith("| ") and cells[0] not in ("Claim", "---"):
+            if cells[-1] in ("✓", "✗", "—", "inconclusive"):
+                marks[cells[0].replace("\\|", "|")] = cells[-1]
+    return marks
+
+
+def verdict_changes(old_report: str, new_report: str) -> str:
+    """A markdown table of the claims whose mark differs between two report.md texts
+    (e.g. a one-seed run and a several-seed run), in the new report's order; claims the
+    earlier report does not have are listed as such."""
+    old, new = claim_marks(old_report), claim_marks(new_report)
+    rows = [f"| {_cell(c)} | {old.get(c, 'not in the earlier report')} | {m} |"
+            for c, m in new.items() if old.get(c) != m]
+    if not rows:
+        return "No claim changed its verdict.\n"
+    return "\n".join(["| Claim | before | now |", "| --- | :-: | :-: |"] + rows) + "\n"
+
+
 # ====================================================================== figures
 def plot_experiment(result: dict, **kwargs):
     """The figure of any registered experiment's result (``kwargs``: e.g. ``ax``)."""
