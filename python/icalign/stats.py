@@ -255,7 +255,25 @@ ALPHA = 1.0 - CONFIDENCE
 
 
 def student_t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` degrees of freedom (via ``student_t_sf2``)."""
+    """Cumulative distribution P(T <= t) of Student's t with ``df`` degrees of freedom.
+
+    Parameters
+    ----------
+    t : float
+    df : float
+        Degrees of freedom, > 0.
+
+    Returns
+    -------
+    float
+        ``1 - student_t_sf2(t, df) / 2`` for t >= 0, its mirror image below.
+
+    Examples
+    --------
+    >>> from icalign.stats import student_t_cdf
+    >>> round(student_t_cdf(2.0, 3), 6)
+    0.930337
+    """
     t = float(t)
     if math.isinf(t):
         return 1.0 if t > 0 else 0.0
@@ -264,13 +282,36 @@ def student_t_cdf(t: float, df: float) -> float:
 
 
 def student_t_ppf(q: float, df: float) -> float:
-    """Quantile of Student's t: the t with P(T <= t) = q, for 0 < q < 1 and df > 0.
+    """Quantile of Student's t: the t with P(T <= t) = q.
 
     Inverts the two-sided tail probability ``student_t_sf2`` (a regularized
     incomplete beta function, so exact up to rounding): the upper tail probability
     2 min(q, 1 - q) is bracketed by doubling and then bisected to the last bit, which
     costs ~100 evaluations of the incomplete beta function and is monotone by
     construction (no Newton step can overshoot in the heavy tails of small df).
+
+    Parameters
+    ----------
+    q : float
+        Probability, 0 < q < 1.
+    df : float
+        Degrees of freedom, > 0.
+
+    Returns
+    -------
+    float
+        The quantile (``scipy.stats.t.ppf(q, df)``).
+
+    Raises
+    ------
+    ValueError
+        If q is not strictly between 0 and 1 or df <= 0.
+
+    Examples
+    --------
+    >>> from icalign.stats import student_t_ppf
+    >>> round(student_t_ppf(0.975, 2), 6)    # the 95 % interval of 3 seeds
+    4.302653
     """
     q, df = float(q), float(df)
     if not 0.0 < q < 1.0:
@@ -309,10 +350,30 @@ def _finite_1d(values, name: str) -> np.ndarray:
 def mean_ci(values, confidence: float = CONFIDENCE) -> dict:
     """Mean of ``values`` (one number per seed) with a Student t confidence interval.
 
-    Returns a JSON-able dict {n, mean, sd, sem, df, t_crit, lo, hi, half_width,
-    confidence, note}. With one value there is no spread to estimate: sd, sem, lo,
-    hi and half_width are None and note says "one seed"; otherwise note is "".
     The interval is mean +- t_{(1+c)/2, n-1} sd / sqrt(n), sd with ddof = 1.
+
+    Parameters
+    ----------
+    values : array_like
+        Finite values, at least one.
+    confidence : float
+        Coverage of the interval, in (0, 1).
+
+    Returns
+    -------
+    dict
+        JSON-able ``{n, mean, sd, sem, df, t_crit, lo, hi, half_width, confidence,
+        note}``. With one value there is no spread to estimate: sd, sem, t_crit, lo,
+        hi and half_width are None and note is "one seed"; otherwise note is "".
+
+    Examples
+    --------
+    >>> from icalign.stats import mean_ci
+    >>> ci = mean_ci([0.41, 0.40, 0.43])
+    >>> round(ci["mean"], 4), round(ci["lo"], 4), round(ci["hi"], 4)
+    (0.4133, 0.3754, 0.4513)
+    >>> mean_ci([0.4])["note"]
+    'one seed'
     """
     x = _finite_1d(values, "mean_ci")
     if not 0.0 < confidence < 1.0:
@@ -332,9 +393,28 @@ def mean_ci(values, confidence: float = CONFIDENCE) -> dict:
 
 
 def curve_ci(curves, confidence: float = CONFIDENCE) -> dict:
-    """Pointwise mean and Student t interval of K curves (a (K, n_x) array, one row per
-    seed). Returns {"n", "mean", "lo", "hi", "half_width", "note"} with lists of n_x
-    values; with K = 1 the bounds are None and note is "one seed"."""
+    """Pointwise mean and Student t interval of K curves, one row per seed.
+
+    Parameters
+    ----------
+    curves : array_like
+        A (K, n_x) array.
+    confidence : float
+        Coverage of the intervals.
+
+    Returns
+    -------
+    dict
+        ``{"n", "mean", "lo", "hi", "half_width", "confidence", "note"}`` with lists of
+        n_x values; with K = 1 the bounds are None and note is "one seed".
+
+    Examples
+    --------
+    >>> from icalign.stats import curve_ci
+    >>> c = curve_ci([[0.9, 0.5], [0.8, 0.55], [0.95, 0.45]])
+    >>> [round(m, 4) for m in c["mean"]], [round(lo, 4) for lo in c["lo"]]
+    ([0.8833, 0.5], [0.6936, 0.3758])
+    """
     a = np.asarray(curves, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"curve_ci needs a (seeds, points) array, got shape {a.shape}")
@@ -347,10 +427,27 @@ def curve_ci(curves, confidence: float = CONFIDENCE) -> dict:
 
 
 def task_standard_error(errors) -> dict:
-    """Mean and standard error over evaluation tasks of per-task errors, an
-    (n_tasks, n_x) array (or (n_tasks,)): {"n_tasks", "mean", "se"} with se =
-    sd(ddof=1) / sqrt(n_tasks) per column; the uncertainty of a baseline curve, whose
-    only randomness is which evaluation tasks were drawn."""
+    """Mean and standard error over evaluation tasks of per-task errors.
+
+    The uncertainty of a baseline curve, whose only randomness is which evaluation
+    tasks were drawn: se = sd(ddof=1) / sqrt(n_tasks) per column.
+
+    Parameters
+    ----------
+    errors : array_like
+        An (n_tasks, n_x) array (or (n_tasks,)), n_tasks >= 2, finite.
+
+    Returns
+    -------
+    dict
+        ``{"n_tasks", "mean", "se"}``: lists for a 2-d input, floats for a 1-d one.
+
+    Examples
+    --------
+    >>> from icalign.stats import task_standard_error
+    >>> task_standard_error([[0.1, 0.2], [0.3, 0.2], [0.2, 0.5]])["se"][1]
+    0.1
+    """
     a = np.asarray(errors, dtype=np.float64)
     squeeze = a.ndim == 1
     if squeeze:
@@ -368,7 +465,26 @@ def task_standard_error(errors) -> dict:
 
 
 def tasks_for_standard_error(per_task_sd: float, target_se: float) -> int:
-    """Evaluation tasks n so that sd / sqrt(n) <= target_se: ceil((sd / target)^2)."""
+    """Evaluation tasks n so that sd / sqrt(n) <= target_se.
+
+    Parameters
+    ----------
+    per_task_sd : float
+        Standard deviation of the per-task error, >= 0.
+    target_se : float
+        Standard error wanted, > 0.
+
+    Returns
+    -------
+    int
+        ceil((sd / target)^2), at least 2.
+
+    Examples
+    --------
+    >>> from icalign.stats import tasks_for_standard_error
+    >>> tasks_for_standard_error(0.31, 0.005)
+    3844
+    """
     if not (per_task_sd >= 0 and target_se > 0):
         raise ValueError(f"need per_task_sd >= 0 and target_se > 0, got {per_task_sd}, "
                          f"{target_se}")
@@ -376,10 +492,32 @@ def tasks_for_standard_error(per_task_sd: float, target_se: float) -> int:
 
 
 def one_sample_t(values, null: float = 0.0, confidence: float = CONFIDENCE) -> dict:
-    """Two-sided one-sample t test of mean(values) = ``null``, with the interval of
-    the effect. Returns the ``mean_ci`` dict, except that lo and hi bound the effect
-    mean - null (the mean's interval shifted by null), plus {"null", "effect", "t",
-    "p_value", "test"}; with one value t and p_value are None (nothing to test)."""
+    """Two-sided one-sample t test of mean(values) = ``null``, with the interval of the
+    effect.
+
+    Parameters
+    ----------
+    values : array_like
+        One value per seed.
+    null : float
+        The mean under the null hypothesis.
+    confidence : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    dict
+        The ``mean_ci`` dict, except that lo and hi bound the effect mean - null (the
+        mean's interval shifted by null), plus ``{"null", "effect", "t", "p_value",
+        "test"}``; with one value t and p_value are None (nothing to test).
+
+    Examples
+    --------
+    >>> from icalign.stats import one_sample_t
+    >>> r = one_sample_t([0.21, 0.25, 0.19, 0.23, 0.22], null=0.2)
+    >>> round(r["effect"], 4), round(r["p_value"], 4)
+    (0.02, 0.1161)
+    """
     ci = mean_ci(values, confidence)
     effect = ci["mean"] - float(null)
     out = dict(ci, null=float(null), effect=effect, t=None, p_value=None,
@@ -401,8 +539,26 @@ def one_sample_t(values, null: float = 0.0, confidence: float = CONFIDENCE) -> d
 def paired_t(a, b, confidence: float = CONFIDENCE) -> dict:
     """Paired t test across seeds of a - b (a[k] and b[k] come from seed k).
 
-    Returns ``one_sample_t`` of the differences (effect = mean of a - b, lo/hi its
-    interval, p_value two-sided) with test "paired t test, df = K - 1"."""
+    Parameters
+    ----------
+    a, b : array_like
+        One value per seed each, same length.
+    confidence : float
+        Coverage of the interval of the mean difference.
+
+    Returns
+    -------
+    dict
+        ``one_sample_t`` of the differences (effect = mean of a - b, lo/hi its
+        interval, p_value two-sided) with test "paired t test, df = K - 1".
+
+    Examples
+    --------
+    >>> from icalign.stats import paired_t
+    >>> r = paired_t([0.31, 0.35, 0.29, 0.33], [0.36, 0.38, 0.35, 0.37])
+    >>> round(r["effect"], 4), round(r["p_value"], 4)
+    (-0.045, 0.0061)
+    """
     a = _finite_1d(a, "paired_t")
     b = _finite_1d(b, "paired_t")
     if a.shape != b.shape:
@@ -433,8 +589,27 @@ def trend_test(values, x=None, confidence: float = CONFIDENCE) -> dict:
     chain of pairwise comparisons would. The price is the normality assumption on
     the per-seed slopes, which averages over C configurations and many tasks.
 
-    Returns ``one_sample_t`` of the slopes plus {"slopes": [...], "x": [...],
-    "test": "trend: per-seed LS slope, one-sample t, df = K - 1"}.
+    Parameters
+    ----------
+    values : array_like
+        A (K seeds, C >= 2 configurations) array, columns in the claimed order.
+    x : array_like, optional
+        Positions of the configurations (default ranks 0..C-1).
+    confidence : float
+        Coverage of the interval of the mean slope.
+
+    Returns
+    -------
+    dict
+        ``one_sample_t`` of the slopes plus ``{"slopes", "x", "test"}``.
+
+    Examples
+    --------
+    >>> from icalign.stats import trend_test
+    >>> r = trend_test([[0.50, 0.42, 0.40, 0.35], [0.60, 0.55, 0.49, 0.47],
+    ...                 [0.45, 0.41, 0.38, 0.30]], x=[2, 4, 6, 8])
+    >>> [round(v, 4) for v in r["slopes"]], round(r["p_value"], 4)
+    ([-0.0235, -0.0225, -0.024], 0.0004)
     """
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] < 2:
@@ -459,11 +634,35 @@ def trend_test(values, x=None, confidence: float = CONFIDENCE) -> dict:
 
 def seeds_needed(effect: float, sd: float | None, alpha: float = ALPHA,
                  power: float = 0.8, max_k: int = 1000) -> int | None:
-    """Smallest K for which a two-sided one-sample (or paired) t test at level
+    """Seeds K for which a t test would detect an effect of this size and spread.
+
+    The smallest K for which a two-sided one-sample (or paired) t test at level
     ``alpha`` detects a true mean ``effect`` with spread ``sd`` with probability
-    ~``power``: K >= ((t_{1-alpha/2, K-1} + t_{power, K-1}) sd / |effect|)^2 (the
-    usual approximation to the noncentral t). None when it cannot be estimated
-    (no spread, zero effect) or exceeds ``max_k``."""
+    ~``power``: K >= ((t_{1-alpha/2, K-1} + t_{power, K-1}) sd / |effect|)^2 (the usual
+    approximation to the noncentral t).
+
+    Parameters
+    ----------
+    effect : float
+        The mean effect observed.
+    sd : float or None
+        Its standard deviation across seeds.
+    alpha, power : float
+        Level and power of the test.
+    max_k : int
+        The largest K considered.
+
+    Returns
+    -------
+    int or None
+        None when it cannot be estimated (no spread, zero effect) or exceeds max_k.
+
+    Examples
+    --------
+    >>> from icalign.stats import seeds_needed
+    >>> seeds_needed(1.0, 1.0)     # an effect as large as its spread
+    10
+    """
     if sd is None or not math.isfinite(sd) or sd <= 0 or not effect or not math.isfinite(effect):
         return None
     ratio = sd / abs(effect)
@@ -479,18 +678,38 @@ VERDICT_MARKS = {HOLDS: "✓", OPPOSITE: "✗", INCONCLUSIVE: "inconclusive"}
 
 
 def verdict(test: dict, expect: str, alpha: float = ALPHA) -> dict:
-    """Three-valued verdict of a test dict from ``one_sample_t``/``paired_t``/
-    ``trend_test``: the claim predicts an effect of sign ``expect`` ("positive" or
-    "negative", e.g. "negative" for "a has lower error than b" tested on a - b).
+    """Three-valued verdict of a test from ``one_sample_t``, ``paired_t`` or ``trend_test``.
 
     - "holds": p < alpha and the effect has the predicted sign;
     - "opposite": p < alpha and the effect has the other sign;
     - "inconclusive": p >= alpha, or one seed (no test possible).
 
-    Returns {"verdict", "mark" (✓/✗/inconclusive), "p_value", "effect", "lo", "hi",
-    "n", "test", "seeds_needed", "text"}: ``seeds_needed`` (only when inconclusive
-    with a spread) is the K that would resolve the observed effect at that spread
-    with 80 % power; ``text`` is a one-line summary for report tables.
+    Parameters
+    ----------
+    test : dict
+        The test's result.
+    expect : {"positive", "negative"}
+        The sign of the effect the claim predicts (e.g. "negative" for "a has lower
+        error than b" tested on a - b).
+    alpha : float
+        Level of the test.
+
+    Returns
+    -------
+    dict
+        ``{"verdict", "mark" (✓/✗/inconclusive), "p_value", "effect", "lo", "hi",
+        "n", "test", "seeds_needed", "text"}``: ``seeds_needed`` (only when
+        inconclusive with a spread) is the K that would resolve the observed effect at
+        that spread with 80 % power; ``text`` is a one-line summary for report tables.
+
+    Examples
+    --------
+    >>> from icalign.stats import paired_t, verdict
+    >>> v = verdict(paired_t([0.31, 0.35, 0.29, 0.33], [0.36, 0.38, 0.35, 0.37]), "negative")
+    >>> v["verdict"], v["mark"]
+    ('holds', '✓')
+    >>> v["text"]
+    'effect -0.045 [-0.0655, -0.0245], paired t test, df = 3, p = 0.0061'
     """
     if expect not in ("positive", "negative"):
         raise ValueError(f"expect must be 'positive' or 'negative', got {expect!r}")
@@ -512,8 +731,19 @@ def _g(x: float) -> str:
 
 
 def verdict_text(v: dict) -> str:
-    """'effect +0.012 [+0.004, +0.020], paired t test, df = 2, p = 0.02' (or the
-    one-seed / inconclusive variants) for a ``verdict`` dict."""
+    """The one-line summary of a ``verdict`` dict, for report tables.
+
+    Parameters
+    ----------
+    v : dict
+        A ``verdict`` dict.
+
+    Returns
+    -------
+    str
+        E.g. 'effect +0.012 [+0.004, +0.020], paired t test, df = 2, p = 0.02', or
+        the one-seed / inconclusive variants.
+    """
     if v["n"] == 1:
         return f"effect {_g(v['effect'])} (one seed: no test)"
     parts = [f"effect {_g(v['effect'])}"]
