@@ -259,3 +259,15 @@ def test_reproduce_stops_before_training_when_a_worker_cannot_see_the_folder(clu
     finally:
         cluster.client.run(_restore_open)
     assert os.listdir(tmp_path / "smoke" / "models") == []      # nothing was trained
+
+
+def die(x):
+    os._exit(1)
+
+
+def test_a_task_that_keeps_killing_workers_is_a_clear_error():
+    import dask
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with executors.DaskExecutor(workers=1, log=lambda m: None) as ex:
+            with pytest.raises(executors.ClusterError, match="rerun with --resume"):
+                list(ex.map(die, [1], labels=["E8-L2"]))

@@ -6,6 +6,7 @@ import os
 import sys
 
 from ._version import __version__
+from .executors import ClusterError
 from .profiles import (ASSUMED_EFFICIENCY, ASSUMED_PEAK_FLOPS, PROFILES,
                        assumed_flops_per_second, estimated_seconds, format_seconds,
                        train_flops_per_step)
@@ -201,7 +202,8 @@ def main(argv=None) -> int:
         print("\ninterrupted: checkpoints are kept; rerun with --resume to continue",
               file=sys.stderr)
         return 130
-    except (ValueError, FileExistsError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, FileExistsError, FileNotFoundError, ImportError,
+            ClusterError) as exc:
         print(f"icalign: error: {exc}", file=sys.stderr)
         return 2
 

@@ -59,6 +59,10 @@ DASK_HINT = ('the Dask executor needs dask.distributed; install it with '
              'pip install "icalign[cluster]" (or pip install "dask[distributed]")')
 RESOURCE = "icalign"
 
+class ClusterError(RuntimeError):
+    """A task could not be completed on the cluster (its workers kept dying)."""
+
+
 # One C core per process: a worker process runs at most one task in it at a time.
 _CORE_LOCK = threading.Lock()
 
@@ -314,7 +318,14 @@ class DaskExecutor:
         try:
             for fut in distributed.as_completed(list(futures)):
                 i = futures[fut]
-                results[i] = fut.result()
+                try:
+                    results[i] = fut.result()
+                except distributed.KilledWorker as exc:
+                    name = labels[i] if labels is not None else f"task {i}"
+                    raise ClusterError(
+                        f"{name}: Dask gave up after its workers died repeatedly while running "
+                        f"it ({exc}); finished checkpoints are kept, rerun with --resume"
+                    ) from exc
                 progress.finished(i, labels[i] if labels is not None else "")
                 while next_out in results:
                     yield results.pop(next_out)
