@@ -271,3 +271,15 @@ def test_a_task_that_keeps_killing_workers_is_a_clear_error():
         with executors.DaskExecutor(workers=1, log=lambda m: None) as ex:
             with pytest.raises(executors.ClusterError, match="rerun with --resume"):
                 list(ex.map(die, [1], labels=["E8-L2"]))
+
+
+def test_a_scheduler_without_workers_is_a_clear_error():
+    empty = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None)
+    lines = []
+    try:
+        with pytest.raises(ValueError, match="has no workers"):
+            executors.DaskExecutor(scheduler=empty.scheduler_address, worker_wait=0.5,
+                                   log=lines.append)
+    finally:
+        empty.close()
+    assert lines and "waiting up to" in lines[0]

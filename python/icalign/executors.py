@@ -180,13 +180,15 @@ class DaskExecutor:
     workers: start a ``LocalCluster`` of this many worker processes on loopback,
         each with ``threads_per_worker`` threads (C core threads of its task).
     Exactly one of ``scheduler`` and ``workers`` is given.
+    timeout: seconds to wait for the scheduler to answer; worker_wait: seconds to wait
+        for its first worker (batch jobs, e.g. SLURM, may sit in a queue first).
     """
 
     name = "dask"
 
     def __init__(self, scheduler: Optional[str] = None, workers: Optional[int] = None,
                  threads_per_worker: int = 1, log: Optional[Callable[[str], None]] = None,
-                 timeout: float = 60.0):
+                 timeout: float = 60.0, worker_wait: float = 1800.0):
         if (scheduler is None) == (workers is None):
             raise ValueError("give either scheduler (an address) or workers (a number of "
                              "local worker processes), not both or neither")
@@ -217,12 +219,14 @@ class DaskExecutor:
             except (OSError, TimeoutError) as exc:
                 raise ValueError(f"cannot connect to the Dask scheduler at {scheduler!r}: "
                                  f"{exc}") from exc
+            if not self.client.scheduler_info().get("workers"):
+                self.log(f"waiting up to {worker_wait:.0f} s for a worker of {scheduler}")
             try:
-                self.client.wait_for_workers(1, timeout=timeout)
+                self.client.wait_for_workers(1, timeout=worker_wait)
             except TimeoutError as exc:
                 self.client.close()
                 raise ValueError(f"the Dask scheduler at {scheduler!r} has no workers "
-                                 f"(waited {timeout:.0f} s)") from exc
+                                 f"(waited {worker_wait:.0f} s)") from exc
         self.scheduler = self.client.scheduler.address
 
     # ------------------------------------------------------------------ info
