@@ -273,6 +273,7 @@ def test_a_task_that_keeps_killing_workers_is_a_clear_error():
                 list(ex.map(die, [1], labels=["E8-L2"]))
 
 
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")
 def test_a_scheduler_without_workers_is_a_clear_error():
     empty = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None)
     lines = []
