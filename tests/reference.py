@@ -19,7 +19,9 @@ total_loss_and_grad(params, cfg, xs, ys, rs, objective, reward, reward_weight)
 adam_update(p, g, m, v, t, lr, beta1, beta2, eps)   -> (p, m, v)
 
 `cfg` is any object with attributes n_dims, n_points, n_embd, n_layer, n_head,
-softmax, ffn, causal and optionally reward_head (default False).
+softmax, ffn, causal and optionally reward_head (default False) and layernorm
+(default True; False turns every LayerNorm into its elementwise affine map
+x * weight + bias, without centring or scaling).
 """
 
 import math
@@ -37,6 +39,10 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 
 def _has_reward_head(cfg):
     return bool(getattr(cfg, "reward_head", False))
+
+
+def _has_layernorm(cfg):
+    return bool(getattr(cfg, "layernorm", True))
 
 
 def param_shapes(cfg):
@@ -98,7 +104,9 @@ def random_params(cfg, rng, scale=1.0):
 # building blocks (forward returns (out, cache); backward returns input grad + param grads)
 # --------------------------------------------------------------------------------------
 
-def _layernorm(x, w, b):
+def _layernorm(x, w, b, normalize=True):
+    if not normalize:  # affine only: y = x * w + b
+        return x * w + b, (x, None)
     mu = x.mean(axis=-1, keepdims=True)
     xc = x - mu
     var = (xc * xc).mean(axis=-1, keepdims=True)  # biased variance, as torch
@@ -112,6 +120,8 @@ def _layernorm_backward(dy, w, cache):
     E = xhat.shape[-1]
     dw = (dy * xhat).reshape(-1, E).sum(axis=0)
     db = dy.reshape(-1, E).sum(axis=0)
+    if rstd is None:  # affine only
+        return dy * w, dw, db
     dxhat = dy * w
     dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
                  - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
@@ -241,19 +251,22 @@ def forward(params, cfg, xs, ys, rs):
     for l in range(cfg.n_layer):
         p = f"h.{l}."
         lc = {}
-        a1, lc["ln_1"] = _layernorm(h, params[p + "ln_1.weight"], params[p + "ln_1.bias"])
+        a1, lc["ln_1"] = _layernorm(h, params[p + "ln_1.weight"], params[p + "ln_1.bias"],
+                                      _has_layernorm(cfg))
         att, lc["attn"] = _attention(a1, params[p + "attn.c_attn.weight"],
                                      params[p + "attn.c_attn.bias"],
                                      params[p + "attn.c_proj.weight"],
                                      params[p + "attn.c_proj.bias"], cfg)
         h = h + att
         if cfg.ffn:
-            a2, lc["ln_2"] = _layernorm(h, params[p + "ln_2.weight"], params[p + "ln_2.bias"])
+            a2, lc["ln_2"] = _layernorm(h, params[p + "ln_2.weight"], params[p + "ln_2.bias"],
+                                          _has_layernorm(cfg))
             m, lc["mlp"] = _mlp(a2, params[p + "mlp.c_fc.weight"], params[p + "mlp.c_fc.bias"],
                                 params[p + "mlp.c_proj.weight"], params[p + "mlp.c_proj.bias"])
             h = h + m
         layers.append(lc)
-    hf, ln_f_cache = _layernorm(h, params["ln_f.weight"], params["ln_f.bias"])
+    hf, ln_f_cache = _layernorm(h, params["ln_f.weight"], params["ln_f.bias"],
+                                _has_layernorm(cfg))
     pred = hf[:, 0::3] @ params["read_out.weight"] + params["read_out.bias"]
     rhat = None
     if _has_reward_head(cfg):

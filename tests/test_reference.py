@@ -28,6 +28,7 @@ class Cfg:
     ffn: bool = True
     causal: bool = True
     reward_head: bool = False
+    layernorm: bool = True
 
 
 def make_batch(rng, cfg, B, N):
@@ -61,6 +62,9 @@ GRAD_CASES = [
     ("softmax-noffn-noncausal-h2-pl-negsq-rh-Nlt", dict(ffn=False, causal=False,
                                                         reward_head=True), 4, "pl", "neg_sq"),
     ("softmax-noffn-causal-h1-l3-bt-cos", dict(ffn=False, n_head=1, n_layer=3), 5, "bt", "cosine"),
+    ("noln-softmax-ffn-causal-h2-pl-negsq", dict(layernorm=False), 5, "pl", "neg_sq"),
+    ("noln-linear-ffn-noncausal-h2-bt-cos-rh", dict(layernorm=False, softmax=False, causal=False,
+                                                     reward_head=True), 4, "bt", "cosine"),
 ]
 
 

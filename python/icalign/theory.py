@@ -1,0 +1,521 @@
+"""The theory, executed: transformers whose forward pass performs gradient descent
+on the Plackett-Luce and Bradley-Terry losses over the triplets in their context.
+
+Gradient descent targets (float64 NumPy)
+----------------------------------------
+Every example of a sequence shares one query x, so gradient descent on a linear
+policy W (prediction y_hat = W x) is gradient descent on the prediction, with the
+step scaled by |x|^2.  With the reward r(y_hat, y) = -|y_hat - y|^2 and the n
+context examples sorted by their shown rewards (descending, tau), one step of size
+``lr`` on the prediction is
+
+  PL:  y_hat += 2 lr sum_{i<n} ( y_tau(i) - ybar_i(y_hat) ),
+       ybar_i(y_hat) = sum_{j>=i} softmax_j(2<y_hat, y_tau(j)> - |y_tau(j)|^2) y_tau(j)
+
+  BT:  y_hat += (2 lr / P) sum_{i<j} sigmoid(s_j - s_i) ( y_tau(i) - y_tau(j) ),
+       s_j = 2<y_hat, y_tau(j)> - |y_tau(j)|^2,  P = n (n - 1) / 2,
+
+i.e. gradient descent on ``L_PL = sum_i [logsumexp_{j>=i} r_j - r_i]`` and on the
+Bradley-Terry loss averaged over all ordered pairs ``L_BT = (1/P) sum_{i<j}
+-log sigmoid(r_i - r_j)``: the package's ``pl`` and ``bt`` objectives with the
+``neg_sq`` reward (:func:`pl_gd`, :func:`bt_gd`).  ``lr`` is the step on the
+prediction; a step eta on W is ``lr = eta |x|^2``.
+
+Constructions
+-------------
+:func:`construct_pl_gd` and :func:`construct_bt_gd` return ordinary
+:class:`~icalign.Transformer` objects whose weights are set by hand, so that
+``model.predict(xs, ys, rs)[:, -1]`` is ``pl_gd``/``bt_gd`` applied to the first
+``n_points - 1`` examples with the last x as the query.  Both use LayerNorm off
+(``layernorm=False``: each LayerNorm is its affine map) and the ordinary GELU FFN.
+See ``docs/theory.md`` for the mathematics; in short:
+
+* residual stream: named registers (the raw token z, the response gathered at the
+  reward token, its squared norm, a one-hot of the example index, token-type flags,
+  the prediction, an accumulator, removal flags, ...), written by ``wpe``,
+  ``read_in`` and the blocks;
+* block 0 copies y_l into the reward token of example l (a positional head) and its
+  FFN computes |y_l|^2 from GELU(+e u) + GELU(-e u) = c e^2 u^2 + O(e^4 u^4);
+* PL (causal): one block per position in the ranking.  A *ranking head* (softmax
+  over the remaining reward tokens with inverse temperature ``beta``: a near-hard
+  maximum) returns the best remaining example's one-hot and response, and a
+  *normaliser head* (softmax over the remaining examples with scores
+  2<y_hat, y_j> - |y_j|^2) returns ybar_i; removed examples are masked by an
+  additive logit ``-mask``.  n - 1 blocks per step; the last block's FFN adds the
+  accumulator to the prediction (GELU(u) - GELU(-u) = u exactly) and clears the
+  removal flags;
+* BT (non-causal): every context reward token a, for each offset m = 1..n-1,
+  attends to the pair {a, a+m mod n}: a hard head returns the better response of
+  the pair and a soft head the pair's sigmoid-weighted mean; the query sums the
+  pair terms over the context and broadcasts its new prediction back.
+  ceil((n-1)/2) + 2 blocks per step (four heads per block).
+
+Approximations, each a named argument:
+``delta`` (assumed minimum gap between the shown rewards), ``beta`` (ranking
+inverse temperature; the ranking head leaks weight <= (n-1) exp(-beta delta)),
+``reward_bound`` (assumed |r| bound, sets the masking of non-reward tokens),
+``mask`` (logit penalty of masked examples; leak <= n exp(-(mask - score range))),
+``score_bound`` (assumed bound on |2<y_hat, y> - |y|^2|, enters ``mask``) and
+``square_scale`` (the FFN's input scale e for |y|^2; relative error ~ 0.17 e^2 y^2
+per coordinate, plus float32 cancellation ~ 1e-7 / (e |y|)).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["pl_gd", "bt_gd", "pl_grad", "bt_grad", "construct_pl_gd", "construct_bt_gd",
+           "pl_gd_parameters", "bt_gd_parameters", "random_tasks", "relative_error",
+           "Construction"]
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+# ------------------------------------------------------------------------------------
+# gradient descent on the prediction (float64 reference iterations)
+# ------------------------------------------------------------------------------------
+
+def _scores(yhat, Y):
+    """s_j = r(yhat, y_j) + |yhat|^2 = 2<yhat, y_j> - |y_j|^2 (softmax-equivalent)."""
+    return 2.0 * Y @ yhat - (Y * Y).sum(axis=1)
+
+
+def _softmax(s):
+    e = np.exp(s - s.max())
+    return e / e.sum()
+
+
+def pl_grad(yhat, ys, rs):
+    """Gradient of the Plackett-Luce loss L_PL(yhat) over examples (ys (n, d), rs (n,)),
+    reward r(yhat, y) = -|yhat - y|^2, ranking by ``rs`` descending."""
+    Y = np.asarray(ys, dtype=np.float64)[np.argsort(-np.asarray(rs, dtype=np.float64),
+                                                     kind="stable")]
+    yhat = np.asarray(yhat, dtype=np.float64)
+    s = _scores(yhat, Y)
+    g = np.zeros_like(yhat)
+    for i in range(Y.shape[0] - 1):
+        g -= 2.0 * (Y[i] - _softmax(s[i:]) @ Y[i:])
+    return g
+
+
+def bt_grad(yhat, ys, rs):
+    """Gradient of the Bradley-Terry loss averaged over all ordered pairs,
+    (1/P) sum_{i<j} -log sigmoid(r_i - r_j), r(yhat, y) = -|yhat - y|^2."""
+    Y = np.asarray(ys, dtype=np.float64)[np.argsort(-np.asarray(rs, dtype=np.float64),
+                                                     kind="stable")]
+    yhat = np.asarray(yhat, dtype=np.float64)
+    n = Y.shape[0]
+    if n < 2:
+        return np.zeros_like(yhat)
+    s = _scores(yhat, Y)
+    iu, ju = np.triu_indices(n, 1)
+    w = 0.5 * (1.0 + np.tanh(0.5 * (s[ju] - s[iu])))  # sigmoid(s_j - s_i)
+    return -2.0 / iu.size * (w[:, None] * (Y[iu] - Y[ju])).sum(axis=0)
+
+
+def _gd(grad, xs, ys, rs, lr, steps, y0):
+    xs = np.asarray(xs, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    rs = np.asarray(rs, dtype=np.float64)
+    single = xs.ndim == 2
+    if single:
+        xs, ys, rs = xs[None], ys[None], rs[None]
+    B, N, d = xs.shape
+    rs = rs.reshape(B, N)
+    out = np.zeros((B, d)) if y0 is None else np.array(np.broadcast_to(
+        np.asarray(y0, dtype=np.float64), (B, d)))
+    for b in range(B):
+        for _ in range(steps):
+            out[b] = out[b] - lr * grad(out[b], ys[b, :N - 1], rs[b, :N - 1])
+    return out[0] if single else out
+
+
+def pl_gd(xs, ys, rs, lr, steps=1, y0=None):
+    """``steps`` steps of gradient descent (step ``lr`` on the prediction) on the
+    Plackett-Luce loss of the first N - 1 examples, from ``y0`` (default 0).
+
+    xs, ys: (B, N, d) or (N, d); rs: (B, N) or (N,). The last example only supplies
+    the query (its y and r are ignored). Returns (B, d) (or (d,)).
+    """
+    return _gd(pl_grad, xs, ys, rs, lr, steps, y0)
+
+
+def bt_gd(xs, ys, rs, lr, steps=1, y0=None):
+    """As :func:`pl_gd` for the Bradley-Terry loss averaged over all ordered pairs."""
+    return _gd(bt_grad, xs, ys, rs, lr, steps, y0)
+
+
+# ------------------------------------------------------------------------------------
+# tasks and error
+# ------------------------------------------------------------------------------------
+
+def random_tasks(n_tasks, n_dims=5, n_points=20, delta=0.02, noise=1.0, seed=0):
+    """Random tasks for the constructions: x ~ N(0, I), y* = W* x with W* ~ N(0, 1/d),
+    y_i = y* + noise N(0, I), shown rewards r_i = -|y_i - y*|^2, redrawn until the
+    context rewards are at least ``delta`` apart. Returns xs, ys (B, N, d), rs (B, N).
+    """
+    rng = np.random.default_rng(seed)
+    xs = np.empty((n_tasks, n_points, n_dims))
+    ys = np.empty_like(xs)
+    rs = np.empty((n_tasks, n_points))
+    for b in range(n_tasks):
+        x = rng.standard_normal(n_dims)
+        ystar = rng.standard_normal((n_dims, n_dims)) / math.sqrt(n_dims) @ x
+        Y = ystar + noise * rng.standard_normal((n_points, n_dims))
+        r = -((Y - ystar) ** 2).sum(axis=1)
+        while True:
+            order = np.argsort(r[:-1])
+            close = np.nonzero(np.diff(r[:-1][order]) < delta)[0]
+            if close.size == 0:
+                break
+            for i in order[close + 1]:
+                Y[i] = ystar + noise * rng.standard_normal(n_dims)
+                r[i] = -((Y[i] - ystar) ** 2).sum()
+        xs[b] = x
+        ys[b] = Y
+        rs[b] = r
+    return xs, ys, rs
+
+
+def relative_error(pred, target):
+    """|pred - target| / |target| per row."""
+    pred = np.asarray(pred, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    return np.linalg.norm(pred - target, axis=-1) / np.linalg.norm(target, axis=-1)
+
+
+# ------------------------------------------------------------------------------------
+# the hand-set weights
+# ------------------------------------------------------------------------------------
+
+class _Layout:
+    """Named column ranges of the residual stream."""
+
+    def __init__(self):
+        self.size = 0
+        self.regs = {}
+
+    def add(self, name, width):
+        self.regs[name] = np.arange(self.size, self.size + width)
+        self.size += width
+        return self.regs[name]
+
+    def __getitem__(self, name):
+        return self.regs[name]
+
+
+class _Weights:
+    """Parameter arrays of a LayerNorm-free model, filled head by head.
+
+    A head is a list of bilinear score terms and value paths; each takes one of
+    the head's dimensions.  ``q``/``k``/``v`` are {column: coefficient} maps of the
+    residual (None for a constant through the bias), ``out`` maps the head
+    dimension to residual columns.
+    """
+
+    def __init__(self, n_dims, n_points, n_embd, n_layer, n_head):
+        d, E = n_dims, n_embd
+        self.E, self.H, self.hs, self.L = E, n_head, E // n_head, n_layer
+        self.p = {"read_in.weight": np.zeros((d, E)), "read_in.bias": np.zeros(E),
+                  "wpe": np.zeros((3 * n_points, E))}
+        for l in range(n_layer):
+            h = f"h.{l}."
+            self.p.update({
+                h + "ln_1.weight": np.ones(E), h + "ln_1.bias": np.zeros(E),
+                h + "attn.c_attn.weight": np.zeros((E, 3 * E)),
+                h + "attn.c_attn.bias": np.zeros(3 * E),
+                h + "attn.c_proj.weight": np.zeros((E, E)), h + "attn.c_proj.bias": np.zeros(E),
+                h + "ln_2.weight": np.ones(E), h + "ln_2.bias": np.zeros(E),
+                h + "mlp.c_fc.weight": np.zeros((E, 4 * E)), h + "mlp.c_fc.bias": np.zeros(4 * E),
+                h + "mlp.c_proj.weight": np.zeros((4 * E, E)), h + "mlp.c_proj.bias": np.zeros(E),
+            })
+        self.p.update({"ln_f.weight": np.ones(E), "ln_f.bias": np.zeros(E),
+                       "read_out.weight": np.zeros((E, d)), "read_out.bias": np.zeros(d)})
+        self.used = {}   # (layer, head, "score" | "value") -> head dimensions used
+        self.hidden = {}  # layer -> FFN units used
+
+    def _dim(self, l, j, kind):
+        k = self.used.get((l, j, kind), 0)
+        if k >= self.hs:
+            raise ValueError(f"head {j} of block {l} needs more than {self.hs} "
+                             f"{kind} dimensions")
+        self.used[(l, j, kind)] = k + 1
+        return j * self.hs + k
+
+    def _set(self, l, col, which, coefs, scale=1.0):
+        W = self.p[f"h.{l}.attn.c_attn.weight"]
+        b = self.p[f"h.{l}.attn.c_attn.bias"]
+        off = which * self.E + col
+        for src, c in coefs.items():
+            if src is None:
+                b[off] += scale * c
+            else:
+                W[src, off] += scale * c
+
+    def score(self, l, j, q, k):
+        """Add q(h_query) * k(h_key) to the logits of head j of block l."""
+        col = self._dim(l, j, "score")
+        self._set(l, col, 0, q, math.sqrt(self.hs))  # undo the 1/sqrt(hs) scaling
+        self._set(l, col, 1, k)
+
+    def value(self, l, j, v, out):
+        """Add (attention-weighted v(h_key)) * out to the residual."""
+        col = self._dim(l, j, "value")
+        self._set(l, col, 2, v)
+        Wp = self.p[f"h.{l}.attn.c_proj.weight"]
+        for dst, c in out.items():
+            Wp[col, dst] += c
+
+    def ffn_unit(self, l, inp, bias, out):
+        """One hidden unit: residual[out] += GELU(inp . h + bias) * out."""
+        u = self.hidden.get(l, 0)
+        if u >= 4 * self.E:
+            raise ValueError(f"FFN of block {l} needs more than {4 * self.E} units")
+        self.hidden[l] = u + 1
+        for src, c in inp.items():
+            self.p[f"h.{l}.mlp.c_fc.weight"][src, u] += c
+        self.p[f"h.{l}.mlp.c_fc.bias"][u] += bias
+        for dst, c in out.items():
+            self.p[f"h.{l}.mlp.c_proj.weight"][u, dst] += c
+
+    def ffn_linear(self, l, src, dst, coef=1.0):
+        """residual[dst] += coef * residual[src], exactly: GELU(u) - GELU(-u) = u."""
+        self.ffn_unit(l, {src: 1.0}, 0.0, {dst: coef})
+        self.ffn_unit(l, {src: -1.0}, 0.0, {dst: -coef})
+
+    def ffn_square(self, l, src, dst, eps):
+        """residual[dst] += residual[src]^2 (1 + O(eps^2 u^2)):
+        GELU(e u) + GELU(-e u) = u tanh(c (e u + 0.044715 e^3 u^3)) ~ c e^2 u^2."""
+        coef = 1.0 / (_GELU_C * eps * eps)
+        self.ffn_unit(l, {src: eps}, 0.0, {dst: coef})
+        self.ffn_unit(l, {src: -eps}, 0.0, {dst: coef})
+
+
+@dataclass
+class Construction:
+    """A hand-built model: its configuration (as ``ModelConfig`` keyword arguments),
+    float64 parameters (names and shapes as the package's Transformer) and the
+    constants of its approximations."""
+
+    kind: str
+    config: dict
+    params: dict
+    constants: dict = field(default_factory=dict)
+    blocks_per_step: int = 0
+
+    def transformer(self):
+        """The C model with these weights (float32)."""
+        from .config import ModelConfig
+        from .model import Transformer
+        model = Transformer(ModelConfig(**self.config))
+        model.load_state_dict({k: v.astype(np.float32) for k, v in self.params.items()})
+        return model
+
+
+def _defaults(n, delta, beta, reward_bound, mask, score_bound, square_scale):
+    beta = 40.0 / delta if beta is None else float(beta)
+    if mask is None:
+        mask = 4.0 * score_bound + 40.0
+    return dict(delta=float(delta), beta=beta, reward_bound=float(reward_bound),
+                mask=float(mask), score_bound=float(score_bound),
+                square_scale=float(square_scale),
+                # non-reward tokens: logit beta * z0 with |z0| <= reward_bound (assumed)
+                rank_mask=2.0 * beta * float(reward_bound) + 40.0)
+
+
+def _common_layout(d, n):
+    lay = _Layout()
+    for name, width in (("Z", d), ("Y", d), ("SQ", 1), ("P", n), ("IY", 1), ("IR", 1),
+                        ("IQ", 1), ("ONE", 1), ("YH", d), ("ACC", d)):
+        lay.add(name, width)
+    return lay
+
+
+def _embed(w, lay, d, n, y0_weight):
+    """read_in copies z into Z and W0 z into YH; wpe writes the index one-hot and flags."""
+    p = w.p
+    p["read_in.weight"][np.arange(d), lay["Z"]] = 1.0
+    if y0_weight is not None:
+        W0 = np.asarray(y0_weight, dtype=np.float64)
+        if W0.shape != (d, d):
+            raise ValueError(f"y0_weight must have shape ({d}, {d}), got {W0.shape}")
+        p["read_in.weight"][:, lay["YH"]] += W0.T
+    wpe = p["wpe"]
+    wpe[:, lay["ONE"][0]] = 1.0
+    for l in range(n):
+        wpe[3 * l:3 * l + 3, lay["P"][l]] = 1.0
+        wpe[3 * l + 1, lay["IY"][0]] = 1.0
+        wpe[3 * l + 2, lay["IR"][0]] = 1.0
+    wpe[3 * n, lay["IQ"][0]] = 1.0
+    p["read_out.weight"][lay["YH"], np.arange(d)] = 1.0
+
+
+def _prep_block(w, lay, d, n, c, head=0):
+    """Block 0: the reward token of example l copies y_l (from the y-token of l:
+    logit ``mask`` for the same example plus ``mask`` for a y-token), and the FFN
+    writes |y_l|^2 into SQ."""
+    B = c["mask"]
+    for i in range(n):
+        w.score(0, head, {lay["P"][i]: B}, {lay["P"][i]: 1.0})
+    w.score(0, head, {None: B}, {lay["IY"][0]: 1.0})
+    for m in range(d):
+        w.value(0, head, {lay["Z"][m]: 1.0}, {lay["Y"][m]: 1.0})
+        w.ffn_square(0, lay["Y"][m], lay["SQ"][0], c["square_scale"])
+
+
+def _end_step(w, l, lay, regs_to_clear):
+    """FFN: YH += ACC and clear ACC and the given registers (exact linear maps)."""
+    for a, b in zip(lay["ACC"], lay["YH"]):
+        w.ffn_linear(l, a, b, 1.0)
+    for name in ("ACC",) + tuple(regs_to_clear):
+        for col in lay[name]:
+            w.ffn_linear(l, col, col, -1.0)
+
+
+def _normaliser_terms(w, l, j, lay, d, query_yhat, c):
+    """Logit 2<yhat, y_j> - |y_j|^2 (yhat read at the query, y_j at the key)."""
+    for m in range(d):
+        w.score(l, j, {query_yhat[m]: 2.0}, {lay["Y"][m]: 1.0})
+    w.score(l, j, {None: -1.0}, {lay["SQ"][0]: 1.0})
+
+
+def pl_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.02,
+                     beta=None, reward_bound=50.0, mask=None, score_bound=60.0,
+                     square_scale=3e-3, n_layer=None):
+    """The weights of :func:`construct_pl_gd` as a :class:`Construction` (float64).
+
+    ``n_layer`` (default: all 1 + steps (n - 1) blocks) truncates the model, for the
+    ablation with fewer blocks than the construction needs.
+    """
+    d, n = int(n_dims), int(n_points) - 1
+    if n < 1:
+        raise ValueError("n_points must be >= 2 (at least one context example)")
+    c = _defaults(n, delta, beta, reward_bound, mask, score_bound, square_scale)
+    lay = _common_layout(d, n)
+    lay.add("RM", n)
+    per_step = n - 1
+    full = 1 + steps * per_step
+    L = full if n_layer is None else int(n_layer)
+    hs = max(n + d + 3, -(-lay.size // 2))
+    E = 2 * hs
+    w = _Weights(d, n_points, E, max(L, 1), 2)
+    _embed(w, lay, d, n, y0_weight)
+    _prep_block(w, lay, d, n, c)
+    B, Br, beta_ = c["mask"], c["rank_mask"], c["beta"]
+    for k in range(steps):
+        for t in range(per_step):
+            l = 1 + k * per_step + t
+            if l >= L:
+                break
+            # ranking head (0): best remaining reward token -> its one-hot and response
+            w.score(l, 0, {None: beta_}, {lay["Z"][0]: 1.0})
+            w.score(l, 0, {None: Br}, {lay["IR"][0]: 1.0})
+            for i in range(n):
+                w.score(l, 0, {lay["RM"][i]: -Br}, {lay["P"][i]: 1.0})
+            for i in range(n):
+                w.value(l, 0, {lay["P"][i]: 1.0}, {lay["RM"][i]: 1.0})
+            for m in range(d):
+                w.value(l, 0, {lay["Y"][m]: 1.0}, {lay["ACC"][m]: 2.0 * lr})
+            # normaliser head (1): softmax over the remaining examples
+            _normaliser_terms(w, l, 1, lay, d, lay["YH"], c)
+            w.score(l, 1, {None: B}, {lay["IR"][0]: 1.0})
+            for i in range(n):
+                w.score(l, 1, {lay["RM"][i]: -B}, {lay["P"][i]: 1.0})
+            for m in range(d):
+                w.value(l, 1, {lay["Y"][m]: 1.0}, {lay["ACC"][m]: -2.0 * lr})
+            if t == per_step - 1:
+                _end_step(w, l, lay, ("RM",))
+    config = dict(n_dims=d, n_points=int(n_points), n_embd=E, n_layer=max(L, 1), n_head=2,
+                  softmax=True, ffn=True, causal=True, layernorm=False)
+    return Construction("pl", config, _trim(w.p, config["n_layer"]), c, per_step)
+
+
+def _trim(params, n_layer):
+    return {k: v for k, v in params.items()
+            if not k.startswith("h.") or int(k.split(".")[1]) < n_layer}
+
+
+def bt_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.02,
+                     beta=None, reward_bound=50.0, mask=None, score_bound=60.0,
+                     square_scale=3e-3, n_layer=None):
+    """The weights of :func:`construct_bt_gd` as a :class:`Construction` (float64)."""
+    d, n = int(n_dims), int(n_points) - 1
+    if n < 1:
+        raise ValueError("n_points must be >= 2 (at least one context example)")
+    c = _defaults(n, delta, beta, reward_bound, mask, score_bound, square_scale)
+    lay = _common_layout(d, n)
+    lay.add("YC", d)
+    H = 4
+    offsets = list(range(1, n))
+    pair_blocks = -(-len(offsets) // 2)
+    per_step = pair_blocks + 2
+    full = 1 + steps * per_step
+    L = full if n_layer is None else int(n_layer)
+    hs = max(n + d + 3, -(-lay.size // H))
+    E = H * hs
+    w = _Weights(d, n_points, E, max(L, 1), H)
+    _embed(w, lay, d, n, y0_weight)
+    _prep_block(w, lay, d, n, c)
+    B, Br, beta_ = c["mask"], c["rank_mask"], c["beta"]
+    P = n * (n - 1) / 2
+    coef = lr / P if P else 0.0  # (2 lr / P) * (1/2: each pair is seen from both ends)
+
+    def broadcast(l, j):
+        """Every token copies the query's prediction into YC (non-causal)."""
+        w.score(l, j, {None: B}, {lay["IQ"][0]: 1.0})
+        for m in range(d):
+            w.value(l, j, {lay["YH"][m]: 1.0}, {lay["YC"][m]: 1.0})
+
+    broadcast(0, 1)
+    for k in range(steps):
+        base = 1 + k * per_step
+        for bi in range(pair_blocks):
+            l = base + bi
+            if l >= L:
+                break
+            for slot, m in enumerate(offsets[2 * bi:2 * bi + 2]):
+                perm = {i: (i + m) % n for i in range(n)}
+                hard, soft = 2 * slot, 2 * slot + 1
+                # pair {a, a+m}: logit Br (hard) / B (soft) for each member, plus
+                # the same for being a context reward token
+                for i in range(n):
+                    pair = {lay["P"][i]: 1.0, lay["P"][perm[i]]: 1.0}
+                    w.score(l, hard, {lay["P"][i]: Br}, pair)
+                    w.score(l, soft, {lay["P"][i]: B}, pair)
+                w.score(l, hard, {None: Br}, {lay["IR"][0]: 1.0})
+                w.score(l, hard, {None: beta_}, {lay["Z"][0]: 1.0})
+                w.score(l, soft, {None: B}, {lay["IR"][0]: 1.0})
+                _normaliser_terms(w, l, soft, lay, d, lay["YC"], c)
+                for mm in range(d):
+                    w.value(l, hard, {lay["Y"][mm]: 1.0}, {lay["ACC"][mm]: coef})
+                    w.value(l, soft, {lay["Y"][mm]: 1.0}, {lay["ACC"][mm]: -coef})
+        l = base + pair_blocks  # the query sums ACC over the context reward tokens
+        if l < L:
+            w.score(l, 0, {None: B}, {lay["IR"][0]: 1.0})
+            for mm in range(d):
+                w.value(l, 0, {lay["ACC"][mm]: 1.0}, {lay["YH"][mm]: float(n)})
+            for col in list(lay["ACC"]) + list(lay["YC"]):
+                w.ffn_linear(l, col, col, -1.0)
+        if l + 1 < L:
+            broadcast(l + 1, 0)
+    config = dict(n_dims=d, n_points=int(n_points), n_embd=E, n_layer=max(L, 1), n_head=H,
+                  softmax=True, ffn=True, causal=False, layernorm=False)
+    return Construction("bt", config, _trim(w.p, config["n_layer"]), c, per_step)
+
+
+def construct_pl_gd(n_dims, n_points, lr, steps=1, **approximation):
+    """A Transformer whose prediction at the last x-token is :func:`pl_gd` (``steps``
+    steps, step ``lr``) over the first ``n_points - 1`` examples.
+
+    Keyword arguments (the approximations, see the module docstring): ``y0_weight``
+    (W0, start from W0 x), ``delta``, ``beta``, ``reward_bound``, ``mask``,
+    ``score_bound``, ``square_scale``, ``n_layer``.
+    """
+    return pl_gd_parameters(n_dims, n_points, lr, steps, **approximation).transformer()
+
+
+def construct_bt_gd(n_dims, n_points, lr, steps=1, **approximation):
+    """As :func:`construct_pl_gd` for :func:`bt_gd` (non-causal attention)."""
+    return bt_gd_parameters(n_dims, n_points, lr, steps, **approximation).transformer()
