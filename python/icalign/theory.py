@@ -304,6 +304,7 @@ class Construction:
     params: dict
     constants: dict = field(default_factory=dict)
     blocks_per_step: int = 0
+    arguments: dict = field(default_factory=dict)
 
     def transformer(self):
         """The C model with these weights (float32)."""
@@ -383,21 +384,22 @@ def _normaliser_terms(w, l, j, lay, d, query_yhat, c):
 
 def pl_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.02,
                      beta=None, reward_bound=50.0, mask=None, score_bound=60.0,
-                     square_scale=3e-3, n_layer=None):
+                     square_scale=3e-3, blocks_per_step=None):
     """The weights of :func:`construct_pl_gd` as a :class:`Construction` (float64).
 
-    ``n_layer`` (default: all 1 + steps (n - 1) blocks) truncates the model, for the
-    ablation with fewer blocks than the construction needs.
+    ``blocks_per_step`` (default n - 1, all ranking positions) builds a model with
+    fewer ranking blocks: it runs gradient descent on the PL loss truncated to its
+    first ``blocks_per_step`` ranking terms.
     """
+    args = dict(locals())
     d, n = int(n_dims), int(n_points) - 1
     if n < 1:
         raise ValueError("n_points must be >= 2 (at least one context example)")
     c = _defaults(n, delta, beta, reward_bound, mask, score_bound, square_scale)
     lay = _common_layout(d, n)
     lay.add("RM", n)
-    per_step = n - 1
-    full = 1 + steps * per_step
-    L = full if n_layer is None else int(n_layer)
+    per_step = _blocks(blocks_per_step, n - 1)
+    L = 1 + steps * per_step
     hs = max(n + d + 3, -(-lay.size // 2))
     E = 2 * hs
     w = _Weights(d, n_points, E, max(L, 1), 2)
@@ -407,8 +409,6 @@ def pl_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.0
     for k in range(steps):
         for t in range(per_step):
             l = 1 + k * per_step + t
-            if l >= L:
-                break
             # ranking head (0): best remaining reward token -> its one-hot and response
             w.score(l, 0, {None: beta_}, {lay["Z"][0]: 1.0})
             w.score(l, 0, {None: Br}, {lay["IR"][0]: 1.0})
@@ -427,20 +427,28 @@ def pl_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.0
                 w.value(l, 1, {lay["Y"][m]: 1.0}, {lay["ACC"][m]: -2.0 * lr})
             if t == per_step - 1:
                 _end_step(w, l, lay, ("RM",))
-    config = dict(n_dims=d, n_points=int(n_points), n_embd=E, n_layer=max(L, 1), n_head=2,
+    config = dict(n_dims=d, n_points=int(n_points), n_embd=E, n_layer=L, n_head=2,
                   softmax=True, ffn=True, causal=True, layernorm=False)
-    return Construction("pl", config, _trim(w.p, config["n_layer"]), c, per_step)
+    return Construction("pl", config, w.p, c, per_step, args)
 
 
-def _trim(params, n_layer):
-    return {k: v for k, v in params.items()
-            if not k.startswith("h.") or int(k.split(".")[1]) < n_layer}
+def _blocks(requested, full):
+    if requested is None:
+        return full
+    if isinstance(requested, bool) or not 0 <= int(requested) <= full:
+        raise ValueError(f"blocks_per_step must lie in [0, {full}], got {requested!r}")
+    return int(requested)
 
 
 def bt_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.02,
                      beta=None, reward_bound=50.0, mask=None, score_bound=60.0,
-                     square_scale=3e-3, n_layer=None):
-    """The weights of :func:`construct_bt_gd` as a :class:`Construction` (float64)."""
+                     square_scale=3e-3, blocks_per_step=None):
+    """The weights of :func:`construct_bt_gd` as a :class:`Construction` (float64).
+
+    ``blocks_per_step`` counts the pair blocks of a step (two offsets each; default
+    ceil((n - 1) / 2), every pair); fewer leave out the pairs of the missing offsets.
+    """
+    args = dict(locals())
     d, n = int(n_dims), int(n_points) - 1
     if n < 1:
         raise ValueError("n_points must be >= 2 (at least one context example)")
@@ -449,10 +457,9 @@ def bt_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.0
     lay.add("YC", d)
     H = 4
     offsets = list(range(1, n))
-    pair_blocks = -(-len(offsets) // 2)
+    pair_blocks = _blocks(blocks_per_step, -(-len(offsets) // 2))
     per_step = pair_blocks + 2
-    full = 1 + steps * per_step
-    L = full if n_layer is None else int(n_layer)
+    L = 1 + steps * per_step
     hs = max(n + d + 3, -(-lay.size // H))
     E = H * hs
     w = _Weights(d, n_points, E, max(L, 1), H)
@@ -473,8 +480,6 @@ def bt_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.0
         base = 1 + k * per_step
         for bi in range(pair_blocks):
             l = base + bi
-            if l >= L:
-                break
             for slot, m in enumerate(offsets[2 * bi:2 * bi + 2]):
                 perm = {i: (i + m) % n for i in range(n)}
                 hard, soft = 2 * slot, 2 * slot + 1
@@ -492,17 +497,15 @@ def bt_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.0
                     w.value(l, hard, {lay["Y"][mm]: 1.0}, {lay["ACC"][mm]: coef})
                     w.value(l, soft, {lay["Y"][mm]: 1.0}, {lay["ACC"][mm]: -coef})
         l = base + pair_blocks  # the query sums ACC over the context reward tokens
-        if l < L:
-            w.score(l, 0, {None: B}, {lay["IR"][0]: 1.0})
-            for mm in range(d):
-                w.value(l, 0, {lay["ACC"][mm]: 1.0}, {lay["YH"][mm]: float(n)})
-            for col in list(lay["ACC"]) + list(lay["YC"]):
-                w.ffn_linear(l, col, col, -1.0)
-        if l + 1 < L:
-            broadcast(l + 1, 0)
-    config = dict(n_dims=d, n_points=int(n_points), n_embd=E, n_layer=max(L, 1), n_head=H,
+        w.score(l, 0, {None: B}, {lay["IR"][0]: 1.0})
+        for mm in range(d):
+            w.value(l, 0, {lay["ACC"][mm]: 1.0}, {lay["YH"][mm]: float(n)})
+        for col in list(lay["ACC"]) + list(lay["YC"]):
+            w.ffn_linear(l, col, col, -1.0)
+        broadcast(l + 1, 0)  # the next step's prediction, at every token
+    config = dict(n_dims=d, n_points=int(n_points), n_embd=E, n_layer=L, n_head=H,
                   softmax=True, ffn=True, causal=False, layernorm=False)
-    return Construction("bt", config, _trim(w.p, config["n_layer"]), c, per_step)
+    return Construction("bt", config, w.p, c, per_step, args)
 
 
 def construct_pl_gd(n_dims, n_points, lr, steps=1, **approximation):
@@ -511,7 +514,7 @@ def construct_pl_gd(n_dims, n_points, lr, steps=1, **approximation):
 
     Keyword arguments (the approximations, see the module docstring): ``y0_weight``
     (W0, start from W0 x), ``delta``, ``beta``, ``reward_bound``, ``mask``,
-    ``score_bound``, ``square_scale``, ``n_layer``.
+    ``score_bound``, ``square_scale``, ``blocks_per_step``.
     """
     return pl_gd_parameters(n_dims, n_points, lr, steps, **approximation).transformer()
 
@@ -519,3 +522,52 @@ def construct_pl_gd(n_dims, n_points, lr, steps=1, **approximation):
 def construct_bt_gd(n_dims, n_points, lr, steps=1, **approximation):
     """As :func:`construct_pl_gd` for :func:`bt_gd` (non-causal attention)."""
     return bt_gd_parameters(n_dims, n_points, lr, steps, **approximation).transformer()
+
+
+# ------------------------------------------------------------------------------------
+# ablations
+# ------------------------------------------------------------------------------------
+
+ABLATIONS = ("linear_attention", "merged_heads", "no_ffn", "fewer_blocks")
+
+
+def ablate(construction, which, blocks_per_step=None):
+    """The construction with one component taken away.
+
+    ``linear_attention``: scores used as weights without the softmax (same weights);
+    ``merged_heads``: each block's heads become one head over the same columns
+    (each head's logits keep their scale, so the merged logits are their sum);
+    ``no_ffn``: blocks without FFN; ``fewer_blocks``: the construction rebuilt with
+    ``blocks_per_step`` blocks per step (default: one less than it needs), which
+    leaves out the last ranking positions (PL) or pair offsets (BT).
+    """
+    cfg = dict(construction.config)
+    params = {k: v.copy() for k, v in construction.params.items()}
+    if which == "linear_attention":
+        cfg["softmax"] = False
+    elif which == "merged_heads":
+        H, E = cfg["n_head"], cfg["n_embd"]
+        for l in range(cfg["n_layer"]):
+            params[f"h.{l}.attn.c_attn.weight"][:, :E] *= math.sqrt(H)
+            params[f"h.{l}.attn.c_attn.bias"][:E] *= math.sqrt(H)
+        cfg["n_head"] = 1
+    elif which == "no_ffn":
+        cfg["ffn"] = False
+        params = {k: v for k, v in params.items() if ".mlp." not in k and ".ln_2." not in k}
+    elif which == "fewer_blocks":
+        args = dict(construction.arguments)
+        full = _pair_or_rank_blocks(construction)
+        args["blocks_per_step"] = full - 1 if blocks_per_step is None else blocks_per_step
+        build = pl_gd_parameters if construction.kind == "pl" else bt_gd_parameters
+        return build(**args)
+    else:
+        raise ValueError(f"unknown ablation {which!r}; expected one of {ABLATIONS}")
+    return Construction(construction.kind, cfg, params, dict(construction.constants),
+                        construction.blocks_per_step, dict(construction.arguments))
+
+
+def _pair_or_rank_blocks(construction):
+    """Blocks per step the full construction of this size needs (not counting the
+    two BT bookkeeping blocks)."""
+    n = construction.config["n_points"] - 1
+    return n - 1 if construction.kind == "pl" else -(-(n - 1) // 2)
