@@ -62,6 +62,7 @@ per coordinate, plus float32 cancellation ~ 1e-7 / (e |y|)).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -571,3 +572,368 @@ def _pair_or_rank_blocks(construction):
     two BT bookkeeping blocks)."""
     n = construction.config["n_points"] - 1
     return n - 1 if construction.kind == "pl" else -(-(n - 1) // 2)
+
+
+# ------------------------------------------------------------------------------------
+# measurements (C forward pass, float32)
+# ------------------------------------------------------------------------------------
+
+def _gd_of(kind):
+    return {"pl": pl_gd, "bt": bt_gd}[kind]
+
+
+def _build_of(kind):
+    return {"pl": pl_gd_parameters, "bt": bt_gd_parameters}[kind]
+
+
+def construction_errors(construction, xs, ys, rs, model=None):
+    """Relative error of the construction's C prediction against the GD it builds,
+    per task (inf where the prediction is not finite)."""
+    a = construction.arguments
+    y0 = None
+    if a.get("y0_weight") is not None:
+        y0 = np.asarray(xs, dtype=np.float64)[:, -1] @ np.asarray(a["y0_weight"]).T
+    target = _gd_of(construction.kind)(xs, ys, rs, a["lr"], a["steps"], y0)
+    model = construction.transformer() if model is None else model
+    try:
+        pred = model.predict(np.asarray(xs, np.float32), np.asarray(ys, np.float32),
+                             np.asarray(rs, np.float32))[:, -1].astype(np.float64)
+    except FloatingPointError:  # the C core refuses to return an overflowed prediction
+        return np.full(target.shape[0], np.inf)
+    with np.errstate(all="ignore"):
+        err = relative_error(pred, target)
+    return np.where(np.isfinite(err), err, np.inf)
+
+
+def _summary(err):
+    return {"median": float(np.median(err)), "max": float(np.max(err)),
+            "n_tasks": int(err.size)}
+
+
+def accuracy_table(n_tasks=256, n_dims=5, n_points=(5, 11, 20), steps=(1, 3),
+                   kinds=("pl", "bt"), lr=0.1, delta=0.02, seed=0):
+    """Median and worst relative error of each construction (default constants)
+    against its GD on ``n_tasks`` random tasks per row (:func:`random_tasks`)."""
+    rows = []
+    for kind in kinds:
+        for N in n_points:
+            xs, ys, rs = random_tasks(n_tasks, n_dims, N, delta=delta, seed=seed + N)
+            for k in steps:
+                c = _build_of(kind)(n_dims, N, lr, k, delta=delta)
+                rows.append({"kind": kind, "n_points": int(N), "steps": int(k),
+                             "n_embd": c.config["n_embd"], "n_layer": c.config["n_layer"],
+                             "n_head": c.config["n_head"],
+                             **_summary(construction_errors(c, xs, ys, rs))})
+    return rows
+
+
+SWEEPS = {
+    # constant -> values, from far too small to the default and beyond
+    "beta_delta": (1.0, 2.0, 4.0, 8.0, 16.0, 40.0, 80.0),
+    "mask": (5.0, 10.0, 20.0, 40.0, 80.0, 280.0),
+    "inverse_square_scale": (3.0, 10.0, 30.0, 100.0, 333.0, 1000.0),
+}
+
+
+def constant_sweep(kind="pl", n_dims=5, n_points=11, steps=1, n_tasks=64, lr=0.1,
+                   delta=0.02, seed=0, sweeps=SWEEPS):
+    """Error against GD as each approximation constant grows, the others at their
+    defaults: ``beta_delta`` (ranking inverse temperature times the reward gap),
+    ``mask`` (masking logit) and ``inverse_square_scale`` (1 / the FFN's input
+    scale for squares). Returns {constant: [{"value", "median", "max"}, ...]}."""
+    xs, ys, rs = random_tasks(n_tasks, n_dims, n_points, delta=delta, seed=seed)
+    out = {}
+    for name, values in sweeps.items():
+        rows = []
+        for v in values:
+            kw = {"beta_delta": {"beta": v / delta}, "mask": {"mask": v},
+                  "inverse_square_scale": {"square_scale": 1.0 / v}}[name]
+            c = _build_of(kind)(n_dims, n_points, lr, steps, delta=delta, **kw)
+            rows.append({"value": float(v), **_summary(construction_errors(c, xs, ys, rs))})
+        out[name] = rows
+    return out
+
+
+def ablation_errors(kind="pl", n_dims=5, n_points=11, steps=1, n_tasks=64, lr=0.1,
+                    delta=0.02, seed=0):
+    """Errors of the full construction, of each ablation and of the construction
+    with 0..all ranking (PL) / pair (BT) blocks per step."""
+    xs, ys, rs = random_tasks(n_tasks, n_dims, n_points, delta=delta, seed=seed)
+    c = _build_of(kind)(n_dims, n_points, lr, steps, delta=delta)
+    out = {"kind": kind, "n_points": int(n_points), "steps": int(steps),
+           "full": _summary(construction_errors(c, xs, ys, rs))}
+    for which in ABLATIONS:
+        out[which] = _summary(construction_errors(ablate(c, which), xs, ys, rs))
+    need = _pair_or_rank_blocks(c)
+    out["blocks"] = [{"blocks_per_step": b,
+                      **_summary(construction_errors(ablate(c, "fewer_blocks", b),
+                                                     xs, ys, rs))}
+                     for b in range(need + 1)]
+    out["blocks_needed"] = need
+    return out
+
+
+def depth_errors(blocks=(2, 4, 6, 8), n_points=range(3, 21), kind="pl", n_dims=5,
+                 steps=1, n_tasks=64, lr=0.1, delta=0.02, seed=0):
+    """Error against full GD of constructions limited to ``b`` ranking (PL) / pair
+    (BT) blocks per step, as the number of examples grows: the construction's
+    analogue of the depth panel. Returns {"n_points": [...], "curves": {b: [...]}}."""
+    n_points = [int(N) for N in n_points]
+    curves = {}
+    for b in blocks:
+        med = []
+        for N in n_points:
+            xs, ys, rs = random_tasks(n_tasks, n_dims, N, delta=delta, seed=seed + N)
+            full = _build_of(kind)(n_dims, N, lr, steps, delta=delta)
+            c = ablate(full, "fewer_blocks", min(int(b), _pair_or_rank_blocks(full)))
+            med.append(float(np.median(construction_errors(c, xs, ys, rs))))
+        curves[int(b)] = med
+    return {"kind": kind, "n_points": n_points, "curves": curves}
+
+
+# ------------------------------------------------------------------------------------
+# probe of attention maps
+# ------------------------------------------------------------------------------------
+
+def _spearman(a, b):
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    den = math.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / den) if den > 0 else 0.0
+
+
+def _pearson(a, b):
+    a = a - a.mean()
+    b = b - b.mean()
+    den = math.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def probe_attention(maps, ys, rs, yhat):
+    """How the query's attention over the context relates to the ranking.
+
+    maps: (B, L, H, T, T) attention probabilities; ys (B, N, d), rs (B, N); yhat
+    (B, d) the prediction used in the PL normaliser weights
+    softmax_j(2<yhat, y_j> - |y_j|^2). The query is the last x-token (row 3(N-1));
+    its attention mass on example j is the sum over j's three tokens. Per layer and
+    head (means over tasks): ``spearman_reward`` (mass vs shown reward),
+    ``pearson_normaliser`` (mass vs the normaliser weights at ``yhat``),
+    ``pearson_normaliser_y0`` (the same at y_hat = 0, the first GD step's),
+    ``top_mass`` (share of the context mass on the best example; 1/n for uniform
+    attention).
+    Returns a dict of (L, H) arrays plus ``uniform_top_mass``.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    rs = np.asarray(rs, dtype=np.float64)
+    B, L, H, T, _ = maps.shape
+    N = T // 3
+    n = N - 1
+    row = maps[:, :, :, 3 * n, :3 * n].reshape(B, L, H, n, 3).sum(axis=-1)  # (B, L, H, n)
+    mass = row / np.maximum(row.sum(axis=-1, keepdims=True), 1e-30)
+    Y = ys[:, :n]
+    norm_w = np.array([_softmax(_scores(np.asarray(yhat[b], dtype=np.float64), Y[b]))
+                       for b in range(B)])
+    norm_0 = np.array([_softmax(_scores(np.zeros(Y.shape[2]), Y[b])) for b in range(B)])
+    best = np.argmax(rs[:, :n], axis=1)
+    sp = np.zeros((L, H))
+    pn = np.zeros((L, H))
+    p0 = np.zeros((L, H))
+    top = np.zeros((L, H))
+    for l in range(L):
+        for h in range(H):
+            sp[l, h] = np.mean([_spearman(mass[b, l, h], rs[b, :n]) for b in range(B)])
+            pn[l, h] = np.mean([_pearson(mass[b, l, h], norm_w[b]) for b in range(B)])
+            p0[l, h] = np.mean([_pearson(mass[b, l, h], norm_0[b]) for b in range(B)])
+            top[l, h] = np.mean(mass[np.arange(B), l, h, best])
+    return {"spearman_reward": sp, "pearson_normaliser": pn, "pearson_normaliser_y0": p0,
+            "top_mass": top,
+            "uniform_top_mass": 1.0 / n}
+
+
+def _probe_summary(probe):
+    sp, top, pn, p0 = (np.asarray(probe[k]) for k in (
+        "spearman_reward", "top_mass", "pearson_normaliser", "pearson_normaliser_y0"))
+    i = np.unravel_index(np.argmax(top), top.shape)
+    j = np.unravel_index(np.argmax(sp), sp.shape)
+    k = np.unravel_index(np.argmax(pn), pn.shape)
+    k0 = np.unravel_index(np.argmax(p0), p0.shape)
+    return {"max_top_mass": float(top[i]), "max_top_mass_at": [int(i[0]), int(i[1])],
+            "max_spearman": float(sp[j]), "max_spearman_at": [int(j[0]), int(j[1])],
+            "max_pearson_normaliser": float(pn[k]),
+            "max_pearson_normaliser_at": [int(k[0]), int(k[1])],
+            "max_pearson_normaliser_y0": float(p0[k0]),
+            "max_pearson_normaliser_y0_at": [int(k0[0]), int(k0[1])],
+            "uniform_top_mass": float(probe["uniform_top_mass"])}
+
+
+def probe_model(model, xs, ys, rs):
+    """:func:`probe_attention` of a model's C attention maps, with the model's own
+    prediction at the query as the normaliser's y_hat."""
+    xs, ys, rs = (np.asarray(a, dtype=np.float32) for a in (xs, ys, rs))
+    maps = model.attention_maps(xs, ys, rs)
+    yhat = model.predict(xs, ys, rs)[:, -1]
+    probe = probe_attention(maps, ys, rs, yhat)
+    return {**{k: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
+               for k, v in probe.items()}, "summary": _probe_summary(probe)}
+
+
+def probe_trained_model(path, n_tasks=256, seed=12345):
+    """Probe a trained checkpoint on its own task distribution, next to the PL
+    construction (same size of context) on the construction's tasks."""
+    from .model import Transformer
+    from .task import AlignmentTask
+    from .training import load_checkpoint
+    ck = load_checkpoint(path)
+    cfg = ck["config"]
+    model = Transformer(cfg)
+    model.load_state_dict(ck["state_dict"])
+    batch = AlignmentTask(cfg.n_dims, cfg.n_points).sample(n_tasks, seed=seed)
+    trained = probe_model(model, batch.xs, batch.ys, batch.rs)
+    c = pl_gd_parameters(cfg.n_dims, cfg.n_points, 0.1, 1)
+    xs, ys, rs = random_tasks(min(n_tasks, 64), cfg.n_dims, cfg.n_points, seed=seed)
+    construction = probe_model(c.transformer(), xs, ys, rs)
+    return {"checkpoint": os.path.basename(os.fspath(path)), "config": cfg.to_dict(),
+            "n_tasks": int(n_tasks), "trained": trained, "construction": construction}
+
+
+# ------------------------------------------------------------------------------------
+# tables and figures (each plot function draws into a given matplotlib ``ax``)
+# ------------------------------------------------------------------------------------
+
+_NAMES = {"pl": "Plackett-Luce", "bt": "Bradley-Terry"}
+
+
+def render_accuracy_table(rows):
+    """Markdown table of :func:`accuracy_table` rows."""
+    lines = ["| loss | n_points | GD steps | blocks | heads | width | median rel. error "
+             "| worst rel. error | tasks |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {_NAMES[r['kind']]} | {r['n_points']} | {r['steps']} | "
+                     f"{r['n_layer']} | {r['n_head']} | {r['n_embd']} | "
+                     f"{r['median']:.1e} | {r['max']:.1e} | {r['n_tasks']} |")
+    return "\n".join(lines)
+
+
+def render_ablation_table(results):
+    """Markdown table of :func:`ablation_errors` results (one per loss)."""
+    cols = ("full",) + ABLATIONS
+    lines = ["| loss | " + " | ".join(c.replace("_", " ") for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for res in results:
+        cells = []
+        for col in cols:
+            s = res[col]
+            cells.append(f"{s['median']:.1e} ({s['max']:.1e})")
+        lines.append(f"| {_NAMES[res['kind']]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_probe(probe):
+    """Markdown summary of :func:`probe_trained_model`."""
+    cfg = probe["config"]
+    rows = ["| model | top-example mass | Spearman with reward | Pearson with PL "
+            "normaliser weights at the model's y_hat | the same at y_hat = 0 |",
+            "|---|---:|---:|---:|---:|"]
+    for name, key in (("trained: E {} · {} layers · {} heads".format(
+            cfg["n_embd"], cfg["n_layer"], cfg["n_head"]), "trained"),
+            ("PL construction (1 step)", "construction")):
+        s = probe[key]["summary"]
+        rows.append(f"| {name} | {s['max_top_mass']:.2f} {tuple(s['max_top_mass_at'])} | "
+                    f"{s['max_spearman']:.2f} {tuple(s['max_spearman_at'])} | "
+                    f"{s['max_pearson_normaliser']:.2f} "
+                    f"{tuple(s['max_pearson_normaliser_at'])} | "
+                    f"{s['max_pearson_normaliser_y0']:.2f} "
+                    f"{tuple(s['max_pearson_normaliser_y0_at'])} |")
+    u = probe["trained"]["summary"]["uniform_top_mass"]
+    return ("Largest value over layers and heads, (layer, head) in brackets.\n\n"
+            + "\n".join(rows)
+            + f"\n\nUniform attention puts {u:.3f} of the mass on the best example.")
+
+
+def plot_match(ax, target, pred, title=""):
+    """Coordinates of the construction's prediction against GD's."""
+    target = np.asarray(target).ravel()
+    pred = np.asarray(pred).ravel()
+    lim = float(np.max(np.abs(target))) * 1.1 if target.size else 1.0
+    ax.plot([-lim, lim], [-lim, lim], color="0.7", lw=1)
+    ax.scatter(target, pred, s=10)
+    ax.set_xlabel("gradient descent (float64)")
+    ax.set_ylabel("transformer (C, float32)")
+    ax.set_title(title)
+    return ax
+
+
+def plot_constant_sweep(ax, rows, name, label=None):
+    """Median (line) and worst (dashed) error as one constant grows."""
+    v = [r["value"] for r in rows]
+    line, = ax.loglog(v, [max(r["median"], 1e-9) for r in rows], marker="o",
+                      label=label or name)
+    ax.loglog(v, [max(r["max"], 1e-9) for r in rows], ls="--", color=line.get_color())
+    ax.axhline(1e-3, color="0.6", lw=0.8, ls=":")
+    ax.axhline(1e-2, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel({"beta_delta": "ranking inverse temperature x reward gap (beta delta)",
+                   "mask": "masking logit",
+                   "inverse_square_scale": "1 / FFN input scale for squares"}.get(name, name))
+    ax.set_ylabel("relative error vs GD")
+    return ax
+
+
+def plot_ablations(ax, results):
+    """Median error (bars; worst as a dot) of the full construction and each ablation."""
+    cols = ("full",) + ABLATIONS
+    width = 0.8 / max(len(results), 1)
+    for i, res in enumerate(results):
+        x = np.arange(len(cols)) + (i - (len(results) - 1) / 2) * width
+        med = [min(max(res[c]["median"], 1e-9), 1e30) for c in cols]
+        worst = [min(max(res[c]["max"], 1e-9), 1e30) for c in cols]
+        ax.bar(x, med, width, label=_NAMES[res["kind"]])
+        ax.scatter(x, worst, color="k", s=8, zorder=3)
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(cols)))
+    ax.set_xticklabels([c.replace("_", "\n") for c in cols])
+    ax.set_ylabel("relative error vs GD")
+    ax.legend()
+    return ax
+
+
+def plot_blocks(ax, results):
+    """Error against the number of ranking (PL) / pair (BT) blocks per step."""
+    for res in results:
+        b = [r["blocks_per_step"] for r in res["blocks"]]
+        ax.semilogy(b, [max(r["median"], 1e-9) for r in res["blocks"]], marker="o",
+                    label=f"{_NAMES[res['kind']]} (needs {res['blocks_needed']})")
+    ax.set_xlabel("ranking / pair blocks per GD step")
+    ax.set_ylabel("median relative error vs GD")
+    ax.legend()
+    return ax
+
+
+def plot_depth(ax, depth):
+    """Median error against full GD vs the number of examples, one line per blocks
+    per step."""
+    for b, med in depth["curves"].items():
+        ax.semilogy(depth["n_points"], [max(m, 1e-9) for m in med], marker="o",
+                    label=f"{b} blocks per step")
+    ax.set_xlabel("examples in the sequence (n_points)")
+    ax.set_ylabel("median relative error vs full GD")
+    ax.legend()
+    return ax
+
+
+def plot_probe(ax, probe, key="spearman_reward", title=None):
+    """Heat map (layer x head) of one probe statistic."""
+    a = np.asarray(probe[key])
+    lim = max(float(np.max(np.abs(a))), 1e-9)
+    im = ax.imshow(a, cmap="coolwarm", vmin=-lim if a.min() < 0 else 0, vmax=lim,
+                   aspect="auto")
+    for (i, j), val in np.ndenumerate(a):
+        ax.text(j, i, f"{val:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title or key.replace("_", " "))
+    ax.figure.colorbar(im, ax=ax)
+    return ax
