@@ -327,6 +327,15 @@ def _defaults(n, delta, beta, reward_bound, mask, score_bound, square_scale):
                 rank_mask=2.0 * beta * float(reward_bound) + 40.0)
 
 
+def _start(n_dims, n_points, delta, beta, reward_bound, mask, score_bound, square_scale):
+    """Sizes, constants and the registers both constructions share."""
+    d, n = int(n_dims), int(n_points) - 1
+    if n < 1:
+        raise ValueError("n_points must be >= 2 (at least one context example)")
+    c = _defaults(n, delta, beta, reward_bound, mask, score_bound, square_scale)
+    return d, n, c, _common_layout(d, n)
+
+
 def _common_layout(d, n):
     lay = _Layout()
     for name, width in (("Z", d), ("Y", d), ("SQ", 1), ("P", n), ("IY", 1), ("IR", 1),
@@ -393,11 +402,8 @@ def pl_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.0
     first ``blocks_per_step`` ranking terms.
     """
     args = dict(locals())
-    d, n = int(n_dims), int(n_points) - 1
-    if n < 1:
-        raise ValueError("n_points must be >= 2 (at least one context example)")
-    c = _defaults(n, delta, beta, reward_bound, mask, score_bound, square_scale)
-    lay = _common_layout(d, n)
+    d, n, c, lay = _start(n_dims, n_points, delta, beta, reward_bound, mask, score_bound,
+                          square_scale)
     lay.add("RM", n)
     per_step = _blocks(blocks_per_step, n - 1)
     L = 1 + steps * per_step
@@ -450,11 +456,8 @@ def bt_gd_parameters(n_dims, n_points, lr, steps=1, y0_weight=None, *, delta=0.0
     ceil((n - 1) / 2), every pair); fewer leave out the pairs of the missing offsets.
     """
     args = dict(locals())
-    d, n = int(n_dims), int(n_points) - 1
-    if n < 1:
-        raise ValueError("n_points must be >= 2 (at least one context example)")
-    c = _defaults(n, delta, beta, reward_bound, mask, score_bound, square_scale)
-    lay = _common_layout(d, n)
+    d, n, c, lay = _start(n_dims, n_points, delta, beta, reward_bound, mask, score_bound,
+                          square_scale)
     lay.add("YC", d)
     H = 4
     offsets = list(range(1, n))
