@@ -97,8 +97,17 @@ static void attention_probs(const ica_vector_kernels *k, float *P, float *kt, co
     k->softmax_rows(P, tp, T, causal, scale, softmax);
 }
 
+/* The weights of one (batch, head) into a dense T x T block, zero where masked. */
+static void keep_probs(float *dst, const float *P, int T, int causal) {
+    const int tp = TP(T);
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < T; j++)
+            dst[(size_t)t * T + j] = causal && j > t ? 0.0f : P[(size_t)t * tp + j];
+}
+
 void attention_forward(const ica_ctx *ctx, float *out, float *scratch, const float *qkv, int B,
-                       int T, int E, int H, int softmax, int causal) {
+                       int T, int E, int H, int softmax, int causal, float *probs,
+                       size_t probs_stride) {
     /* qkv (B,T,3E) -> out (B,T,E) */
     const ica_vector_kernels *k = ctx->vk;
     const int hs = E / H, row = 3 * E, tp = TP(T);
@@ -110,6 +119,7 @@ void attention_forward(const ica_ctx *ctx, float *out, float *scratch, const flo
         float *kt = thread_scratch(scratch, T, hs, ctx->threads), *P = kt + (size_t)hs * tp;
         if (b + 1 < B) prefetch_part(qkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 0);
         attention_probs(k, P, kt, q, key, row, T, hs, scale, softmax, causal);
+        if (probs) keep_probs(probs + (size_t)b * probs_stride + (size_t)h * T * T, P, T, causal);
         /* O = P V (T, hs) into the head's columns of out */
         rows_gemm(k, out + (size_t)b * T * E + h * hs, E, P, tp, v, row, T, hs, T, causal, 0, 1);
     }

@@ -324,17 +324,19 @@ static void Model_dealloc(ModelObject *self) {
 }
 
 static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"n_dims", "n_points", "n_embd",      "n_layer", "n_head", "softmax",
-                             "ffn",    "causal",   "reward_head", "seed",    NULL};
+    static char *kwlist[] = {"n_dims", "n_points", "n_embd",      "n_layer", "n_head",    "softmax",
+                             "ffn",    "causal",   "reward_head", "seed",    "layernorm", NULL};
     ica_config cfg = {0};
     int_arg sizes[5] = {
         {"n_dims", 0}, {"n_points", 0}, {"n_embd", 0}, {"n_layer", 0}, {"n_head", 0}};
     u64_arg seed = {"seed", 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&O&O&O&ppppO&", kwlist, to_int, &sizes[0],
+    int layernorm = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&O&O&O&ppppO&|p", kwlist, to_int, &sizes[0],
                                      to_int, &sizes[1], to_int, &sizes[2], to_int, &sizes[3],
                                      to_int, &sizes[4], &cfg.softmax, &cfg.ffn, &cfg.causal,
-                                     &cfg.reward_head, to_u64, &seed))
+                                     &cfg.reward_head, to_u64, &seed, &layernorm))
         return -1;
+    cfg.ln_affine = !layernorm;
     cfg.n_dims = sizes[0].value;
     cfg.n_points = sizes[1].value;
     cfg.n_embd = sizes[2].value;
@@ -461,6 +463,35 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds
     return Py_BuildValue("(NN)", pred, rhat);
 }
 
+static PyObject *Model_attention_maps(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"xs", "ys", "rs", NULL};
+    PyObject *xs, *ys, *rs;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO", kwlist, &xs, &ys, &rs)) return NULL;
+    if (!model_ready(self)) return NULL;
+    const ica_config *cfg = ica_model_config(self->model);
+    batch_arrays b;
+    if (!batch_convert(xs, ys, rs, cfg->n_dims, &b)) return NULL;
+    npy_intp dims[5] = {b.B, cfg->n_layer, cfg->n_head, 3 * (npy_intp)b.N, 3 * (npy_intp)b.N};
+    PyArrayObject *probs = new_float32("attention maps", 5, dims);
+    if (!probs || !model_acquire(self)) {
+        Py_XDECREF(probs);
+        batch_release(&b);
+        return NULL;
+    }
+    ica_status st;
+    Py_BEGIN_ALLOW_THREADS
+        st = ica_model_attention_maps(self->model, PyArray_DATA(probs), PyArray_DATA(b.xs),
+                                      PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    batch_release(&b);
+    if (st != ICA_OK) {
+        Py_DECREF(probs);
+        return raise_status(st);
+    }
+    return (PyObject *)probs;
+}
+
 /* Shared by loss_and_grad (update = 0) and step (update = 1: forward,
  * backward, then an Adam update with learning rate lr). */
 static PyObject *run_loss(ModelObject *self, PyObject *xs, PyObject *ys, PyObject *rs,
@@ -543,6 +574,9 @@ static PyMethodDef Model_methods[] = {
      "tensors() -> [(name, shape, offset)]: the parameter table in model order."},
     {"forward", (PyCFunction)(void (*)(void))Model_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(xs, ys, rs) -> (pred (B,N,d), rhat (B,N) or None)."},
+    {"attention_maps", (PyCFunction)(void (*)(void))Model_attention_maps,
+     METH_VARARGS | METH_KEYWORDS,
+     "attention_maps(xs, ys, rs) -> probs (B, n_layer, n_head, 3N, 3N) of the forward pass."},
     {"loss_and_grad", (PyCFunction)(void (*)(void))Model_loss_and_grad,
      METH_VARARGS | METH_KEYWORDS,
      "loss_and_grad(xs, ys, rs, objective='pl', reward='cosine', reward_weight=1.0) -> loss; "
@@ -573,7 +607,8 @@ static PyTypeObject ModelType = {
     .tp_dealloc = (destructor)Model_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Model(n_dims, n_points, n_embd, n_layer, n_head, softmax, ffn, causal, "
-              "reward_head, seed): the C model with its parameter and activation arenas.",
+              "reward_head, seed, layernorm=True): the C model with its parameter and "
+              "activation arenas.",
     .tp_methods = Model_methods,
     .tp_getset = Model_getset,
     .tp_init = (initproc)Model_init,

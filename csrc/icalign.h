@@ -78,6 +78,9 @@ typedef struct {
     int ffn;         /* 1: blocks have LayerNorm + GELU MLP after attention */
     int causal;      /* 1: causal mask */
     int reward_head; /* 1: extra read-out at the y-tokens predicting the shown reward */
+    int ln_affine;   /* 1: every LayerNorm is only its affine map x * weight + bias (no
+                      * centring or scaling; the hand-built models of icalign.theory);
+                      * 0 (the default): LayerNorm */
 } ica_config;
 
 typedef struct ica_model ica_model;
@@ -109,6 +112,12 @@ void ica_model_set_adam_steps(ica_model *model, int64_t steps);
  * The batch arena grows to the largest B seen and is reused afterwards. */
 ica_status ica_model_forward(ica_model *model, float *pred, float *rhat, const float *xs,
                              const float *ys, const float *rs, int B, int N);
+
+/* The attention weights of the forward pass, probs (B, L, H, T, T) with T = 3N:
+ * row t of block (b, l, h) is the softmax over the keys of query t (the masked
+ * scaled scores with linear attention), zero where the causal mask hides a key. */
+ica_status ica_model_attention_maps(ica_model *model, float *probs, const float *xs,
+                                    const float *ys, const float *rs, int B, int N);
 
 /* Forward, alignment loss (+ reward_weight * reward-head MSE), backward; the
  * gradient lands in ica_model_grads(). Needs N >= 3. */

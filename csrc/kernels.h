@@ -204,18 +204,20 @@ void matmul_backward_weight(const ica_ctx *ctx, float *dweight, float *dbias, co
 #define LN_CHUNK 64
 size_t layernorm_scratch_floats(int rows, int C);
 
-/* out (rows,C) = (inp - mean) * rstd * weight + bias; saves mean, rstd (rows). */
+/* out (rows,C) = (inp - mean) * rstd * weight + bias; saves mean, rstd (rows).
+ * affine: out = inp * weight + bias (mean 0, rstd 1 saved). */
 void layernorm_forward(const ica_ctx *ctx, float *out, float *mean, float *rstd, const float *inp,
-                       const float *weight, const float *bias, int rows, int C);
+                       const float *weight, const float *bias, int rows, int C, int affine);
 /* Recompute out from inp and the saved statistics, bit-identical to forward. */
 void layernorm_apply(const ica_ctx *ctx, float *out, const float *inp, const float *mean,
                      const float *rstd, const float *weight, const float *bias, int rows, int C);
 /* dinp (rows,C) += LN backward of dout; dweight, dbias (C) [+]= their
  * gradients (accumulate = 0 overwrites). scratch: layernorm_scratch_floats(rows,
- * C) floats. */
+ * C) floats. affine: the backward of out = inp * weight + bias. */
 void layernorm_backward(const ica_ctx *ctx, float *dinp, float *dweight, float *dbias,
                         float *scratch, const float *dout, const float *inp, const float *mean,
-                        const float *rstd, const float *weight, int rows, int C, int accumulate);
+                        const float *rstd, const float *weight, int rows, int C, int accumulate,
+                        int affine);
 
 /* ------------------------------------------------------------ attention */
 
@@ -225,9 +227,11 @@ size_t attention_scratch_floats(int T, int hs, int threads);
 
 /* qkv (B,T,3E) -> out (B,T,E). Softmax attention, or (softmax == 0) the
  * masked scaled scores times v. scratch: attention_scratch_floats(T, E/H,
- * ctx->threads). */
+ * ctx->threads). probs (or NULL) receives each (batch b, head h)'s weights as
+ * a T x T block at probs + b * probs_stride + h * T * T (zero where masked). */
 void attention_forward(const ica_ctx *ctx, float *out, float *scratch, const float *qkv, int B,
-                       int T, int E, int H, int softmax, int causal);
+                       int T, int E, int H, int softmax, int causal, float *probs,
+                       size_t probs_stride);
 /* dqkv (B,T,3E) overwritten from dout (B,T,E); the probabilities are
  * recomputed from qkv, bit-identical to the forward pass. O(T^2 hs) per
  * (batch, head). */

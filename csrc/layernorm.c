@@ -34,6 +34,24 @@ static void normalise_chunk(const void *arg, size_t index, size_t r0, size_t n) 
                                a->weight, a->bias, (int)n, a->C);
 }
 
+/* Affine-only backward of y = x * w + b: dinp += dout * w, pw += x * dout,
+ * pb += dout, rows in order (the same order on every thread count). */
+static void affine_backward_chunk(const void *arg, size_t index, size_t r0, size_t n) {
+    const ln_args *a = arg;
+    const size_t C = (size_t)a->C;
+    float *pw = a->scratch + index * 2 * C, *pb = pw + C;
+    for (size_t c = 0; c < C; c++) pw[c] = pb[c] = 0.0f;
+    for (size_t r = r0; r < r0 + n; r++) {
+        const float *g = a->dout + r * C, *x = a->inp + r * C;
+        float *dx = a->out + r * C;
+        for (size_t c = 0; c < C; c++) {
+            dx[c] += g[c] * a->weight[c];
+            pw[c] += x[c] * g[c];
+            pb[c] += g[c];
+        }
+    }
+}
+
 /* the chunk's partial parameter gradients go to its own slot of scratch */
 static void backward_chunk(const void *arg, size_t index, size_t r0, size_t n) {
     const ln_args *a = arg;
@@ -45,8 +63,14 @@ static void backward_chunk(const void *arg, size_t index, size_t r0, size_t n) {
 }
 
 void layernorm_forward(const ica_ctx *ctx, float *out, float *mean, float *rstd, const float *inp,
-                       const float *weight, const float *bias, int rows, int C) {
-    /* inp, out (rows,C); mean, rstd (rows); weight, bias (C) */
+                       const float *weight, const float *bias, int rows, int C, int affine) {
+    /* inp, out (rows,C); mean, rstd (rows); weight, bias (C). affine: mean 0 and
+     * rstd 1 are saved, so the output (and layernorm_apply) is x * weight + bias */
+    if (affine) {
+        for (int r = 0; r < rows; r++) mean[r] = 0.0f, rstd[r] = 1.0f;
+        layernorm_apply(ctx, out, inp, mean, rstd, weight, bias, rows, C);
+        return;
+    }
     ln_args a = {ctx->vk, out, mean, rstd, NULL, NULL, inp, NULL, NULL, weight, bias, C};
     ica_parallel_chunks(ctx, normalise_chunk, &a, (size_t)rows, LN_CHUNK);
 }
@@ -59,12 +83,14 @@ void layernorm_apply(const ica_ctx *ctx, float *out, const float *inp, const flo
 
 void layernorm_backward(const ica_ctx *ctx, float *dinp, float *dweight, float *dbias,
                         float *scratch, const float *dout, const float *inp, const float *mean,
-                        const float *rstd, const float *weight, int rows, int C, int accumulate) {
+                        const float *rstd, const float *weight, int rows, int C, int accumulate,
+                        int affine) {
     /* dinp (rows,C) += ...; dweight, dbias (C) [+]=. The parameter
      * gradients are summed per chunk of LN_CHUNK rows, then the chunk partials
      * in chunk order: the same order on any number of threads. */
     ln_args a = {ctx->vk, dinp, NULL, NULL, scratch, dout, inp, mean, rstd, weight, NULL, C};
-    ica_parallel_chunks(ctx, backward_chunk, &a, (size_t)rows, LN_CHUNK);
+    ica_parallel_chunks(ctx, affine ? affine_backward_chunk : backward_chunk, &a, (size_t)rows,
+                        LN_CHUNK);
     int n_chunks = (rows + LN_CHUNK - 1) / LN_CHUNK;
     if (!accumulate)
         for (int c = 0; c < C; c++) dweight[c] = dbias[c] = 0.0f;

@@ -78,6 +78,8 @@ ica_status ica_config_check(const ica_config *c) {
         return ica_fail(ICA_ERR_ARGUMENT,
                         "n_embd (%d) must be divisible by n_head (%d) to give equal head sizes",
                         c->n_embd, c->n_head);
+    if (c->ln_affine != 0 && c->ln_affine != 1)
+        return ica_fail(ICA_ERR_ARGUMENT, "ln_affine must be 0 or 1, got %d", c->ln_affine);
     if (c->n_points > 100000 || c->n_embd > 65536 || c->n_layer > 10000 || c->n_dims > 65536)
         return ica_fail(ICA_ERR_ARGUMENT,
                         "model sizes are unreasonably large (n_points=%d, "
@@ -324,6 +326,7 @@ typedef struct {
     float *lnf_mean, *lnf_rstd; /* (B,T) */
     float *lnout;               /* (B,T,E): final LayerNorm output (read by the read-outs) */
     float *pred, *rhat;         /* (B,N,d), (B,N) */
+    float *probs;               /* (B,L,H,T,T) attention probabilities to keep, or NULL */
     workspace *ws;              /* n_ws per-thread workspaces */
     int n_ws;
     size_t res_stride, layer_bt, layer_qkv, layer_bte, layer_fch;
@@ -667,9 +670,11 @@ static void layer_forward(const batch_pass *p, workspace *w, int l, size_t r0, i
     prefetch_next_chunk(a, c->ffn, l, r0, Mc, E, 1);
 
     layernorm_forward(ctx, w->lnout, a->ln1_mean + r.bt, a->ln1_rstd + r.bt, r.res_in,
-                      P + lo->ln1_w, P + lo->ln1_b, Mc, E);
+                      P + lo->ln1_w, P + lo->ln1_b, Mc, E, c->ln_affine);
     matmul_forward(ctx, r.qkv, w->lnout, NULL, P + lo->qkv_w, P + lo->qkv_b, Mc, E, 3 * E);
-    attention_forward(ctx, r.atty, w->attn, r.qkv, S, T, E, H, c->softmax, c->causal);
+    float *probs = a->probs ? a->probs + ((r0 / T) * c->n_layer + l) * H * (size_t)T * T : NULL;
+    attention_forward(ctx, r.atty, w->attn, r.qkv, S, T, E, H, c->softmax, c->causal, probs,
+                      (size_t)c->n_layer * H * T * T);
     /* the residual adds ride in the projections' epilogues (res_out may
      * alias res_in in inference, where every layer shares one slot) */
     if (!c->ffn) {
@@ -678,7 +683,7 @@ static void layer_forward(const batch_pass *p, workspace *w, int l, size_t r0, i
     }
     matmul_forward(ctx, r.res2, r.atty, r.res_in, P + lo->proj_w, P + lo->proj_b, Mc, E, E);
     layernorm_forward(ctx, w->lnout, a->ln2_mean + r.bt, a->ln2_rstd + r.bt, r.res2, P + lo->ln2_w,
-                      P + lo->ln2_b, Mc, E);
+                      P + lo->ln2_b, Mc, E, c->ln_affine);
     matmul_forward(ctx, r.fch, w->lnout, NULL, P + lo->fc_w, P + lo->fc_b, Mc, E, 4 * E);
     gelu_forward(ctx, w->fcg, r.fch, (size_t)Mc * 4 * E);
     matmul_forward(ctx, r.res_out, w->fcg, r.res2, P + lo->fcproj_w, P + lo->fcproj_b, Mc, 4 * E,
@@ -694,7 +699,7 @@ static void final_norm_chunk(const batch_pass *p, workspace *w, int l, size_t r0
     (void)w, (void)l;
     layernorm_forward(&p->serial, a->lnout + r0 * E, a->lnf_mean + r0, a->lnf_rstd + r0,
                       a->res + m->cfg.n_layer * a->res_stride + r0 * E, P + m->lnf_w, P + m->lnf_b,
-                      S * p->T, E);
+                      S * p->T, E, m->cfg.ln_affine);
 }
 
 static void forward(const ica_ctx *ctx, const ica_model *m, activations *a, const float *xs,
@@ -750,7 +755,7 @@ static void layer_backward(const batch_pass *p, workspace *w, int l, size_t r0, 
         matmul_backward_weight(ctx, GRAD(fc_w), GRAD(fc_b), dfc, w->lnout, Mc, E, 4 * E, acc);
         matmul_backward_input(ctx, w->dln, dfc, NULL, a->wt.fc, Mc, E, 4 * E);
         layernorm_backward(ctx, dres, GRAD(ln2_w), GRAD(ln2_b), w->ln_scratch, w->dln, r.res2,
-                           mean2, rstd2, P + lo->ln2_w, Mc, E, acc);
+                           mean2, rstd2, P + lo->ln2_w, Mc, E, acc, c->ln_affine);
     }
     const float *mean1 = a->ln1_mean + r.bt, *rstd1 = a->ln1_rstd + r.bt;
     matmul_backward_weight(ctx, GRAD(proj_w), GRAD(proj_b), dres, r.atty, Mc, E, E, acc);
@@ -760,7 +765,7 @@ static void layer_backward(const batch_pass *p, workspace *w, int l, size_t r0, 
     matmul_backward_weight(ctx, GRAD(qkv_w), GRAD(qkv_b), w->dqkv, w->lnout, Mc, E, 3 * E, acc);
     matmul_backward_input(ctx, w->dln, w->dqkv, NULL, a->wt.qkv, Mc, E, 3 * E);
     layernorm_backward(ctx, dres, GRAD(ln1_w), GRAD(ln1_b), w->ln_scratch, w->dln, r.res_in, mean1,
-                       rstd1, P + lo->ln1_w, Mc, E, acc);
+                       rstd1, P + lo->ln1_w, Mc, E, acc, c->ln_affine);
 #undef GRAD
 }
 
@@ -782,7 +787,7 @@ static void readouts_backward(const ica_ctx *ctx, ica_model *m, activations *a, 
     memset(a->dres, 0, (size_t)M * E * sizeof(float));
     layernorm_backward(ctx, a->dres, G + m->lnf_w, G + m->lnf_b, a->ln_scratch, a->dln,
                        a->res + c->n_layer * a->res_stride, a->lnf_mean, a->lnf_rstd, P + m->lnf_w,
-                       M, E, 0);
+                       M, E, 0, c->ln_affine);
 }
 
 /* a->wt = layer l's weight matrices transposed, the B operands of its input
@@ -878,15 +883,30 @@ static ica_status check_model(const ica_model *m) {
     return ICA_OK;
 }
 
-ica_status ica_model_forward(ica_model *m, float *pred, float *rhat, const float *xs,
-                             const float *ys, const float *rs, int B, int N) {
+static ica_status forward_call(ica_model *m, activations *a, float *probs, const float *xs,
+                               const float *ys, const float *rs, int B, int N) {
     const ica_ctx ctx = ica_ctx_begin();
     ica_status st;
     if ((st = check_model(m)) != ICA_OK || (st = check_inputs(m, xs, ys, rs, B, N)) != ICA_OK)
         return st;
+    if ((st = prepare_activations(&ctx, m, a, B, N, 0)) != ICA_OK) return st;
+    a->probs = probs;
+    forward(&ctx, m, a, xs, ys, rs, B, N);
+    return ICA_OK;
+}
+
+ica_status ica_model_attention_maps(ica_model *m, float *probs, const float *xs, const float *ys,
+                                    const float *rs, int B, int N) {
     activations a;
-    if ((st = prepare_activations(&ctx, m, &a, B, N, 0)) != ICA_OK) return st;
-    forward(&ctx, m, &a, xs, ys, rs, B, N);
+    if (!probs) return ica_fail(ICA_ERR_ARGUMENT, "probs must not be NULL");
+    return forward_call(m, &a, probs, xs, ys, rs, B, N);
+}
+
+ica_status ica_model_forward(ica_model *m, float *pred, float *rhat, const float *xs,
+                             const float *ys, const float *rs, int B, int N) {
+    activations a;
+    ica_status st = forward_call(m, &a, NULL, xs, ys, rs, B, N);
+    if (st != ICA_OK) return st;
     size_t n_pred = (size_t)B * N * m->cfg.n_dims;
     ptrdiff_t bad = ica_find_nonfinite(a.pred, n_pred);
     if (bad >= 0)

@@ -10,6 +10,7 @@ CONFIGS = [
     C(n_dims=5, n_points=20, n_embd=48, n_layer=3, n_head=3),
     C(n_dims=3, n_points=10, n_embd=16, n_layer=2, n_head=4, softmax=False, ffn=False),
     C(n_dims=3, n_points=10, n_embd=16, n_layer=2, n_head=2, reward_head=True, causal=False),
+    C(n_dims=3, n_points=10, n_embd=16, n_layer=2, n_head=2, layernorm=False),
 ]
 
 
@@ -23,7 +24,8 @@ def run(cfg, threads):
     return loss, grads, pred, losses, model.state_dict()
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=["default", "linear-noffn", "reward-noncausal"])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=["default", "linear-noffn", "reward-noncausal",
+                                         "no-layernorm"])
 def test_one_and_two_threads_are_bit_identical(cfg, restore_threads):
     one, two, again = run(cfg, 1), run(cfg, 2), run(cfg, 2)
     for other in (two, again):

@@ -3,7 +3,8 @@
 For each path the CPU supports ('avx512', 'avx2', 'scalar', forced with
 icalign.set_simd_path) the model's prediction and its loss gradient are compared
 with tests/reference.py on configurations that reach every kernel branch: 1, 3 and
-4 heads, FFN on/off, softmax/linear attention, causal/non-causal, odd widths that
+4 heads, FFN on/off, softmax/linear attention, causal/non-causal, LayerNorm on/off
+(affine only), odd widths that
 leave tails in every tile, and the paper's model at batch 8. Tolerances: forward
 max error <= 1e-4 of the largest |prediction|; each parameter gradient max error
 <= 1e-3 of that gradient's largest magnitude.
@@ -70,6 +71,11 @@ CASES = [
     ("h3-ffn-reward-head", dict(n_dims=5, n_points=8, n_embd=96, n_layer=2, n_head=3,
                                 reward_head=True), 3, 8, "pl", "cosine"),
     ("paper-b8", dict(), 8, 20, "pl", "cosine"),
+    ("h2-ffn-softmax-causal-noln", dict(n_dims=5, n_points=7, n_embd=22, n_layer=2, n_head=2,
+                                        layernorm=False), 5, 7, "pl", "neg_sq"),
+    ("h4-noffn-linear-noncausal-noln", dict(n_dims=3, n_points=6, n_embd=20, n_layer=3,
+                                            n_head=4, softmax=False, ffn=False, causal=False,
+                                            layernorm=False), 3, 6, "bt", "cosine"),
 ]
 
 
@@ -130,6 +136,8 @@ def test_path_matches_reference(simd_path, case):
 THREAD_CASES = [
     ("odd-tails", dict(n_dims=5, n_points=7, n_embd=21, n_layer=2, n_head=3), 5, 7),
     ("paper-width", dict(n_dims=5, n_points=20, n_embd=96, n_layer=2, n_head=3), 24, 20),
+    ("noln-noncausal", dict(n_dims=5, n_points=7, n_embd=24, n_layer=2, n_head=2,
+                            layernorm=False, causal=False), 9, 7),
 ]
 
 

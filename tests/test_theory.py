@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
+import icalign as ica
 from icalign import theory
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -117,3 +118,66 @@ def test_construction_starts_from_a_given_prediction(kind):
     target = gd(xs, ys, rs, 0.1, 2, y0=xs[:, -1] @ W0.T)
     err = theory.relative_error(_reference_predict(c, xs, ys, rs), target)
     assert np.median(err) <= 1e-3 and err.max() <= 1e-2, err
+
+
+# ------------------------------------------------------------------------------------
+# the C model
+# ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["pl", "bt"])
+@pytest.mark.parametrize("n_points,steps", [(11, 1), (11, 3), (20, 1)])
+def test_c_construction_matches_gd(kind, n_points, steps):
+    build, gd = BUILD[kind]
+    construct = theory.construct_pl_gd if kind == "pl" else theory.construct_bt_gd
+    model = construct(5, n_points, lr=0.1, steps=steps)
+    assert isinstance(model, ica.Transformer) and not model.config.layernorm
+    xs, ys, rs = theory.random_tasks(16, 5, n_points, seed=100 + n_points + steps)
+    pred = model.predict(xs.astype(np.float32), ys.astype(np.float32), rs.astype(np.float32))
+    err = theory.relative_error(pred[:, -1], gd(xs, ys, rs, 0.1, steps))
+    assert np.median(err) <= 1e-3 and err.max() <= 1e-2, err
+
+
+def test_c_and_reference_forward_agree_on_a_construction():
+    c = theory.pl_gd_parameters(5, 6, 0.1, 2)
+    xs, ys, rs = theory.random_tasks(4, 5, 6, seed=3)
+    pred = c.transformer().predict(xs, ys, rs)[:, -1]
+    np.testing.assert_allclose(pred, _reference_predict(c, xs, ys, rs), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["pl", "bt"])
+def test_each_ablation_makes_the_error_large(kind):
+    build, _ = BUILD[kind]
+    c = build(5, 9, 0.1, 1)
+    xs, ys, rs = theory.random_tasks(16, 5, 9, seed=5)
+    assert np.median(theory.construction_errors(c, xs, ys, rs)) <= 1e-3
+    # far beyond the accuracy criterion (median 1e-3): one block less drops only the
+    # smallest ranking term, the other ablations break the step altogether
+    floor = {"linear_attention": 0.5, "merged_heads": 0.5, "no_ffn": 0.5, "fewer_blocks": 1e-2}
+    for which in theory.ABLATIONS:
+        err = theory.construction_errors(theory.ablate(c, which), xs, ys, rs)
+        assert np.median(err) >= floor[which], (which, np.median(err))
+    # every ranking / pair block removed makes it worse
+    blocks = [np.median(theory.construction_errors(theory.ablate(c, "fewer_blocks", b),
+                                                   xs, ys, rs))
+              for b in range(theory._pair_or_rank_blocks(c) + 1)]
+    assert all(a > b for a, b in zip(blocks, blocks[1:])), blocks
+
+
+def test_ranking_head_ranks_in_the_attention_maps():
+    model = theory.construct_pl_gd(5, 8, lr=0.1)
+    xs, ys, rs = theory.random_tasks(8, 5, 8, seed=6)
+    maps = model.attention_maps(xs, ys, rs)
+    np.testing.assert_allclose(maps.sum(-1), 1.0, atol=1e-5)
+    probe = theory.probe_attention(maps, ys, rs, model.predict(xs, ys, rs)[:, -1])
+    # block 1, head 0 (the first ranking head) puts all its mass on the best example
+    assert probe["top_mass"][1, 0] > 0.999
+    assert probe["top_mass"][1, 1] < 0.9  # the normaliser head spreads its mass
+
+
+def test_constructor_arguments_are_checked():
+    with pytest.raises(ValueError):
+        theory.pl_gd_parameters(5, 1, 0.1)
+    with pytest.raises(ValueError):
+        theory.pl_gd_parameters(5, 6, 0.1, blocks_per_step=9)
+    with pytest.raises(ValueError):
+        theory.ablate(theory.pl_gd_parameters(5, 6, 0.1), "no_softmax")

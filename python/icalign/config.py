@@ -40,6 +40,11 @@ class ModelConfig:
         An extra read-out at the y-tokens that predicts the shown reward of
         each response from the context before it (the self-critic of the
         critic-quality experiments); off for the paper's models.
+    layernorm : bool, default True
+        LayerNorm in every block and before the read-out. False keeps only
+        each LayerNorm's affine map ``x * weight + bias`` (no centring or
+        scaling; same parameters), as the hand-built models of
+        ``icalign.theory`` need.
 
     Raises
     ------
@@ -72,6 +77,7 @@ class ModelConfig:
     ffn: bool = True
     causal: bool = True
     reward_head: bool = False
+    layernorm: bool = True
 
     def __post_init__(self):
         for name in ("n_dims", "n_points", "n_embd", "n_layer", "n_head"):
@@ -80,7 +86,7 @@ class ModelConfig:
             if value < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {value}")
             object.__setattr__(self, name, int(value))
-        for name in ("softmax", "ffn", "causal", "reward_head"):
+        for name in ("softmax", "ffn", "causal", "reward_head", "layernorm"):
             value = getattr(self, name)
             if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
                 raise TypeError(f"ModelConfig.{name} must be a bool, got {value!r}")
@@ -102,6 +108,9 @@ class ModelConfig:
         -------
         dict
             ``{field name: value}`` for every field; ``from_dict`` inverts it.
+            ``layernorm`` is left out at its default (True), so the names and
+            fingerprints of models (hashes of this dict) stay those of the
+            models trained before the option existed.
 
         Examples
         --------
@@ -112,7 +121,10 @@ class ModelConfig:
         >>> ica.ModelConfig.from_dict(cfg.to_dict()) == cfg
         True
         """
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["layernorm"]:
+            del d["layernorm"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":

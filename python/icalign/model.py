@@ -62,7 +62,8 @@ class Transformer:
         self.seed = int(seed)
         c = config
         self._core = _core.Model(c.n_dims, c.n_points, c.n_embd, c.n_layer, c.n_head,
-                                 c.softmax, c.ffn, c.causal, c.reward_head, int(seed))
+                                 c.softmax, c.ffn, c.causal, c.reward_head, int(seed),
+                                 layernorm=c.layernorm)
         self._table = [(name, tuple(shape), offset) for name, shape, offset
                        in self._core.tensors()]
 
@@ -311,6 +312,17 @@ class Transformer:
             return pred, rhat
         return self._core.forward(xs, ys, rs)
 
+    def attention_maps(self, xs, ys, rs) -> np.ndarray:
+        """Attention weights of the forward pass, (B, n_layer, n_head, 3N, 3N) float32.
+
+        Row t of block (b, l, h) holds the weights that token t of sequence b
+        gives every token in head h of block l: a probability distribution
+        (softmax attention), zero where the causal mask hides a token. With
+        linear attention (``softmax=False``) the rows are the masked scaled
+        scores that multiply the values.
+        """
+        return self._core.attention_maps(xs, ys, rs)
+
     def loss_and_grad(self, xs, ys, rs, objective: str = "pl", reward: str = "cosine",
                       reward_weight: float = 1.0) -> tuple[float, dict[str, np.ndarray]]:
         """Training loss and its gradient with respect to every parameter.
@@ -403,4 +415,5 @@ class Transformer:
         c = self.config
         return (f"Transformer(n_embd={c.n_embd}, n_layer={c.n_layer}, n_head={c.n_head}, "
                 f"softmax={c.softmax}, ffn={c.ffn}, causal={c.causal}, "
-                f"params={self.num_parameters:,})")
+                + ("" if c.layernorm else "layernorm=False, ")
+                + f"params={self.num_parameters:,})")
