@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -33,24 +32,10 @@ def _jsonable(obj):
     if isinstance(obj, np.ndarray):
         return _jsonable(obj.tolist())
     if isinstance(obj, (np.floating, float)):
-        return float(obj) if np.isfinite(obj) else str(obj)
+        return float(obj)  # json writes a non-finite error as Infinity
     if isinstance(obj, np.integer):
         return int(obj)
     return obj
-
-
-def measure(model_path=None, n_tasks=256):
-    t0 = time.time()
-    out = {"accuracy": theory.accuracy_table(n_tasks=n_tasks)}
-    print(f"accuracy table {time.time() - t0:.0f}s", flush=True)
-    out["sweeps"] = {kind: theory.constant_sweep(kind) for kind in ("pl", "bt")}
-    print(f"sweeps {time.time() - t0:.0f}s", flush=True)
-    out["ablations"] = [theory.ablation_errors(kind) for kind in ("pl", "bt")]
-    out["depth"] = theory.depth_errors()
-    print(f"ablations and depth {time.time() - t0:.0f}s", flush=True)
-    if model_path:
-        out["probe"] = theory.probe_trained_model(model_path)
-    return out
 
 
 def render(results):
@@ -83,12 +68,13 @@ def main():
             with open(RESULTS, "w") as f:
                 json.dump(results, f, indent=1)
     else:
-        results = _jsonable(measure(args.model, args.tasks))
+        results = _jsonable(theory.measure(n_tasks=args.tasks, model_path=args.model))
         os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
         with open(RESULTS, "w") as f:
             json.dump(results, f, indent=1)
+    text = render(results)
     with open(DOC, "w") as f:
-        f.write(render(results))
+        f.write(text)
 
 
 if __name__ == "__main__":

@@ -181,3 +181,26 @@ def test_constructor_arguments_are_checked():
         theory.pl_gd_parameters(5, 6, 0.1, blocks_per_step=9)
     with pytest.raises(ValueError):
         theory.ablate(theory.pl_gd_parameters(5, 6, 0.1), "no_softmax")
+
+
+def test_docs_tables_are_rendered_from_the_committed_results():
+    """docs/theory.md holds exactly what scripts/theory_results.py renders from
+    docs/theory/results.json (the numbers are not typed by hand), and the committed
+    accuracy rows meet the criterion on 256 tasks each."""
+    import importlib.util
+    import json
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        "theory_results", os.path.join(root, "scripts", "theory_results.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with open(script.RESULTS) as f:
+        results = json.load(f)
+    with open(script.DOC) as f:
+        assert f.read() == script.render(results)
+    rows = results["accuracy"]
+    assert {(r["kind"], r["steps"]) for r in rows} == {(k, s) for k in ("pl", "bt")
+                                                       for s in (1, 3)}
+    assert max(r["n_points"] for r in rows) == 20
+    for r in rows:
+        assert r["n_tasks"] == 256 and r["median"] <= 1e-3 and r["max"] <= 1e-2, r

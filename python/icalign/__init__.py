@@ -19,7 +19,7 @@ from .evaluate import (EVAL_SEED_BASE, error_curves, evaluation_set, normalized_
 from .model import Transformer
 from .task import AlignmentTask, TaskBatch
 from .training import TrainHistory, load_checkpoint, save_checkpoint, train
-from . import stats
+from . import stats, theory
 from .critics import (Critic, OracleCritic, ReplaceCritic, GaussianCritic, InvertedCritic,
                       QualityCritic, SelfCritic, make_critic, oracle_rewards, quality_rewards)
 from .self_correction import (SelfCorrection, pairwise_accuracy, self_correct,
@@ -140,7 +140,7 @@ __all__ = [
     "best_baseline", "weighted_baseline", "oracle_baseline", "normalized_error",
     "error_curves", "evaluation_set", "EVAL_SEED_BASE", "transformer_predictions",
     "train", "TrainHistory", "load_checkpoint", "save_checkpoint",
-    "stats", "Critic", "OracleCritic", "ReplaceCritic", "GaussianCritic",
+    "stats", "theory", "Critic", "OracleCritic", "ReplaceCritic", "GaussianCritic",
     "InvertedCritic", "QualityCritic", "SelfCritic", "SelfCorrection", "make_critic",
     "oracle_rewards", "quality_rewards",
     "pairwise_accuracy", "self_correct", "self_check_accuracy", "critic_accuracy_gain",

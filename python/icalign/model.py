@@ -313,13 +313,36 @@ class Transformer:
         return self._core.forward(xs, ys, rs)
 
     def attention_maps(self, xs, ys, rs) -> np.ndarray:
-        """Attention weights of the forward pass, (B, n_layer, n_head, 3N, 3N) float32.
+        """Attention weights of the C forward pass.
 
         Row t of block (b, l, h) holds the weights that token t of sequence b
         gives every token in head h of block l: a probability distribution
         (softmax attention), zero where the causal mask hides a token. With
         linear attention (``softmax=False``) the rows are the masked scaled
         scores that multiply the values.
+
+        Parameters
+        ----------
+        xs, ys : array_like, shape (B, N, d)
+            Queries and responses, N up to ``config.n_points``.
+        rs : array_like, shape (B, N) or (B, N, 1)
+            Shown rewards.
+
+        Returns
+        -------
+        numpy.ndarray, shape (B, n_layer, n_head, 3N, 3N), float32
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import icalign as ica
+        >>> model = ica.Transformer(ica.ModelConfig(n_embd=12, n_layer=2, n_head=3))
+        >>> b = ica.AlignmentTask(n_points=4).sample(2, seed=0)
+        >>> maps = model.attention_maps(b.xs, b.ys, b.rs)
+        >>> maps.shape
+        (2, 2, 3, 12, 12)
+        >>> bool(np.allclose(maps.sum(-1), 1.0, atol=1e-5)), float(np.triu(maps, 1).max())
+        (True, 0.0)
         """
         return self._core.attention_maps(xs, ys, rs)
 

@@ -802,6 +802,27 @@ def probe_trained_model(path, n_tasks=256, seed=12345):
             "n_tasks": int(n_tasks), "trained": trained, "construction": construction}
 
 
+def measure(n_tasks=256, n_points=(5, 11, 20), sweep_tasks=64, depth_points=range(3, 21),
+            model_path=None):
+    """Every measurement of ``docs/theory.md`` in one dict: ``accuracy``
+    (:func:`accuracy_table`), ``sweeps`` ({loss: :func:`constant_sweep`}),
+    ``ablations`` ([:func:`ablation_errors` for PL, BT]), ``depth``
+    (:func:`depth_errors`) and, with ``model_path``, ``probe``
+    (:func:`probe_trained_model`). Smaller arguments give a quick version.
+
+    Returns
+    -------
+    dict
+    """
+    out = {"accuracy": accuracy_table(n_tasks=n_tasks, n_points=n_points),
+           "sweeps": {kind: constant_sweep(kind, n_tasks=sweep_tasks) for kind in ("pl", "bt")},
+           "ablations": [ablation_errors(kind, n_tasks=sweep_tasks) for kind in ("pl", "bt")],
+           "depth": depth_errors(n_points=depth_points, n_tasks=sweep_tasks)}
+    if model_path:
+        out["probe"] = probe_trained_model(model_path)
+    return out
+
+
 # ------------------------------------------------------------------------------------
 # tables and figures (each plot function draws into a given matplotlib ``ax``)
 # ------------------------------------------------------------------------------------
@@ -891,10 +912,13 @@ def plot_ablations(ax, results):
     width = 0.8 / max(len(results), 1)
     for i, res in enumerate(results):
         x = np.arange(len(cols)) + (i - (len(results) - 1) / 2) * width
-        med = [min(max(res[c]["median"], 1e-9), 1e30) for c in cols]
-        worst = [min(max(res[c]["max"], 1e-9), 1e30) for c in cols]
+        med = [min(max(float(res[c]["median"]), 1e-9), 1e30) for c in cols]
+        worst = [min(max(float(res[c]["max"]), 1e-9), 1e30) for c in cols]
         ax.bar(x, med, width, label=_NAMES[res["kind"]])
         ax.scatter(x, worst, color="k", s=8, zorder=3)
+        for xi, c in zip(x, cols):
+            if not np.isfinite(float(res[c]["median"])):
+                ax.text(xi, 1e30, "overflow", ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks(np.arange(len(cols)))
     ax.set_xticklabels([c.replace("_", "\n") for c in cols])
@@ -931,8 +955,12 @@ def plot_probe(ax, probe, key="spearman_reward", title=None):
     """Heat map (layer x head) of one probe statistic."""
     a = np.asarray(probe[key])
     lim = max(float(np.max(np.abs(a))), 1e-9)
-    im = ax.imshow(a, cmap="coolwarm", vmin=-lim if a.min() < 0 else 0, vmax=lim,
-                   aspect="auto")
+    if a.min() < 0:
+        im = ax.imshow(a, cmap="coolwarm", vmin=-lim, vmax=lim, aspect="auto")
+    else:
+        im = ax.imshow(a, cmap="viridis", vmin=0, vmax=lim, aspect="auto")
+    ax.set_xticks(range(a.shape[1]))
+    ax.set_yticks(range(a.shape[0]))
     for (i, j), val in np.ndenumerate(a):
         ax.text(j, i, f"{val:.2f}", ha="center", va="center", fontsize=7)
     ax.set_xlabel("head")
