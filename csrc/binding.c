@@ -429,7 +429,9 @@ static int Model_set_adam_steps(ModelObject *self, PyObject *value, void *c) {
     return 0;
 }
 
-static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds) {
+/* forward (maps = 0: (pred, rhat or None)) or attention_maps (maps = 1: the
+ * (B, L, H, 3N, 3N) weights of the forward pass) */
+static PyObject *run_forward(ModelObject *self, PyObject *args, PyObject *kwds, int maps) {
     static char *kwlist[] = {"xs", "ys", "rs", NULL};
     PyObject *xs, *ys, *rs;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO", kwlist, &xs, &ys, &rs)) return NULL;
@@ -437,59 +439,45 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds
     const ica_config *cfg = ica_model_config(self->model);
     batch_arrays b;
     if (!batch_convert(xs, ys, rs, cfg->n_dims, &b)) return NULL;
-    npy_intp dims[3] = {b.B, b.N, b.d};
-    PyArrayObject *pred = new_float32("pred", 3, dims);
-    PyArrayObject *rhat = cfg->reward_head ? new_float32("rhat", 2, dims) : NULL;
-    if (!pred || (cfg->reward_head && !rhat) || !model_acquire(self)) {
-        Py_XDECREF(pred);
+    const npy_intp T = 3 * (npy_intp)b.N;
+    npy_intp dims[3] = {b.B, b.N, b.d}, map_dims[5] = {b.B, cfg->n_layer, cfg->n_head, T, T};
+    PyArrayObject *out =
+        maps ? new_float32("attention maps", 5, map_dims) : new_float32("pred", 3, dims);
+    PyArrayObject *rhat = !maps && cfg->reward_head ? new_float32("rhat", 2, dims) : NULL;
+    if (!out || (!maps && cfg->reward_head && !rhat) || !model_acquire(self)) {
+        Py_XDECREF(out);
         Py_XDECREF(rhat);
         batch_release(&b);
         return NULL;
     }
     ica_status st;
     Py_BEGIN_ALLOW_THREADS
-        st =
-            ica_model_forward(self->model, PyArray_DATA(pred), rhat ? PyArray_DATA(rhat) : NULL,
-                              PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N);
+        if (maps)
+            st = ica_model_attention_maps(self->model, PyArray_DATA(out), PyArray_DATA(b.xs),
+                                          PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N);
+        else
+            st = ica_model_forward(self->model, PyArray_DATA(out), rhat ? PyArray_DATA(rhat) : NULL,
+                                   PyArray_DATA(b.xs), PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B,
+                                   b.N);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     batch_release(&b);
     if (st != ICA_OK) {
-        Py_DECREF(pred);
+        Py_DECREF(out);
         Py_XDECREF(rhat);
         return raise_status(st);
     }
-    if (!rhat) return Py_BuildValue("(NO)", pred, Py_None);
-    return Py_BuildValue("(NN)", pred, rhat);
+    if (maps) return (PyObject *)out;
+    if (!rhat) return Py_BuildValue("(NO)", out, Py_None);
+    return Py_BuildValue("(NN)", out, rhat);
+}
+
+static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kwds) {
+    return run_forward(self, args, kwds, 0);
 }
 
 static PyObject *Model_attention_maps(ModelObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"xs", "ys", "rs", NULL};
-    PyObject *xs, *ys, *rs;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO", kwlist, &xs, &ys, &rs)) return NULL;
-    if (!model_ready(self)) return NULL;
-    const ica_config *cfg = ica_model_config(self->model);
-    batch_arrays b;
-    if (!batch_convert(xs, ys, rs, cfg->n_dims, &b)) return NULL;
-    npy_intp dims[5] = {b.B, cfg->n_layer, cfg->n_head, 3 * (npy_intp)b.N, 3 * (npy_intp)b.N};
-    PyArrayObject *probs = new_float32("attention maps", 5, dims);
-    if (!probs || !model_acquire(self)) {
-        Py_XDECREF(probs);
-        batch_release(&b);
-        return NULL;
-    }
-    ica_status st;
-    Py_BEGIN_ALLOW_THREADS
-        st = ica_model_attention_maps(self->model, PyArray_DATA(probs), PyArray_DATA(b.xs),
-                                      PyArray_DATA(b.ys), PyArray_DATA(b.rs), b.B, b.N);
-    Py_END_ALLOW_THREADS
-    self->busy = 0;
-    batch_release(&b);
-    if (st != ICA_OK) {
-        Py_DECREF(probs);
-        return raise_status(st);
-    }
-    return (PyObject *)probs;
+    return run_forward(self, args, kwds, 1);
 }
 
 /* Shared by loss_and_grad (update = 0) and step (update = 1: forward,
