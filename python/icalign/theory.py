@@ -516,15 +516,40 @@ def construct_pl_gd(n_dims, n_points, lr, steps=1, **approximation):
     """A Transformer whose prediction at the last x-token is :func:`pl_gd` (``steps``
     steps, step ``lr``) over the first ``n_points - 1`` examples.
 
-    Keyword arguments (the approximations, see the module docstring): ``y0_weight``
-    (W0, start from W0 x), ``delta``, ``beta``, ``reward_bound``, ``mask``,
-    ``score_bound``, ``square_scale``, ``blocks_per_step``.
+    The model reads sequences of exactly ``n_points`` examples (its position
+    embedding marks which tokens are context). Keyword arguments (the
+    approximations, see the module docstring): ``y0_weight`` (W0, start from W0 x),
+    ``delta``, ``beta``, ``reward_bound``, ``mask``, ``score_bound``,
+    ``square_scale``, ``blocks_per_step``.
+
+    Returns
+    -------
+    Transformer
+        ``1 + steps (n_points - 2)`` blocks of two heads, ``layernorm=False``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from icalign import theory
+    >>> model = theory.construct_pl_gd(5, 11, lr=0.1)
+    >>> xs, ys, rs = theory.random_tasks(4, n_dims=5, n_points=11, seed=0)
+    >>> err = theory.relative_error(model.predict(xs, ys, rs)[:, -1],
+    ...                             theory.pl_gd(xs, ys, rs, lr=0.1))
+    >>> bool(err.max() < 1e-3)
+    True
     """
     return pl_gd_parameters(n_dims, n_points, lr, steps, **approximation).transformer()
 
 
 def construct_bt_gd(n_dims, n_points, lr, steps=1, **approximation):
-    """As :func:`construct_pl_gd` for :func:`bt_gd` (non-causal attention)."""
+    """As :func:`construct_pl_gd` for :func:`bt_gd` (non-causal attention).
+
+    Returns
+    -------
+    Transformer
+        ``1 + steps (ceil((n_points - 2) / 2) + 2)`` blocks of four heads,
+        ``causal=False``, ``layernorm=False``.
+    """
     return bt_gd_parameters(n_dims, n_points, lr, steps, **approximation).transformer()
 
 
