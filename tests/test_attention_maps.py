@@ -49,6 +49,8 @@ def test_attention_maps_fewer_points_and_threads(restore_threads):
     # a causal prefix sees the same weights as the whole sequence
     full = model.attention_maps(xs, ys, rs)
     np.testing.assert_array_equal(full[:, :, :, :15, :15], one)
+    # chunks of the batch give the same maps
+    np.testing.assert_array_equal(model.attention_maps(xs, ys, rs, batch_size=4), full)
     # the forward pass is unchanged by keeping the maps
     np.testing.assert_array_equal(model.predict(xs, ys, rs), model.predict(xs, ys, rs))
 

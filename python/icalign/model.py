@@ -312,7 +312,7 @@ class Transformer:
             return pred, rhat
         return self._core.forward(xs, ys, rs)
 
-    def attention_maps(self, xs, ys, rs) -> np.ndarray:
+    def attention_maps(self, xs, ys, rs, batch_size: int = 64) -> np.ndarray:
         """Attention weights of the C forward pass.
 
         Row t of block (b, l, h) holds the weights that token t of sequence b
@@ -327,6 +327,9 @@ class Transformer:
             Queries and responses, N up to ``config.n_points``.
         rs : array_like, shape (B, N) or (B, N, 1)
             Shown rewards.
+        batch_size : int, default 64
+            Sequences per call of the C core (bounds its activation memory);
+            the result does not depend on it.
 
         Returns
         -------
@@ -344,6 +347,14 @@ class Transformer:
         >>> bool(np.allclose(maps.sum(-1), 1.0, atol=1e-5)), float(np.triu(maps, 1).max())
         (True, 0.0)
         """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        xs, ys, rs = (np.asarray(a) for a in (xs, ys, rs))
+        if xs.ndim == 3 and xs.shape[0] > batch_size:
+            return np.concatenate([self._core.attention_maps(xs[i:i + batch_size],
+                                                             ys[i:i + batch_size],
+                                                             rs[i:i + batch_size])
+                                   for i in range(0, xs.shape[0], batch_size)])
         return self._core.attention_maps(xs, ys, rs)
 
     def loss_and_grad(self, xs, ys, rs, objective: str = "pl", reward: str = "cosine",

@@ -218,7 +218,7 @@ class _Weights:
 
     def __init__(self, n_dims, n_points, n_embd, n_layer, n_head):
         d, E = n_dims, n_embd
-        self.E, self.H, self.hs, self.L = E, n_head, E // n_head, n_layer
+        self.E, self.hs = E, E // n_head
         self.p = {"read_in.weight": np.zeros((d, E)), "read_in.bias": np.zeros(E),
                   "wpe": np.zeros((3 * n_points, E))}
         for l in range(n_layer):
