@@ -207,7 +207,7 @@ def test_killed_worker_resumes_from_its_checkpoint(cluster, tmp_path):
 def _strip(value):
     if isinstance(value, dict):
         return {k: _strip(v) for k, v in value.items()
-                if k not in ("seconds", "train_seconds", "version")}
+                if k not in ("seconds", "train_seconds", "timing", "version")}
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value

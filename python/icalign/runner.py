@@ -31,6 +31,7 @@ from ._version import __version__
 from .baselines import DEFAULT_T, SIMPLE_BASELINES
 from .evaluate import EVAL_SEED_BASE, evaluation_set, task_errors
 from .executors import SerialExecutor
+from .manifest import PhaseTimer, experiment_timing, run_manifest, utc_now, write_manifest
 from .model import Transformer
 from .profiles import (PROFILES, Profile, TrainSpec, assumed_flops_per_second,
                        estimated_seconds, format_seconds)
@@ -91,6 +92,7 @@ class Runner:
         self._plan: list[TrainSpec] = []
         self._unbilled: dict[str, float] = {}   # training seconds not yet in a result
         self._t0 = time.monotonic()
+        self.timer = PhaseTimer()   # evaluation time per part (icalign.manifest)
 
     # ------------------------------------------------------------------ helpers
     def log(self, msg: str) -> None:
@@ -269,7 +271,8 @@ class Runner:
         batch = self.eval_batch(reward_noise)
         out = {}
         if model is not None:
-            errors = task_errors(batch, model, DEFAULT_T, ())
+            with self.timer("tf_eval"):
+                errors = task_errors(batch, model, DEFAULT_T, ())
             out[tf_label + suffix] = errors["TF"].mean(axis=0).tolist()
             se = task_standard_error(errors["TF"])
             self._task_se[tf_label + suffix] = {"se": se["se"], "n_tasks": se["n_tasks"],
@@ -278,8 +281,10 @@ class Runner:
             # a baseline does not depend on the training seed: computed once per run
             key = (name, float(reward_noise), int(steps) if name == "GD" else None)
             if key not in self._baseline_cache:
-                errors = task_errors(batch, None, DEFAULT_T, (name,), gd_steps=steps,
-                                     gd_lr=self.profile.gd_lr, seed=self.profile.gd_seed)[name]
+                with self.timer("gd" if name == "GD" else "baselines"):
+                    errors = task_errors(batch, None, DEFAULT_T, (name,), gd_steps=steps,
+                                         gd_lr=self.profile.gd_lr,
+                                         seed=self.profile.gd_seed)[name]
                 se = task_standard_error(errors)
                 self._baseline_cache[key] = (errors.mean(axis=0).tolist(),
                                              {"se": se["se"], "n_tasks": se["n_tasks"]})
@@ -331,7 +336,8 @@ class Runner:
     def _run_one(self, name: str, runs: Optional[list] = None) -> dict:
         exp = EXPERIMENTS[name]
         t0 = time.monotonic()
-        payload = self._run_seeds(exp) if runs is None else self._merge(runs)
+        runs = self._run_seeds(exp) if runs is None else runs
+        payload = self._merge(runs)
         result = {"experiment": name, "title": exp.title, "group": exp.group,
                   "profile": self.profile.name, "x_key": exp.x_key}
         if exp.x_key == "t":
@@ -346,25 +352,36 @@ class Runner:
         result.update({"profile_settings": self.profile.to_dict(), "seeds": self.seeds(),
                        "version": __version__,
                        "seconds": time.monotonic() - t0 + trained_here
-                       + sum(run[2] for run in runs or ()),
+                       + sum(run[2] for run in runs),
+                       "timing": experiment_timing((run[3] for run in runs),
+                                                   sum(run[3]["seconds"] for run in runs)),
                        "fingerprint": self.fingerprint(name)})
         atomic_write_text(self.json_path(name), json.dumps(result, indent=1) + "\n")
         return result
 
-    def _run_seeds(self, exp) -> dict:
-        """``exp.run`` once per training seed in this process, merged into one payload."""
+    def _run_seeds(self, exp) -> list:
+        """``exp.run`` once per training seed in this process: per seed (payload, task
+        standard errors, 0.0 (the seconds are counted by the caller), timing)."""
         runs = []
         try:
             for prof in self.seed_profiles():
                 self.profile, self._task_se = prof, {}
-                runs.append((exp.run(self), self._task_se, 0.0))
+                payload, timing = self._timed_run(exp)
+                runs.append((payload, self._task_se, 0.0, timing))
         finally:
             self.profile = self.base_profile
-        return self._merge(runs)
+        return runs
+
+    def _timed_run(self, exp) -> tuple:
+        """``exp.run(self)`` and its timing: {part: seconds} and "seconds" in all."""
+        self.timer.take()
+        t0 = time.monotonic()
+        payload = exp.run(self)
+        return payload, dict(self.timer.take(), seconds=time.monotonic() - t0)
 
     @staticmethod
     def _merge(runs: list) -> dict:
-        """One payload from (payload, task standard errors, seconds) per seed."""
+        """One payload from (payload, task standard errors, seconds, timing) per seed."""
         payloads = [run[0] for run in runs]
         curves = payloads[0].get("curves", {})
         baselines = {label: v for run in runs for label, v in run[1].items()
@@ -382,7 +399,7 @@ class Runner:
 
     def _evaluate_on_executor(self, names: list) -> dict:
         """Every (experiment, seed) of ``names`` as one task of the executor:
-        {name: [(payload, task standard errors, seconds) per seed]}."""
+        {name: [(payload, task standard errors, seconds, timing) per seed]}."""
         self._check_shared_folder()
         jobs = [(EXPERIMENTS[name], prof, os.path.abspath(os.path.dirname(self.dir)),
                  dict(self._diverged)) for name in names for prof in self.seed_profiles()]
@@ -398,7 +415,9 @@ class Runner:
 
         Trains the models they declare (phase 1), runs them (phase 2), writes
         <name>.json per experiment, then (from every JSON in the directory) the
-        figures and report.md."""
+        figures and report.md, and last the run manifest run.json
+        (``icalign.manifest``)."""
+        started, t_start = utc_now(), time.monotonic()
         selected = resolve(names)
         self._plan = self.plan(selected)
         self._prepare(selected)
@@ -412,7 +431,9 @@ class Runner:
                  f"{f' ({seeds} seeds each)' if seeds > 1 else ''} ({len(trained)} already "
                  f"trained); training estimate {format_seconds(estimated_seconds(total_flops))}"
                  f" at {assumed_flops_per_second() / 1e9:.0f} GFLOP/s; output {self.dir}")
-        self.train_models(needed)
+        t_train = time.monotonic()
+        done = self.train_models(needed)
+        t_eval = time.monotonic()
         remote = {} if isinstance(self.executor, SerialExecutor) or not todo \
             else self._evaluate_on_executor(todo)
         results = {}
@@ -426,8 +447,14 @@ class Runner:
             results[name] = self._run_one(name, remote.get(name))
             self.log(f"{tag}: wrote {self.json_path(name)} "
                      f"({format_seconds(results[name]['seconds'])})")
+        t_outputs = time.monotonic()
         if figures or report:
             build_outputs(self.dir, figures=figures, report=report, log=self.log)
+        write_manifest(self.dir, run_manifest(
+            self.profile.name, self.training_seeds, self.executor, started,
+            (t_start, t_train, t_eval, t_outputs, time.monotonic()), done,
+            [s.name for s in needed if s in trained], len(self._plan),
+            {n: results[n] for n in todo}, [n for n in selected if n not in todo]))
         self.log(f"done in {format_seconds(time.monotonic() - self._t0)}")
         return results
 
@@ -436,13 +463,13 @@ def evaluate_experiment(job: tuple) -> tuple:
     """Run one experiment for one training seed, as an executor task: ``job`` is
     (Experiment, the profile with that seed's ``train_seed``, the --out folder, the
     models that diverged in training). Loads the trained models from the shared output
-    folder; returns (payload, task standard errors of its curves, seconds)."""
+    folder; returns (payload, task standard errors of its curves, seconds, timing: the
+    seconds per part, see ``icalign.manifest``)."""
     experiment, profile, out, diverged = job
-    t0 = time.monotonic()
     runner = Runner(profile, out=out, resume=True, progress=False, log=lambda msg: None)
     runner._diverged = dict(diverged)
-    payload = experiment.run(runner)
-    return payload, runner._task_se, time.monotonic() - t0
+    payload, timing = runner._timed_run(experiment)
+    return payload, runner._task_se, timing["seconds"], timing
 
 
 def load_or_run(profile: str = "quick", out: str = "results", names=None,

@@ -80,10 +80,11 @@ def _run_accuracy_gain(runner) -> dict:
     s, batch = _eval(runner)
     spec = self_critic_spec(runner.profile)
     model = runner.trained_model(spec)
-    res = critic_studies.critic_accuracy_gain(
-        model, runner.task, k_values=s["k_values"], rounds=s["gain_rounds"],
-        n_tasks=s["n_tasks"], seed=s["seed"], variants=s["variants"], batch=batch)
-    res["self_check"] = self_check_accuracy(model, batch[:s["n_tasks"]])
+    with runner.timer("critic"):
+        res = critic_studies.critic_accuracy_gain(
+            model, runner.task, k_values=s["k_values"], rounds=s["gain_rounds"],
+            n_tasks=s["n_tasks"], seed=s["seed"], variants=s["variants"], batch=batch)
+        res["self_check"] = self_check_accuracy(model, batch[:s["n_tasks"]])
     res["models"] = {"self": runner.model_info(spec)}
     return res
 
@@ -92,8 +93,9 @@ def _run_rounds(runner) -> dict:
     s, batch = _eval(runner)
     spec = self_critic_spec(runner.profile)
     model = runner.trained_model(spec)
-    res = critic_studies.critic_rounds(model, runner.task, k=s["k"], rounds=s["rounds"],
-                                       n_tasks=s["n_tasks"], seed=s["seed"], batch=batch)
+    with runner.timer("critic"):
+        res = critic_studies.critic_rounds(model, runner.task, k=s["k"], rounds=s["rounds"],
+                                           n_tasks=s["n_tasks"], seed=s["seed"], batch=batch)
     res["models"] = {"self": runner.model_info(spec)}
     return res
 
@@ -107,9 +109,11 @@ def _run_model_size(runner) -> dict:
     items = size_configs(runner.profile)
     specs = _size_models(runner.profile)
     models = [runner.trained_model(sp) for sp in specs]
-    res = critic_studies.critic_model_size(
-        models, runner.task, critics=s["size_critics"], k=s["k"], rounds=s["gain_rounds"],
-        n_tasks=s["n_tasks"], seed=s["seed"], labels=[lab for lab, _ in items], batch=batch)
+    with runner.timer("critic"):
+        res = critic_studies.critic_model_size(
+            models, runner.task, critics=s["size_critics"], k=s["k"],
+            rounds=s["gain_rounds"], n_tasks=s["n_tasks"], seed=s["seed"],
+            labels=[lab for lab, _ in items], batch=batch)
     res["models"] = {lab: runner.model_info(sp) for (lab, _), sp in zip(items, specs)}
     return res
 
