@@ -12,7 +12,8 @@ import icalign
 # itself: the helpers defined in its __init__).
 DOCUMENTED = ("icalign",) + tuple(f"icalign.{name}" for name in (
     "config", "model", "task", "losses", "baselines", "stats", "evaluate", "critics",
-    "self_correction", "critic_studies", "training", "registry", "profiles"))
+    "self_correction", "critic_studies", "training", "registry", "profiles", "manifest",
+    "summary"))
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 

@@ -1,6 +1,7 @@
 """Executors: serial and Dask (a LocalCluster on loopback), thread bounds, the
 shared-folder check, and a worker killed in the middle of a training."""
 import functools
+import json
 import os
 import signal
 import sys
@@ -228,6 +229,12 @@ def test_smoke_on_two_workers_equals_the_local_run(cluster, tmp_path):
     assert _strip(dask) == _strip(local)
     assert any(line.startswith("[cluster] 14/14 done") for line in lines)   # trainings
     assert any(line.startswith("[cluster] 18/18 done") for line in lines)   # 9 x 2 evaluations
+    # the evaluation timings travel back from the workers into the JSON and run.json
+    assert all(r["timing"]["seconds"] > 0 for r in dask.values())
+    with open(tmp_path / "dask" / "smoke" / "run.json", encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert manifest["executor"]["kind"] == "dask" and manifest["executor"]["workers"] == 2
+    assert manifest["time"]["evaluation"]["critic"] > 0
     models = sorted(os.listdir(tmp_path / "local" / "smoke" / "models"))
     assert len(models) == 14 and models == sorted(os.listdir(tmp_path / "dask" / "smoke" / "models"))
     for name in models:

@@ -71,7 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     rpt.add_argument("--no-figures", action="store_true")
     rpt.add_argument("--changes-from", metavar="REPORT", default=None,
                      help="an earlier report.md (e.g. of a one-seed run): print the claims "
-                          "whose verdict changed since")
+                          "whose verdict changed since; with --readme, also keep its "
+                          "verdicts in DIR/previous_verdicts.json for the README block")
+    rpt.add_argument("--changes-label", metavar="TEXT", default=None,
+                     help="how the README block names the earlier report (default: from "
+                          "the seeds it states, e.g. 'the run with one training seed')")
+    rpt.add_argument("--readme", metavar="README", default=None,
+                     help="also rewrite the results block of this README (between "
+                          "<!-- results:begin --> and <!-- results:end -->) from DIR")
 
     pl = sub.add_parser("plan", help="list the models a profile trains and the time estimate")
     pl.add_argument("--profile", default="quick", choices=profiles)
@@ -196,6 +203,13 @@ def main(argv=None) -> int:
                     before = f.read()
                 with open(os.path.join(directory, "report.md"), encoding="utf-8") as f:
                     print(verdict_changes(before, f.read()), end="")
+            if args.readme:
+                from .summary import save_previous_verdicts, update_readme
+                if args.changes_from:
+                    save_previous_verdicts(directory, before, args.changes_label)
+                update_readme(args.readme, directory)
+                print(f"rewrote the results block of {args.readme} from {directory}",
+                      file=sys.stderr)
             return 0
         return _reproduce(args, parser)
     except KeyboardInterrupt:

@@ -127,8 +127,28 @@ def sum_timings(timings: Iterable[Optional[dict]]) -> dict:
 
 
 def executor_info(executor) -> dict:
-    """How an executor runs tasks, for the manifest: its kind, its own description,
-    its workers and threads (this process: the C core's thread count)."""
+    """How an executor runs tasks, for the manifest.
+
+    Parameters
+    ----------
+    executor : object
+        ``executors.SerialExecutor``, ``executors.DaskExecutor`` or any object with
+        ``map``.
+
+    Returns
+    -------
+    dict
+        kind (its ``name``, else its class name), description (its ``describe()``),
+        workers, and threads in all (for this process: the C core's thread count).
+
+    Examples
+    --------
+    >>> from icalign.executors import SerialExecutor
+    >>> from icalign.manifest import executor_info
+    >>> info = executor_info(SerialExecutor())
+    >>> info["kind"], info["description"], info["workers"], info["threads"] >= 1
+    ('local', 'this process', 1, True)
+    """
     kind = getattr(executor, "name", type(executor).__name__)
     describe = getattr(executor, "describe", None)
     info = {"kind": kind, "description": describe() if callable(describe) else str(kind)}

@@ -229,7 +229,11 @@ def verdict_changes(old_report: str, new_report: str) -> str:
     """A markdown table of the claims whose mark differs between two report.md texts
     (e.g. a one-seed run and a several-seed run), in the new report's order; claims the
     earlier report does not have are listed as such."""
-    old, new = claim_marks(old_report), claim_marks(new_report)
+    return marks_changes(claim_marks(old_report), claim_marks(new_report))
+
+
+def marks_changes(old: dict, new: dict) -> str:
+    """``verdict_changes`` of two {claim: mark} dicts (``claim_marks``)."""
     rows = [f"| {_cell(c)} | {old.get(c, 'not in the earlier report')} | {m} |"
             for c, m in new.items() if old.get(c) != m]
     if not rows:
