@@ -89,11 +89,13 @@ def _run_line(results: dict, manifest: Optional[dict], link: str) -> list:
     if manifest is not None:
         ex = manifest.get("executor", {})
         m = manifest.get("models", {})
+        where = ex.get("description", ex.get("kind"))
+        if ex.get("kind") == "local":
+            where += f" ({_count(ex.get('threads', 1), 'thread')})"
         how = (f"{format_seconds(manifest['wall_seconds'])} wall clock from "
-               f"{manifest.get('started')} to {manifest.get('ended')} on "
-               f"{ex.get('description', ex.get('kind'))} ({ex.get('workers')} worker(s), "
-               f"{ex.get('threads')} thread(s) in all); {_count(m.get('trained', 0), 'model')} "
-               f"trained in this run, {m.get('loaded', 0)} loaded from earlier checkpoints")
+               f"{manifest.get('started')} to {manifest.get('ended')} on {where}; "
+               f"{_count(m.get('trained', 0), 'model')} trained in this run, "
+               f"{m.get('loaded', 0)} loaded from earlier checkpoints")
     else:
         how = (f"no run manifest (run.json) in the folder: the models' training time "
                f"summed from the JSON files is {format_seconds(sum(models.values()))}")
@@ -168,7 +170,8 @@ def _time_table(manifest: Optional[dict]) -> list:
                          f"{m.get('loaded', 0)} loaded",
              t["training"]["wall_seconds"], t["training"]["model_seconds"]),
             ("Evaluation", "all experiments run", ev["wall_seconds"], ev["seconds"])]
-    rows += [(f"  {TIMING_LABELS[p]}", "", None, ev.get(p, 0.0)) for p in TIMING_PARTS]
+    rows += [(f"of which: {TIMING_LABELS[p]}", "", None, ev.get(p, 0.0))
+             for p in TIMING_PARTS]
     rows += [("Figures and report", "", t["outputs_seconds"], None),
              ("Whole run", "", manifest["wall_seconds"], None)]
     fmt = (lambda s: "" if s is None else format_seconds(s))
