@@ -13,6 +13,10 @@ from .profiles import (ASSUMED_EFFICIENCY, ASSUMED_PEAK_FLOPS, PROFILES,
 from .registry import describe_names, load_builtin_experiments, plan
 
 
+README_HELP = ("also rewrite the results block of this README (between <!-- results:begin "
+               "--> and <!-- results:end -->) from DIR")
+
+
 def _names(value):
     return [n for n in value.split(",") if n.strip()] if value else None
 
@@ -73,12 +77,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="an earlier report.md (e.g. of a one-seed run): print the claims "
                           "whose verdict changed since; with --readme, also keep its "
                           "verdicts in DIR/previous_verdicts.json for the README block")
+    rpt.add_argument("--readme", metavar="README", default=None, help=README_HELP)
     rpt.add_argument("--changes-label", metavar="TEXT", default=None,
                      help="how the README block names the earlier report (default: from "
                           "the seeds it states, e.g. 'the run with one training seed')")
-    rpt.add_argument("--readme", metavar="README", default=None,
-                     help="also rewrite the results block of this README (between "
-                          "<!-- results:begin --> and <!-- results:end -->) from DIR")
 
     pl = sub.add_parser("plan", help="list the models a profile trains and the time estimate")
     pl.add_argument("--profile", default="quick", choices=profiles)
