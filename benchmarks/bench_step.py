@@ -4,9 +4,11 @@
 Prints, as markdown tables:
   1. the fp32 FMA peak (benchmarks/peak.c, built here with the system C compiler);
   2. per-kernel GFLOP/s and % of peak at the paper's shapes (benchmarks/bench_kernels.c);
-  3. the training step of the paper's model (batch 256, N 20 -> T 60, n_embd 96,
-     20 layers, 3 heads, PL loss with cosine reward, Adam), icalign vs PyTorch, on
-     1 and 2 threads: median step time, GFLOP/s and % of peak, speed-up, scaling;
+  3. the training step of the models chosen with --shapes (default: the paper's,
+     batch 256, N 20 -> T 60, n_embd 96, 20 layers, 3 heads; the quick profile's
+     E 36 / 12 / 48 / 72 at 8 layers, head size 12, batch 64), PL loss with cosine
+     reward, Adam, icalign vs PyTorch, on 1 and 2 threads: median step time,
+     GFLOP/s and % of peak, speed-up, scaling;
   4. peak resident memory of a process that runs paper-size training steps;
   5. the PL loss (forward + backward over the batch) vs the vectorised PyTorch loss.
 
@@ -16,6 +18,8 @@ PyTorch is optional: without it the torch columns say "n/a".
     python benchmarks/bench_step.py                 # everything (~3-5 minutes)
     python benchmarks/bench_step.py --steps 3 --no-kernels
     python benchmarks/bench_step.py --json results.json
+    python benchmarks/bench_step.py --shapes quick --no-kernels   # the quick-profile models
+    python benchmarks/bench_step.py --shapes paper,E36 --threads 2
 
 The load average is printed before and after: other processes on the machine
 slow both sides; compare numbers from the same run only.
@@ -38,6 +42,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = dict(n_dims=5, n_points=20, n_embd=96, n_layer=20, n_head=3)
 BATCH = 256
+
+# Model shapes that --shapes can time: name -> (config, batch). "paper" is the
+# published model; the quick-profile models (3000 steps of batch 64, 8 layers,
+# head size 12) are the ones users train most.
+SHAPES = {
+    "paper": (PAPER, BATCH),
+    "E36": (dict(PAPER, n_embd=36, n_layer=8, n_head=3), 64),  # the quick profile's default
+    "E12": (dict(PAPER, n_embd=12, n_layer=8, n_head=1), 64),
+    "E48": (dict(PAPER, n_embd=48, n_layer=8, n_head=4), 64),
+    "E72": (dict(PAPER, n_embd=72, n_layer=8, n_head=6), 64),
+}
+SHAPE_GROUPS = {"quick": ["E36", "E12", "E48", "E72"], "all": list(SHAPES)}
+
+
+def parse_shapes(text):
+    """Shape names from a comma list of names and groups (quick, all)."""
+    names = []
+    for part in text.split(","):
+        part = part.strip()
+        for name in SHAPE_GROUPS.get(part, [part]):
+            if name not in SHAPES:
+                raise SystemExit(f"unknown shape {name!r}: choose from "
+                                 f"{', '.join([*SHAPES, *SHAPE_GROUPS])}")
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def shape_label(name):
+    cfg, batch = SHAPES[name]
+    return (f"E{cfg['n_embd']} L{cfg['n_layer']} H{cfg['n_head']} "
+            f"(head size {cfg['n_embd'] // cfg['n_head']}), batch {batch}")
 
 
 # ----------------------------------------------------------------------------- flops
@@ -95,9 +131,10 @@ def _worker_icalign(args):
     if args.simd:
         ica.set_simd_path(args.simd)
     ica.set_num_threads(args.threads)
-    model = ica.Transformer(ica.ModelConfig(**PAPER), seed=0)
-    task = ica.AlignmentTask(n_dims=PAPER["n_dims"], n_points=PAPER["n_points"])
-    batches = [task.sample(args.batch, seed=i) for i in range(args.warmup + args.steps)]
+    cfg, batch = SHAPES[args.shape]
+    model = ica.Transformer(ica.ModelConfig(**cfg), seed=0)
+    task = ica.AlignmentTask(n_dims=cfg["n_dims"], n_points=cfg["n_points"])
+    batches = [task.sample(args.batch or batch, seed=i) for i in range(args.warmup + args.steps)]
     times, cpus = [], []
     for i, b in enumerate(batches):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -123,11 +160,12 @@ def _worker_torch(args):
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT / "python"))
     import icalign as ica
-    task = ica.AlignmentTask(n_dims=PAPER["n_dims"], n_points=PAPER["n_points"])
-    model = tm.TorchModel(**PAPER)
+    cfg, batch = SHAPES[args.shape]
+    task = ica.AlignmentTask(n_dims=cfg["n_dims"], n_points=cfg["n_points"])
+    model = tm.TorchModel(**cfg)
     tm.gpt2_init_(model, 0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    batches = [task.sample(args.batch, seed=i) for i in range(args.warmup + args.steps)]
+    batches = [task.sample(args.batch or batch, seed=i) for i in range(args.warmup + args.steps)]
     times, cpus = [], []
     for i, b in enumerate(batches):
         xs, ys, rs = (torch.from_numpy(np.ascontiguousarray(a)) for a in (b.xs, b.ys, b.rs))
@@ -148,7 +186,7 @@ def _worker_loss(args):
     import icalign as ica
     ica.set_num_threads(args.threads)
     b = ica.AlignmentTask(n_dims=PAPER["n_dims"], n_points=PAPER["n_points"]).sample(
-        args.batch, seed=0)
+        args.batch or BATCH, seed=0)
     pred = np.random.default_rng(0).standard_normal(b.xs.shape).astype(np.float32)
 
     def best_of(fn, reps, rounds=5):
@@ -177,9 +215,11 @@ def _worker_loss(args):
     return out
 
 
-def run_worker(kind, threads, args, simd=None):
+def run_worker(kind, threads, args, simd=None, shape="paper"):
     cmd = [sys.executable, __file__, "--worker", kind, "--threads", str(threads),
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch)]
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--shape", shape]
+    if args.batch:
+        cmd += ["--batch", str(args.batch)]
     if simd:
         cmd += ["--simd", simd]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -198,15 +238,69 @@ def torch_available():
         return False
 
 
+def time_shape(name, threads, args, peaks, have_torch):
+    """Times the training step of one shape on each thread count, prints its table;
+    returns its results and the summary rows (name, flops, threads, median s, % peak)."""
+    cfg, batch = SHAPES[name]
+    batch = args.batch or batch
+    flops = step_flops(B=batch, **cfg)
+    rows = []
+    for th in threads:
+        ic = run_worker("icalign", th, args, args.simd, shape=name)
+        tt = run_worker("torch", th, args, shape=name) if have_torch else None
+        rows.append((th, ic, tt))
+    isa = rows[0][1]["simd"]
+    print(f"## Training step, {shape_label(name)}, T {3 * cfg['n_points']}, PL/cosine, Adam: "
+          f"{flops / 1e9:.2f} GFLOP per step\n")
+    print("| threads | icalign s/step (median) | icalign CPU s/step | icalign GFLOP/s | "
+          "% of peak | torch s/step (median) | speed-up vs torch |\n"
+          "|---|---|---|---|---|---|---|")
+    med, summary = {}, []
+    for th, ic, tt in rows:
+        t_ic = statistics.median(ic["times"])
+        med[th] = t_ic
+        peak = peaks.get((isa, th))  # the peak of the ISA icalign ran (none for scalar)
+        pct = f"{100 * flops / t_ic / 1e9 / peak:.1f}%" if peak else "n/a"
+        summary.append((name, flops, th, t_ic, pct))
+        t_t = statistics.median(tt["times"]) if tt else None
+        print(f"| {th} | {t_ic:.4f} | {statistics.median(ic['cpu']):.4f} | "
+              f"{flops / t_ic / 1e9:.1f} | {pct} | "
+              f"{f'{t_t:.4f}' if t_t else 'n/a'} | {f'{t_t / t_ic:.2f}x' if t_t else 'n/a'} |")
+    print()
+    if 1 in med and 2 in med:
+        print(f"Thread scaling 1 -> 2 (icalign): {med[1] / med[2]:.2f}x")
+        tt1 = next((tt for th, ic, tt in rows if th == 1), None)
+        tt2 = next((tt for th, ic, tt in rows if th == 2), None)
+        if tt1 and tt2:
+            print(f"Thread scaling 1 -> 2 (torch):   "
+                  f"{statistics.median(tt1['times']) / statistics.median(tt2['times']):.2f}x")
+    print(f"icalign path: {isa}; per-step times (ms): " +
+          "; ".join(f"{th} thr: {', '.join(f'{x * 1e3:.1f}' for x in ic['times'])}"
+                    for th, ic, _ in rows))
+    print("Peak RSS of the process running the steps: " +
+          "; ".join(f"icalign {th} thr {ic['rss_mib']:.0f} MiB" for th, ic, _ in rows) +
+          ("; " + "; ".join(f"torch {th} thr {tt['rss_mib']:.0f} MiB" for th, _, tt in rows if tt)
+           if have_torch else ""))
+    print()
+    return dict(flops_per_step=flops, batch=batch, config=cfg,
+                runs={th: dict(icalign=ic, torch=tt) for th, ic, tt in rows}), summary
+
+
 # ----------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", default="1,2", help="thread counts to time (default 1,2)")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per run (median)")
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--batch", type=int, default=None,
+                    help="batch size (default: the shape's, 256 for paper, 64 for quick)")
+    ap.add_argument("--shapes", default="paper",
+                    help="comma list of models to time: paper, E36, E12, E48, E72, or the "
+                         "groups quick (E36,E12,E48,E72) and all (default paper)")
+    ap.add_argument("--shape", default="paper", help=argparse.SUPPRESS)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-kernels", action="store_true", help="skip bench_kernels.c")
+    ap.add_argument("--no-loss", action="store_true", help="skip the PL loss comparison")
     ap.add_argument("--simd", default=None, help="force a dispatch path for icalign")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -251,57 +345,33 @@ def main():
     shutil.rmtree(build_dir, ignore_errors=True)
 
     have_torch = not args.no_torch and torch_available()
-    flops = step_flops(B=args.batch)
-    results["flops_per_step"] = flops
-    rows = []
-    for th in threads:
-        ic = run_worker("icalign", th, args, args.simd)
-        tt = run_worker("torch", th, args) if have_torch else None
-        rows.append((th, ic, tt))
-    results["step"] = {th: dict(icalign=ic, torch=tt) for th, ic, tt in rows}
+    shapes = parse_shapes(args.shapes)
+    results["step"] = {}
+    summary = []
+    for name in shapes:
+        results["step"][name], rows = time_shape(name, threads, args, peaks, have_torch)
+        summary += rows
+    if len(shapes) > 1:
+        print("## Summary: training step per model\n")
+        print("| model | GFLOP/step | threads | ms/step (median) | GFLOP/s | % of peak |\n"
+              "|---|---|---|---|---|---|")
+        for name, flops, th, t, pct in summary:
+            print(f"| {shape_label(name)} | {flops / 1e9:.2f} | {th} | {t * 1e3:.1f} | "
+                  f"{flops / t / 1e9:.0f} | {pct} |")
+        print()
 
-    isa = rows[0][1]["simd"]
-    print(f"## Training step, paper model (batch {args.batch}, T 60, n_embd 96, 20 layers, "
-          f"3 heads, PL/cosine, Adam): {flops / 1e9:.1f} GFLOP per step\n")
-    print("| threads | icalign s/step (median) | icalign CPU s/step | icalign GFLOP/s | "
-          "% of peak | torch s/step (median) | speed-up vs torch |\n"
-          "|---|---|---|---|---|---|---|")
-    med = {}
-    for th, ic, tt in rows:
-        t_ic = statistics.median(ic["times"])
-        med[th] = t_ic
-        peak = peaks.get((isa, th))  # the peak of the ISA icalign ran (none for scalar)
-        pct = f"{100 * flops / t_ic / 1e9 / peak:.1f}%" if peak else "n/a"
-        t_t = statistics.median(tt["times"]) if tt else None
-        print(f"| {th} | {t_ic:.3f} | {statistics.median(ic['cpu']):.3f} | "
-              f"{flops / t_ic / 1e9:.1f} | {pct} | "
-              f"{f'{t_t:.3f}' if t_t else 'n/a'} | {f'{t_t / t_ic:.2f}x' if t_t else 'n/a'} |")
-    print()
-    if 1 in med and 2 in med:
-        print(f"Thread scaling 1 -> 2 (icalign): {med[1] / med[2]:.2f}x")
-        tt1 = next((tt for th, ic, tt in rows if th == 1), None)
-        tt2 = next((tt for th, ic, tt in rows if th == 2), None)
-        if tt1 and tt2:
-            print(f"Thread scaling 1 -> 2 (torch):   "
-                  f"{statistics.median(tt1['times']) / statistics.median(tt2['times']):.2f}x")
-    print(f"icalign path: {isa}; per-step times (s): " +
-          "; ".join(f"{th} thr: {', '.join(f'{x:.3f}' for x in ic['times'])}" for th, ic, _ in rows))
-    print("Peak RSS of the process running paper-size steps: " +
-          "; ".join(f"icalign {th} thr {ic['rss_mib']:.0f} MiB" for th, ic, _ in rows) +
-          ("; " + "; ".join(f"torch {th} thr {tt['rss_mib']:.0f} MiB" for th, _, tt in rows if tt)
-           if have_torch else ""))
-    print()
-
-    loss_th = max(threads)
-    lo = run_worker("loss", loss_th, args)
-    results["pl_loss"] = lo
-    print(f"## PL loss + gradient over the batch ({args.batch} x 20 x 5), {loss_th} threads\n")
-    print("| icalign | torch (vectorised) | speed-up |\n|---|---|---|")
-    if "torch" in lo:
-        print(f"| {lo['icalign'] * 1e6:.0f} us | {lo['torch'] * 1e6:.0f} us | "
-              f"{lo['torch'] / lo['icalign']:.0f}x |")
-    else:
-        print(f"| {lo['icalign'] * 1e6:.0f} us | n/a | n/a |")
+    if not args.no_loss:
+        loss_th = max(threads)
+        lo = run_worker("loss", loss_th, args)
+        results["pl_loss"] = lo
+        print(f"## PL loss + gradient over the batch ({args.batch or BATCH} x 20 x 5), "
+              f"{loss_th} threads\n")
+        print("| icalign | torch (vectorised) | speed-up |\n|---|---|---|")
+        if "torch" in lo:
+            print(f"| {lo['icalign'] * 1e6:.0f} us | {lo['torch'] * 1e6:.0f} us | "
+                  f"{lo['torch'] / lo['icalign']:.0f}x |")
+        else:
+            print(f"| {lo['icalign'] * 1e6:.0f} us | n/a | n/a |")
     results["load_after"] = os.getloadavg()
     print(f"\nload average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:

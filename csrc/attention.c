@@ -26,14 +26,27 @@ size_t attention_scratch_floats(int T, int hs, int threads) {
     return per_thread * (size_t)(threads > 0 ? threads : 1);
 }
 
+/* The calling thread's scratch: thread `tid` of a region of `threads` threads (tid 0 when
+ * the pairs run on the calling thread alone, threads == 1). */
 static float *thread_scratch(float *scratch, int T, int hs, int threads) {
     int tid = 0;
 #ifdef _OPENMP
-    tid = omp_get_thread_num();
+    if (threads > 1) tid = omp_get_thread_num();
 #endif
     ICA_ASSERT(tid < threads); /* the scratch was sized for `threads` */
     return scratch + attention_scratch_floats(T, hs, 1) * (size_t)tid;
 }
+
+/* The arguments of a forward or backward call; one (batch, head) pair per
+ * chunk of ica_parallel_chunks. */
+typedef struct {
+    const ica_vector_kernels *k;
+    float *out, *scratch; /* out: the attention output (forward) or dqkv (backward) */
+    const float *qkv, *dout;
+    int B, T, E, H, softmax, causal, threads;
+    float *probs; /* forward: NULL, or where each pair's weights go (attention maps) */
+    size_t probs_stride;
+} attn_args;
 
 /* Prefetch part `part` of `parts` of n floats at base. The (batch, head)
  * loop walks qkv one batch element (a contiguous T x 3E block) at a time, and
@@ -105,52 +118,65 @@ static void keep_probs(float *dst, const float *P, int T, int causal) {
             dst[(size_t)t * T + j] = causal && j > t ? 0.0f : P[(size_t)t * tp + j];
 }
 
+static void forward_pair(const void *arg, size_t bh, size_t begin, size_t count) {
+    const attn_args *x = arg;
+    const ica_vector_kernels *k = x->k;
+    const int T = x->T, E = x->E, H = x->H, hs = E / H, row = 3 * E, tp = TP(T);
+    const int b = (int)bh / H, h = (int)bh % H;
+    const float scale = 1.0f / sqrtf((float)hs);
+    const float *q = x->qkv + (size_t)b * T * row + h * hs, *key = q + E, *v = q + 2 * E;
+    float *kt = thread_scratch(x->scratch, T, hs, x->threads), *P = kt + (size_t)hs * tp;
+    (void)begin, (void)count;
+    if (b + 1 < x->B) prefetch_part(x->qkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 0);
+    attention_probs(k, P, kt, q, key, row, T, hs, scale, x->softmax, x->causal);
+    if (x->probs)
+        keep_probs(x->probs + (size_t)b * x->probs_stride + (size_t)h * T * T, P, T, x->causal);
+    /* O = P V (T, hs) into the head's columns of out */
+    rows_gemm(k, x->out + (size_t)b * T * E + h * hs, E, P, tp, v, row, T, hs, T, x->causal, 0, 1);
+}
+
 void attention_forward(const ica_ctx *ctx, float *out, float *scratch, const float *qkv, int B,
                        int T, int E, int H, int softmax, int causal, float *probs,
                        size_t probs_stride) {
     /* qkv (B,T,3E) -> out (B,T,E) */
-    const ica_vector_kernels *k = ctx->vk;
-    const int hs = E / H, row = 3 * E, tp = TP(T);
+    const attn_args x = {.k = ctx->vk, .out = out, .scratch = scratch, .qkv = qkv, .B = B,
+                         .T = T, .E = E, .H = H, .softmax = softmax, .causal = causal,
+                         .threads = ctx->threads, .probs = probs, .probs_stride = probs_stride};
+    ica_parallel_chunks(ctx, forward_pair, &x, (size_t)B * H, 1);
+}
+
+static void backward_pair(const void *arg, size_t bh, size_t begin, size_t count) {
+    const attn_args *x = arg;
+    const ica_vector_kernels *k = x->k;
+    const int T = x->T, E = x->E, H = x->H, hs = E / H, row = 3 * E, tp = TP(T);
+    const int b = (int)bh / H, h = (int)bh % H, causal = x->causal;
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static) num_threads(ctx->threads)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        const float *q = qkv + (size_t)b * T * row + h * hs, *key = q + E, *v = q + 2 * E;
-        float *kt = thread_scratch(scratch, T, hs, ctx->threads), *P = kt + (size_t)hs * tp;
-        if (b + 1 < B) prefetch_part(qkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 0);
-        attention_probs(k, P, kt, q, key, row, T, hs, scale, softmax, causal);
-        if (probs) keep_probs(probs + (size_t)b * probs_stride + (size_t)h * T * T, P, T, causal);
-        /* O = P V (T, hs) into the head's columns of out */
-        rows_gemm(k, out + (size_t)b * T * E + h * hs, E, P, tp, v, row, T, hs, T, causal, 0, 1);
+    const float *q = x->qkv + (size_t)b * T * row + h * hs, *key = q + E, *v = q + 2 * E;
+    const float *dO = x->dout + (size_t)b * T * E + h * hs;
+    float *dq = x->out + (size_t)b * T * row + h * hs, *dk = dq + E, *dv = dq + 2 * E;
+    float *xt = thread_scratch(x->scratch, T, hs, x->threads), *P = xt + (size_t)hs * tp;
+    float *dS = P + (size_t)T * tp;
+    (void)begin, (void)count;
+    if (b + 1 < x->B) {
+        prefetch_part(x->qkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 0);
+        prefetch_part(x->dout + (size_t)(b + 1) * T * E, (size_t)T * E, h, H, 0);
+        prefetch_part(x->out + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 1);
     }
+    attention_probs(k, P, xt, q, key, row, T, hs, scale, x->softmax, causal);
+    /* dP = dO V^T (T, TP), then dS = scale * softmax backward, in place */
+    k->transpose(xt, tp, v, row, T, hs);
+    rows_gemm(k, dS, tp, dO, E, xt, tp, T, tp, hs, causal, 1, 16);
+    k->softmax_backward_rows(dS, P, tp, T, causal, scale, x->softmax);
+    cols_gemm(k, dv, row, P, tp, dO, E, T, hs, causal);              /* dV = P^T dO */
+    rows_gemm(k, dq, row, dS, tp, key, row, T, hs, T, causal, 0, 1); /* dQ = dS K */
+    cols_gemm(k, dk, row, dS, tp, q, row, T, hs, causal);            /* dK = dS^T Q */
 }
 
 void attention_backward(const ica_ctx *ctx, float *dqkv, float *scratch, const float *dout,
                         const float *qkv, int B, int T, int E, int H, int softmax, int causal) {
     /* dout (B,T,E) -> dqkv (B,T,3E), overwritten */
-    const ica_vector_kernels *k = ctx->vk;
-    const int hs = E / H, row = 3 * E, tp = TP(T);
-    const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static) num_threads(ctx->threads)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        const float *q = qkv + (size_t)b * T * row + h * hs, *key = q + E, *v = q + 2 * E;
-        const float *dO = dout + (size_t)b * T * E + h * hs;
-        float *dq = dqkv + (size_t)b * T * row + h * hs, *dk = dq + E, *dv = dq + 2 * E;
-        float *xt = thread_scratch(scratch, T, hs, ctx->threads), *P = xt + (size_t)hs * tp;
-        float *dS = P + (size_t)T * tp;
-        if (b + 1 < B) {
-            prefetch_part(qkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 0);
-            prefetch_part(dout + (size_t)(b + 1) * T * E, (size_t)T * E, h, H, 0);
-            prefetch_part(dqkv + (size_t)(b + 1) * T * row, (size_t)T * row, h, H, 1);
-        }
-        attention_probs(k, P, xt, q, key, row, T, hs, scale, softmax, causal);
-        /* dP = dO V^T (T, TP), then dS = scale * softmax backward, in place */
-        k->transpose(xt, tp, v, row, T, hs);
-        rows_gemm(k, dS, tp, dO, E, xt, tp, T, tp, hs, causal, 1, 16);
-        k->softmax_backward_rows(dS, P, tp, T, causal, scale, softmax);
-        cols_gemm(k, dv, row, P, tp, dO, E, T, hs, causal);              /* dV = P^T dO */
-        rows_gemm(k, dq, row, dS, tp, key, row, T, hs, T, causal, 0, 1); /* dQ = dS K */
-        cols_gemm(k, dk, row, dS, tp, q, row, T, hs, causal);            /* dK = dS^T Q */
-    }
+    const attn_args x = {.k = ctx->vk, .out = dqkv, .scratch = scratch, .qkv = qkv, .dout = dout,
+                         .B = B, .T = T, .E = E, .H = H, .softmax = softmax, .causal = causal,
+                         .threads = ctx->threads};
+    ica_parallel_chunks(ctx, backward_pair, &x, (size_t)B * H, 1);
 }

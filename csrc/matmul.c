@@ -15,31 +15,44 @@
 #define WGRAD_CHUNK 128    /* rows of inp/dout per pass of the weight gradient */
 
 /* c (M, N; row stride ldc) = ([cin] + [bias] + A (M, kc) @ b (kc, N; row stride
- * ldb)) [* scale (M, N; row stride ldc)], A rows a + m * lda. Parallel over blocks of rows; within
- * a block the columns go panel by panel so a (kc, NR) panel of b stays in L1 while the block's rows
- * pass over it. */
+ * ldb)) [* scale (M, N; row stride ldc)], A rows a + m * lda. Parallel over blocks of rows
+ * (ica_parallel_chunks, one block per chunk); within a block the columns go panel by panel so a
+ * (kc, NR) panel of b stays in L1 while the block's rows pass over it. */
+typedef struct {
+    const ica_vector_kernels *k;
+    float *c;
+    const float *cin, *a, *scale, *b, *bias;
+    ptrdiff_t ldc, lda, ldb;
+    int M, N, kc;
+} gemm_args;
+
+static void gemm_block(const void *arg, size_t blk, size_t begin, size_t count) {
+    const gemm_args *g = arg;
+    const ica_vector_kernels *k = g->k;
+    const int MR = k->gemm_mr, NR = k->gemm_nr, MB = MR * ROW_BLOCK_TILES;
+    const ptrdiff_t ldc = g->ldc;
+    const int m_begin = (int)blk * MB, m_end = m_begin + MB < g->M ? m_begin + MB : g->M;
+    (void)begin, (void)count;
+    for (int n0 = 0; n0 < g->N; n0 += NR) {
+        int nr = g->N - n0 < NR ? g->N - n0 : NR;
+        for (int m0 = m_begin; m0 < m_end; m0 += MR) {
+            int mr = m_end - m0 < MR ? m_end - m0 : MR;
+            k->gemm_tile(g->c + m0 * ldc + n0, ldc, g->cin ? g->cin + m0 * ldc + n0 : NULL,
+                         g->bias ? g->bias + n0 : NULL, g->a + m0 * g->lda, g->lda, 1, g->b + n0,
+                         g->ldb, g->kc, mr, nr);
+        }
+    }
+    if (g->scale) /* the block is still in L1/L2 */
+        for (int m = m_begin; m < m_end; m++)
+            k->mul_inplace(g->c + m * ldc, g->scale + m * ldc, (size_t)g->N);
+}
+
 static void gemm_rows(const ica_ctx *ctx, float *c, ptrdiff_t ldc, const float *cin, const float *a,
                       ptrdiff_t lda, const float *scale, const float *b, ptrdiff_t ldb,
                       const float *bias, int M, int N, int kc) {
-    const ica_vector_kernels *k = ctx->vk;
-    const int MR = k->gemm_mr, NR = k->gemm_nr, MB = MR * ROW_BLOCK_TILES;
-    const int blocks = (M + MB - 1) / MB;
-#pragma omp parallel for schedule(static) num_threads(ctx->threads)
-    for (int blk = 0; blk < blocks; blk++) {
-        int m_end = (blk + 1) * MB < M ? (blk + 1) * MB : M;
-        for (int n0 = 0; n0 < N; n0 += NR) {
-            int nr = N - n0 < NR ? N - n0 : NR;
-            for (int m0 = blk * MB; m0 < m_end; m0 += MR) {
-                int mr = m_end - m0 < MR ? m_end - m0 : MR;
-                k->gemm_tile(c + m0 * ldc + n0, ldc, cin ? cin + m0 * ldc + n0 : NULL,
-                             bias ? bias + n0 : NULL, a + m0 * lda, lda, 1, b + n0, ldb, kc, mr,
-                             nr);
-            }
-        }
-        if (scale) /* the block is still in L1/L2 */
-            for (int m = blk * MB; m < m_end; m++)
-                k->mul_inplace(c + m * ldc, scale + m * ldc, (size_t)N);
-    }
+    const gemm_args g = {ctx->vk, c, cin, a, scale, b, bias, ldc, lda, ldb, M, N, kc};
+    const size_t MB = (size_t)ctx->vk->gemm_mr * ROW_BLOCK_TILES;
+    ica_parallel_chunks(ctx, gemm_block, &g, (size_t)M, MB);
 }
 
 void matmul_forward(const ica_ctx *ctx, float *out, const float *inp, const float *residual,
@@ -63,6 +76,40 @@ void matmul_backward_input(const ica_ctx *ctx, float *dinp, const float *dout, c
     gemm_rows(ctx, dinp, K, NULL, dout, N, scale, weight_t, K, NULL, M, K, N);
 }
 
+typedef struct {
+    const ica_vector_kernels *k;
+    float *dweight, *dbias;
+    const float *dout, *inp;
+    int M, K, N, accumulate, parts;
+} wgrad_args;
+
+/* Part `part` of `parts` of the weight gradient's output tiles (see below). */
+static void wgrad_part(const void *arg, size_t part, size_t begin, size_t count) {
+    const wgrad_args *w = arg;
+    const ica_vector_kernels *k = w->k;
+    const int MR = k->gemm_mr, NR = k->gemm_nr, M = w->M, K = w->K, N = w->N;
+    const int k_tiles = (K + MR - 1) / MR, n_tiles = (N + NR - 1) / NR;
+    const int tiles = k_tiles * n_tiles, split_k = K >= N;
+    const int t_begin = (int)((long)tiles * (long)part / w->parts);
+    const int t_end = (int)((long)tiles * (long)(part + 1) / w->parts);
+    (void)begin, (void)count;
+    for (int m0 = 0; m0 < M; m0 += WGRAD_CHUNK) {
+        int rows = M - m0 < WGRAD_CHUNK ? M - m0 : WGRAD_CHUNK;
+        for (int t = t_begin; t < t_end; t++) {
+            int ki = split_k ? t / n_tiles : t % k_tiles;
+            int ni = split_k ? t % n_tiles : t / k_tiles;
+            int k0 = ki * MR, n0 = ni * NR;
+            int mr = K - k0 < MR ? K - k0 : MR, nr = N - n0 < NR ? N - n0 : NR;
+            float *ct = w->dweight + (size_t)k0 * N + n0;
+            const float *g = w->dout + (size_t)m0 * N + n0;
+            int acc = m0 > 0 || w->accumulate;
+            k->gemm_tile(ct, N, acc ? ct : NULL, NULL, w->inp + (size_t)m0 * K + k0, 1, K, g, N,
+                         rows, mr, nr);
+            if (w->dbias && k0 == 0) k->colsum(w->dbias + n0, g, N, rows, nr, acc);
+        }
+    }
+}
+
 void matmul_backward_weight(const ica_ctx *ctx, float *dweight, float *dbias, const float *dout,
                             const float *inp, int M, int K, int N, int accumulate) {
     /* dweight (K,N) = inp^T (K,M) @ dout (M,N); dbias (N) = sum over rows of dout.
@@ -75,32 +122,6 @@ void matmul_backward_weight(const ica_ctx *ctx, float *dweight, float *dbias, co
      * only its part of the larger operand (inp columns when K >= N, dout
      * columns otherwise) and the smaller one whole; along N, a chunk's dout
      * panel (WGRAD_CHUNK x NR, 24 KB) stays in L1 while the k-tiles pass. */
-    const ica_vector_kernels *k = ctx->vk;
-    const int MR = k->gemm_mr, NR = k->gemm_nr;
-    const int k_tiles = (K + MR - 1) / MR, n_tiles = (N + NR - 1) / NR;
-    const int tiles = k_tiles * n_tiles, split_k = K >= N;
-#pragma omp parallel num_threads(ctx->threads)
-    {
-        int nth = 1, tid = 0;
-#ifdef _OPENMP
-        nth = omp_get_num_threads();
-        tid = omp_get_thread_num();
-#endif
-        int t_begin = (int)((long)tiles * tid / nth), t_end = (int)((long)tiles * (tid + 1) / nth);
-        for (int m0 = 0; m0 < M; m0 += WGRAD_CHUNK) {
-            int rows = M - m0 < WGRAD_CHUNK ? M - m0 : WGRAD_CHUNK;
-            for (int t = t_begin; t < t_end; t++) {
-                int ki = split_k ? t / n_tiles : t % k_tiles;
-                int ni = split_k ? t % n_tiles : t / k_tiles;
-                int k0 = ki * MR, n0 = ni * NR;
-                int mr = K - k0 < MR ? K - k0 : MR, nr = N - n0 < NR ? N - n0 : NR;
-                float *ct = dweight + (size_t)k0 * N + n0;
-                const float *g = dout + (size_t)m0 * N + n0;
-                int acc = m0 > 0 || accumulate;
-                k->gemm_tile(ct, N, acc ? ct : NULL, NULL, inp + (size_t)m0 * K + k0, 1, K, g, N,
-                             rows, mr, nr);
-                if (dbias && k0 == 0) k->colsum(dbias + n0, g, N, rows, nr, acc);
-            }
-        }
-    }
+    const wgrad_args w = {ctx->vk, dweight, dbias, dout, inp, M, K, N, accumulate, ctx->threads};
+    ica_parallel_chunks(ctx, wgrad_part, &w, (size_t)ctx->threads, 1); /* one part per thread */
 }
