@@ -215,7 +215,7 @@ def _worker_loss(args):
     return out
 
 
-def run_worker(kind, threads, args, simd=None, shape="paper"):
+def start_worker(kind, threads, args, simd=None, shape="paper"):
     cmd = [sys.executable, __file__, "--worker", kind, "--threads", str(threads),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--shape", shape]
     if args.batch:
@@ -223,10 +223,34 @@ def run_worker(kind, threads, args, simd=None, shape="paper"):
     if simd:
         cmd += ["--simd", simd]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if res.returncode != 0:
-        raise RuntimeError(f"{kind} worker failed:\n{res.stderr[-2000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def finish_worker(proc, kind):
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed:\n{err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_worker(kind, threads, args, simd=None, shape="paper"):
+    return finish_worker(start_worker(kind, threads, args, simd, shape), kind)
+
+
+def compare_executors(name, args, cpus):
+    """Training throughput of one model on every core against one single-threaded model
+    per core, all at once (what a process pool of 1-thread workers does)."""
+    one = run_worker("icalign", cpus, args, args.simd, shape=name)
+    procs = [start_worker("icalign", 1, args, args.simd, shape=name) for _ in range(cpus)]
+    many = [finish_worker(p, "icalign") for p in procs]
+    t_one = statistics.median(one["times"])
+    t_many = [statistics.median(r["times"]) for r in many]
+    rate_one, rate_many = 1.0 / t_one, sum(1.0 / t for t in t_many)
+    print(f"| {shape_label(name)} | {t_one * 1e3:.1f} | {rate_one:.1f} | "
+          f"{', '.join(f'{t * 1e3:.1f}' for t in t_many)} | {rate_many:.1f} | "
+          f"{rate_many / rate_one:.2f}x |")
+    return dict(one=one, many=many, steps_per_s_one=rate_one, steps_per_s_many=rate_many)
 
 
 def torch_available():
@@ -301,6 +325,9 @@ def main():
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-kernels", action="store_true", help="skip bench_kernels.c")
     ap.add_argument("--no-loss", action="store_true", help="skip the PL loss comparison")
+    ap.add_argument("--executors", action="store_true",
+                    help="also compare, per shape, one model on all cores against one "
+                         "single-threaded model per core trained at once (steps/s)")
     ap.add_argument("--simd", default=None, help="force a dispatch path for icalign")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -358,6 +385,14 @@ def main():
         for name, flops, th, t, pct in summary:
             print(f"| {shape_label(name)} | {flops / 1e9:.2f} | {th} | {t * 1e3:.1f} | "
                   f"{flops / t / 1e9:.0f} | {pct} |")
+        print()
+
+    if args.executors:
+        cpus = max(threads)
+        print(f"## One {cpus}-thread training vs {cpus} single-threaded trainings at once\n")
+        print(f"| model | {cpus}-thread ms/step | steps/s | 1-thread ms/step of each | "
+              f"steps/s (sum) | gain |\n|---|---|---|---|---|---|")
+        results["executors"] = {name: compare_executors(name, args, cpus) for name in shapes}
         print()
 
     if not args.no_loss:
