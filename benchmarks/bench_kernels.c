@@ -6,9 +6,15 @@
  * and run (bench_step.py does this for you, with the peak measured by peak.c;
  * the exact command is in benchmarks/README.md), then
  *   ./bench_kernels [--threads N] [--simd avx512|avx2|scalar] [--peak GFLOPS] [--reps R]
+ *   ./bench_kernels --chunk E,H [--simd PATH] [--peak GFLOPS]
  * --peak is the machine's fp32 FMA peak for the thread count used (GFLOP/s);
  * without it, % of peak is not printed. Times are the minimum over --reps
  * runs (default 15), after one warm-up run.
+ *
+ * --chunk E,H times instead the kernels of one layer on one chunk of 2
+ * sequences (120 rows), on one thread, as the model's chunk loops run them
+ * (operands in cache): the per-chunk cost of each kernel at a model width,
+ * and their sum, the time one layer of one chunk needs from these kernels.
  */
 #include "kernels.h"
 
@@ -36,7 +42,10 @@ static int reps = 15;
 static double peak = 0.0;
 
 static void report(const char *name, const char *shape, double flops, double bytes, double sec) {
-    printf("%-22s %-22s %8.3f ms %8.1f GFLOP/s", name, shape, sec * 1e3, flops / sec / 1e9);
+    if (sec < 1e-2) /* the per-chunk kernels */
+        printf("%-22s %-22s %8.2f us %8.1f GFLOP/s", name, shape, sec * 1e6, flops / sec / 1e9);
+    else
+        printf("%-22s %-22s %8.3f ms %8.1f GFLOP/s", name, shape, sec * 1e3, flops / sec / 1e9);
     if (peak > 0 && flops > 0) printf(" %6.1f%% peak", 100.0 * flops / sec / 1e9 / peak);
     if (bytes > 0) printf(" %7.1f GB/s", bytes / sec / 1e9);
     printf("\n");
@@ -55,16 +64,102 @@ static void report(const char *name, const char *shape, double flops, double byt
         }                                                                                       \
     } while (0)
 
+/* --chunk E,H: every kernel of a layer on one 2-sequence chunk, one thread, each
+ * call repeated so its operands stay in cache; --peak is the 1-thread peak. */
+static int chunk_mode(int E, int H) {
+    ica_set_num_threads(1);
+    const ica_ctx ctx_value = ica_ctx_begin(), *ctx = &ctx_value;
+    const int S = 2, T = 60, M = S * T, hs = E / H, inner = 100;
+    printf("# path %s, 1 thread, one chunk: M = %d rows (%d sequences x T %d), E %d, H %d "
+           "(head size %d)\n", ica_simd_path(), M, S, T, E, H, hs);
+    size_t big = (size_t)M * 4 * E;
+    float *x = buffer(big, 1), *y = buffer(big, 2), *z = buffer(big, 3), *res = buffer(big, 9);
+    float *w = buffer((size_t)16 * E * E, 4), *bias = buffer(4 * E, 5), *dw = buffer(16 * E * E, 6);
+    float *scratch = buffer(attention_scratch_floats(T, hs, 1), 7);
+    float *mean = buffer(M, 10), *rstd = buffer(M, 11), *lns = buffer(layernorm_scratch_floats(M, E), 14);
+    const struct { const char *name; int K, N; } layers[] = {
+        {"attn.c_attn", E, 3 * E}, {"attn.c_proj", E, E}, {"mlp.c_fc", E, 4 * E},
+        {"mlp.c_proj", 4 * E, E}};
+    double sec, dense = 0.0, total = 0.0, dense_flops = 0.0;
+    char name[64], shape[64];
+    reps = 7;
+#define CHUNK_TIME(stmt) TIME(sec, for (int i_ = 0; i_ < inner; i_++) { stmt; }); sec /= inner
+    for (int l = 0; l < 4; l++) {
+        int K = layers[l].K, N = layers[l].N;
+        double flops = 2.0 * M * K * N;
+        snprintf(shape, sizeof shape, "%dx%d @ %dx%d", M, K, K, N);
+        CHUNK_TIME(matmul_forward(ctx, y, x, res, w, bias, M, K, N));
+        snprintf(name, sizeof name, "fwd %s", layers[l].name);
+        report(name, shape, flops, 0, sec);
+        dense += sec;
+        CHUNK_TIME(matmul_backward_input(ctx, y, x, NULL, w, M, K, N));
+        snprintf(name, sizeof name, "bwd-in %s", layers[l].name);
+        report(name, shape, flops, 0, sec);
+        dense += sec;
+        CHUNK_TIME(matmul_backward_weight(ctx, dw, bias, x, y, M, K, N, 1));
+        snprintf(name, sizeof name, "bwd-w %s", layers[l].name);
+        report(name, shape, flops, 0, sec);
+        dense += sec;
+        dense_flops += 3 * flops;
+    }
+    report("dense products, sum", "", dense_flops, 0, dense);
+    double pairs = (double)T * (T + 1) / 2, attn_flops = 2.0 * 6 * pairs * hs * S * H, attn;
+    snprintf(shape, sizeof shape, "S%d H%d T%d hs%d", S, H, T, hs);
+    CHUNK_TIME(attention_forward(ctx, y, scratch, x, S, T, E, H, 1, 1));
+    report("attention fwd", shape, 2.0 * 2 * pairs * hs * S * H, 0, sec);
+    attn = sec;
+    CHUNK_TIME(attention_backward(ctx, z, scratch, y, x, S, T, E, H, 1, 1));
+    report("attention bwd", shape, 2.0 * 4 * pairs * hs * S * H, 0, sec);
+    attn += sec;
+    report("attention, sum", "", attn_flops, 0, attn);
+    /* per layer: 2 LayerNorms forward, 2 applies and 2 backward; GELU forward and
+     * forward + derivative */
+    double other = 0.0;
+    snprintf(shape, sizeof shape, "%dx%d", M, E);
+    CHUNK_TIME(layernorm_forward(ctx, y, mean, rstd, x, w, bias, M, E));
+    report("layernorm fwd", shape, 0, 2.0 * M * E * 4, sec);
+    other += 2 * sec;
+    CHUNK_TIME(layernorm_apply(ctx, y, x, mean, rstd, w, bias, M, E));
+    report("layernorm apply", shape, 0, 2.0 * M * E * 4, sec);
+    other += 2 * sec;
+    CHUNK_TIME(layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, w, M, E, 1));
+    report("layernorm bwd", shape, 0, 4.0 * M * E * 4, sec);
+    other += 2 * sec;
+    snprintf(shape, sizeof shape, "%dx%d", M, 4 * E);
+    CHUNK_TIME(gelu_forward(ctx, y, x, (size_t)M * 4 * E));
+    report("gelu fwd", shape, 0, 2.0 * M * 4 * E * 4, sec);
+    other += sec;
+    CHUNK_TIME(gelu_forward_grad(ctx, y, z, x, (size_t)M * 4 * E));
+    report("gelu fwd+grad", shape, 0, 3.0 * M * 4 * E * 4, sec);
+    other += sec;
+#undef CHUNK_TIME
+    total = dense + attn + other;
+    printf("one layer on one chunk: %.1f us = dense %.1f (%.0f%%) + attention %.1f (%.0f%%) + "
+           "LayerNorm/GELU %.1f (%.0f%%)\n", total * 1e6, dense * 1e6, 100 * dense / total,
+           attn * 1e6, 100 * attn / total, other * 1e6, 100 * other / total);
+    report("layer, counted flops", "", dense_flops + attn_flops, 0, total);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int threads = 0;
+    int threads = 0, chunk_e = 0, chunk_h = 0;
     const char *simd = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--simd") && i + 1 < argc) simd = argv[++i];
         else if (!strcmp(argv[i], "--peak") && i + 1 < argc) peak = atof(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) {
+            if (sscanf(argv[++i], "%d,%d", &chunk_e, &chunk_h) != 2 || chunk_e < 1 ||
+                chunk_h < 1 || chunk_e % chunk_h) {
+                fprintf(stderr, "--chunk E,H: n_embd and a number of heads that divides it\n");
+                return 2;
+            }
+        }
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--simd PATH] [--peak GFLOPS] [--reps R]\n",
+            fprintf(stderr,
+                    "usage: %s [--threads N] [--simd PATH] [--peak GFLOPS] [--reps R] "
+                    "[--chunk E,H]\n",
                     argv[0]);
             return 2;
         }
@@ -74,6 +169,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", ica_last_error());
         return 2;
     }
+    if (chunk_e) return chunk_mode(chunk_e, chunk_h);
     const ica_ctx ctx_value = ica_ctx_begin(), *ctx = &ctx_value;
     const int B = 256, T = 60, E = 96, H = 3, M = B * T;
     printf("# path %s, %d threads, M = %d (B %d x T %d), E %d, H %d\n", ica_simd_path(),
