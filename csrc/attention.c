@@ -70,7 +70,7 @@ static void prefetch_part(const float *base, size_t n, int part, int parts, int 
 static void rows_gemm(const ica_vector_kernels *k, float *c, ptrdiff_t ldc, const float *a,
                       ptrdiff_t a_rs, const float *b, ptrdiff_t ldb, int T, int n, int kc,
                       int causal, int causal_cols, int n_align) {
-    const int MR = k->gemm_mr, NR = k->gemm_nr;
+    const int NR = k->gemm_nr, MR = gemm_tile_rows(k, n < NR ? n : NR);
     for (int t0 = 0; t0 < T; t0 += MR) {
         int mr = T - t0 < MR ? T - t0 : MR, reach = t0 + mr;
         int kk = causal && !causal_cols && reach < kc ? reach : kc;
@@ -90,7 +90,7 @@ static void rows_gemm(const ica_vector_kernels *k, float *c, ptrdiff_t ldc, cons
  * t = j0. */
 static void cols_gemm(const ica_vector_kernels *k, float *c, ptrdiff_t ldc, const float *A,
                       ptrdiff_t lda, const float *b, ptrdiff_t ldb, int T, int hs, int causal) {
-    const int MR = k->gemm_mr, NR = k->gemm_nr;
+    const int NR = k->gemm_nr, MR = gemm_tile_rows(k, hs < NR ? hs : NR);
     for (int j0 = 0; j0 < T; j0 += MR) {
         int mr = T - j0 < MR ? T - j0 : MR, t_from = causal ? j0 : 0;
         for (int n0 = 0; n0 < hs; n0 += NR)

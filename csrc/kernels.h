@@ -86,8 +86,10 @@ ica_simd_level ica_simd(void);
 typedef struct {
     const char *name;
     int gemm_mr, gemm_nr; /* register tile: rows x columns */
+    int gemm_vw, gemm_mr1; /* a tile of nr <= gemm_vw columns takes up to gemm_mr1 rows */
     /* c (mr,nr; row stride ldc) = [cin] + [bias] + sum_p A(i,p) b[p*ldb + j],
-     * A(i,p) = a[i*a_rs + p*a_cs]; cin (row stride ldc) may be c */
+     * A(i,p) = a[i*a_rs + p*a_cs], mr <= gemm_tile_rows(nr); cin (row stride
+     * ldc) may be c */
     void (*gemm_tile)(float *c, ptrdiff_t ldc, const float *cin, const float *bias, const float *a,
                       ptrdiff_t a_rs, ptrdiff_t a_cs, const float *b, ptrdiff_t ldb, int kc, int mr,
                       int nr);
@@ -121,6 +123,11 @@ typedef struct {
     void (*pl_cosine_lanes)(double *loss, float *dpred, double *work, const float *pred,
                             const float *ys, const float *rs, int nseq, int N, int d, double scale);
 } ica_vector_kernels;
+
+/* Rows of a GEMM tile of nr columns (the most gemm_tile takes). */
+static inline int gemm_tile_rows(const ica_vector_kernels *k, int nr) {
+    return nr <= k->gemm_vw ? k->gemm_mr1 : k->gemm_mr;
+}
 
 extern const ica_vector_kernels ica_vk_scalar;
 #if ICA_X86_DISPATCH

@@ -29,14 +29,14 @@ typedef struct {
 static void gemm_block(const void *arg, size_t blk, size_t begin, size_t count) {
     const gemm_args *g = arg;
     const ica_vector_kernels *k = g->k;
-    const int MR = k->gemm_mr, NR = k->gemm_nr, MB = MR * ROW_BLOCK_TILES;
+    const int NR = k->gemm_nr, MB = k->gemm_mr * ROW_BLOCK_TILES; /* a multiple of gemm_mr1 */
     const ptrdiff_t ldc = g->ldc;
     const int m_begin = (int)blk * MB, m_end = m_begin + MB < g->M ? m_begin + MB : g->M;
     (void)begin, (void)count;
     for (int n0 = 0; n0 < g->N; n0 += NR) {
-        int nr = g->N - n0 < NR ? g->N - n0 : NR;
-        for (int m0 = m_begin; m0 < m_end; m0 += MR) {
-            int mr = m_end - m0 < MR ? m_end - m0 : MR;
+        int nr = g->N - n0 < NR ? g->N - n0 : NR, rows = gemm_tile_rows(k, nr);
+        for (int m0 = m_begin; m0 < m_end; m0 += rows) {
+            int mr = m_end - m0 < rows ? m_end - m0 : rows;
             k->gemm_tile(g->c + m0 * ldc + n0, ldc, g->cin ? g->cin + m0 * ldc + n0 : NULL,
                          g->bias ? g->bias + n0 : NULL, g->a + m0 * g->lda, g->lda, 1, g->b + n0,
                          g->ldb, g->kc, mr, nr);
@@ -87,7 +87,8 @@ typedef struct {
 static void wgrad_part(const void *arg, size_t part, size_t begin, size_t count) {
     const wgrad_args *w = arg;
     const ica_vector_kernels *k = w->k;
-    const int MR = k->gemm_mr, NR = k->gemm_nr, M = w->M, K = w->K, N = w->N;
+    const int NR = k->gemm_nr, M = w->M, K = w->K, N = w->N;
+    const int MR = gemm_tile_rows(k, N < NR ? N : NR); /* taller tiles when N is one vector */
     const int k_tiles = (K + MR - 1) / MR, n_tiles = (N + NR - 1) / NR;
     const int tiles = k_tiles * n_tiles, split_k = K >= N;
     const int t_begin = (int)((long)tiles * (long)part / w->parts);

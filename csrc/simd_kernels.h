@@ -54,25 +54,30 @@ ALWAYS_INLINE int ISA(lane_count)(int n, int j) {
  *   B(p, j) = b[p * ldb + j]           (rows contiguous)
  * cin (row stride ldc) may be NULL, a residual stream, or c itself (to
  * accumulate); bias (nr) may be NULL. mr <= GEMM_MR, nr <= NR.
- * GEMM_MR x GEMM_NV accumulators stay in registers for the whole kc loop
+ * mr x nv accumulators stay in registers for the whole kc loop
  * (AVX-512 8 x 3 zmm, AVX2 6 x 2 ymm): per step GEMM_NV loads of B and GEMM_MR
  * broadcasts of A feed GEMM_MR * GEMM_NV FMAs. Rows i >= mr re-read row mr - 1
  * (valid memory) and are not stored, so tails need no second kernel.
  * Each output is summed over p in order, then + bias, then + cin.
  * The tile is compiled for every vector count nv = ceil(nr / VW) <= GEMM_NV
  * (and for full / masked last vectors), so narrow tiles (the hs-wide and
- * causal ones of attention) run only the FMAs they need. */
+ * causal ones of attention) run only the FMAs they need. A one-vector tile
+ * (nr <= VW) takes up to GEMM_MR1 = 2 GEMM_MR rows: with GEMM_MR rows its
+ * accumulators are too few to cover the FMA latency on both pipes, and such
+ * tiles are common at small widths (head size 12, n_embd 12, the 12-column
+ * tail of 108). Each output's sum is the same whatever the tile's height. */
+#define GEMM_MR1 (2 * GEMM_MR)
 ALWAYS_INLINE void ISA(gemm_tile_impl)(float *c, ptrdiff_t ldc, const float *cin, const float *bias,
                                        const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs,
                                        const float *b, ptrdiff_t ldb, int kc, int mr, int nr,
-                                       const int nv, const int full) {
-    vec acc[GEMM_MR][GEMM_NV];
-    const float *row[GEMM_MR];
+                                       const int nv, const int full, const int rows) {
+    vec acc[GEMM_MR1][GEMM_NV];
+    const float *row[GEMM_MR1];
     const int last = nr - (nv - 1) * VW; /* lanes of the last vector */
-#pragma GCC unroll 16
-    for (int i = 0; i < GEMM_MR; i++) row[i] = a + (ptrdiff_t)(i < mr ? i : mr - 1) * a_rs;
-#pragma GCC unroll 16
-    for (int i = 0; i < GEMM_MR; i++)
+#pragma GCC unroll 32
+    for (int i = 0; i < rows; i++) row[i] = a + (ptrdiff_t)(i < mr ? i : mr - 1) * a_rs;
+#pragma GCC unroll 32
+    for (int i = 0; i < rows; i++)
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++) acc[i][v] = vzero();
     for (int p = 0; p < kc; p++) {
@@ -81,16 +86,16 @@ ALWAYS_INLINE void ISA(gemm_tile_impl)(float *c, ptrdiff_t ldc, const float *cin
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++)
             bv[v] = full || v < nv - 1 ? vload(b + v * VW) : vload_n(b + v * VW, last);
-#pragma GCC unroll 16
-        for (int i = 0; i < GEMM_MR; i++) {
+#pragma GCC unroll 32
+        for (int i = 0; i < rows; i++) {
             vec ai = vset1(row[i][off]);
 #pragma GCC unroll 16
             for (int v = 0; v < nv; v++) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
         }
         b += ldb;
     }
-#pragma GCC unroll 16
-    for (int i = 0; i < GEMM_MR; i++) {
+#pragma GCC unroll 32
+    for (int i = 0; i < rows; i++) {
         if (i >= mr) break;
         float *ci = c + i * ldc;
         const float *cini = cin ? cin + i * ldc : NULL;
@@ -114,15 +119,22 @@ static void ISA(gemm_tile)(float *c, ptrdiff_t ldc, const float *cin, const floa
                            const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float *b,
                            ptrdiff_t ldb, int kc, int mr, int nr) {
     const int nv = (nr + VW - 1) / VW, full = nr == nv * VW;
-#define GEMM_CASE(n)                                                                               \
-    case n:                                                                                        \
+#define GEMM_CALL(n, rows)                                                                         \
+    do {                                                                                           \
         if (full)                                                                                  \
-            ISA(gemm_tile_impl)(c, ldc, cin, bias, a, a_rs, a_cs, b, ldb, kc, mr, nr, n, 1);       \
+            ISA(gemm_tile_impl)(c, ldc, cin, bias, a, a_rs, a_cs, b, ldb, kc, mr, nr, n, 1, rows); \
         else                                                                                       \
-            ISA(gemm_tile_impl)(c, ldc, cin, bias, a, a_rs, a_cs, b, ldb, kc, mr, nr, n, 0);       \
-        break;
+            ISA(gemm_tile_impl)(c, ldc, cin, bias, a, a_rs, a_cs, b, ldb, kc, mr, nr, n, 0, rows); \
+    } while (0)
+#define GEMM_CASE(n)                                                                               \
+    case n: GEMM_CALL(n, GEMM_MR); break;
     switch (nv) {
-        GEMM_CASE(1)
+    case 1:
+        if (mr > GEMM_MR)
+            GEMM_CALL(1, GEMM_MR1);
+        else
+            GEMM_CALL(1, GEMM_MR);
+        break;
 #if GEMM_NV >= 2
         GEMM_CASE(2)
 #endif
@@ -136,6 +148,7 @@ static void ISA(gemm_tile)(float *c, ptrdiff_t ldc, const float *cin, const floa
         ica_internal_error(__FILE__, __LINE__, "gemm_tile: nr <= GEMM_NV * VW");
     }
 #undef GEMM_CASE
+#undef GEMM_CALL
 }
 
 /* sum (n) = [sum +] column sums of x (rows x n, row stride ld), n <= NR: the
@@ -688,6 +701,8 @@ const ica_vector_kernels ISA(ica_vk) = {
     .name = ISA_NAME,
     .gemm_mr = GEMM_MR,
     .gemm_nr = NR,
+    .gemm_vw = VW,
+    .gemm_mr1 = GEMM_MR1,
     .gemm_tile = ISA(gemm_tile),
     .colsum = ISA(colsum),
     .transpose = ISA(transpose),
