@@ -105,7 +105,7 @@ static int chunk_mode(int E, int H) {
     report("dense products, sum", "", dense_flops, 0, dense);
     double pairs = (double)T * (T + 1) / 2, attn_flops = 2.0 * 6 * pairs * hs * S * H, attn;
     snprintf(shape, sizeof shape, "S%d H%d T%d hs%d", S, H, T, hs);
-    CHUNK_TIME(attention_forward(ctx, y, scratch, x, S, T, E, H, 1, 1));
+    CHUNK_TIME(attention_forward(ctx, y, scratch, x, S, T, E, H, 1, 1, NULL, 0));
     report("attention fwd", shape, 2.0 * 2 * pairs * hs * S * H, 0, sec);
     attn = sec;
     CHUNK_TIME(attention_backward(ctx, z, scratch, y, x, S, T, E, H, 1, 1));
@@ -116,13 +116,13 @@ static int chunk_mode(int E, int H) {
      * forward + derivative */
     double other = 0.0;
     snprintf(shape, sizeof shape, "%dx%d", M, E);
-    CHUNK_TIME(layernorm_forward(ctx, y, mean, rstd, x, w, bias, M, E));
+    CHUNK_TIME(layernorm_forward(ctx, y, mean, rstd, x, w, bias, M, E, 1));
     report("layernorm fwd", shape, 0, 2.0 * M * E * 4, sec);
     other += 2 * sec;
     CHUNK_TIME(layernorm_apply(ctx, y, x, mean, rstd, w, bias, M, E));
     report("layernorm apply", shape, 0, 2.0 * M * E * 4, sec);
     other += 2 * sec;
-    CHUNK_TIME(layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, w, M, E, 1));
+    CHUNK_TIME(layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, w, M, E, 1, 1));
     report("layernorm bwd", shape, 0, 4.0 * M * E * 4, sec);
     other += 2 * sec;
     snprintf(shape, sizeof shape, "%dx%d", M, 4 * E);
@@ -210,7 +210,7 @@ int main(int argc, char **argv) {
         double pairs = (double)T * (T + 1) / 2, hs = E / H;
         double fwd = 2.0 * 2 * pairs * hs * B * H, bwd = 2.0 * 5 * pairs * hs * B * H;
         snprintf(shape, sizeof shape, "B%d H%d T%d hs%d", B, H, T, E / H);
-        TIME(sec, attention_forward(ctx, y, scratch, qkv, B, T, E, H, 1, 1));
+        TIME(sec, attention_forward(ctx, y, scratch, qkv, B, T, E, H, 1, 1, NULL, 0));
         report("attention fwd", shape, fwd, 0, sec);
         TIME(sec, attention_backward(ctx, z, scratch, y, qkv, B, T, E, H, 1, 1));
         report("attention bwd", shape, bwd, 0, sec);
@@ -222,9 +222,9 @@ int main(int argc, char **argv) {
         float *lnw = buffer(E, 12), *lnb = buffer(E, 13), *lns = buffer(layernorm_scratch_floats(M, E), 14);
         snprintf(shape, sizeof shape, "%dx%d", M, E);
         double bytes = 2.0 * M * E * 4;
-        TIME(sec, layernorm_forward(ctx, y, mean, rstd, x, lnw, lnb, M, E));
+        TIME(sec, layernorm_forward(ctx, y, mean, rstd, x, lnw, lnb, M, E, 1));
         report("layernorm fwd", shape, 0, bytes, sec);
-        TIME(sec, layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, lnw, M, E, 0));
+        TIME(sec, layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, lnw, M, E, 0, 1));
         report("layernorm bwd", shape, 0, 4.0 * M * E * 4, sec);
         size_t n = (size_t)M * 4 * E;
         snprintf(shape, sizeof shape, "%dx%d", M, 4 * E);
