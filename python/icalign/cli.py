@@ -8,7 +8,7 @@ import sys
 from ._version import __version__
 from .executors import ClusterError
 from .profiles import (ASSUMED_EFFICIENCY, ASSUMED_PEAK_FLOPS, PROFILES,
-                       assumed_flops_per_second, estimated_seconds, format_seconds,
+                       assumed_flops_per_second, format_seconds,
                        train_flops_per_step)
 from .registry import describe_names, load_builtin_experiments, plan
 
@@ -91,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--workers", type=int, default=None, metavar="W",
                     help="also print the wall time on W workers (default: 4 and 16)")
     pl.add_argument("--measure", action="store_true",
-                    help="measure this machine's throughput with a few training steps "
-                         "instead of assuming it")
+                    help="measure this machine's throughput with a few training steps of every "
+                         "model shape instead of assuming it")
     return parser
 
 
@@ -117,22 +117,24 @@ def _report_dir(path: str, profile) -> str:
 def _plan(args) -> int:
     profile = PROFILES[args.profile]
     specs = plan(profile, _names(args.only))
-    total = 0.0
-    print(f"profile {profile.name}: {profile.description}")
-    for s in specs:
-        f = s.flops()
-        total += f
-        print(f"  {s.name:32s} {train_flops_per_step(s.config, s.batch_size) / 1e9:8.2f} "
-              f"GFLOP/step x {s.steps} steps = {f / 1e12:8.2f} TFLOP  "
-              f"~{format_seconds(estimated_seconds(f))}")
     rate = assumed_flops_per_second()
     how = (f"{rate / 1e9:.0f} GFLOP/s ({ASSUMED_EFFICIENCY:.0%} of an assumed "
            f"{ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
     if args.measure and specs:
-        from .planning import measure_flops_per_second
-        rate = measure_flops_per_second(min(specs, key=lambda s: s.flops()))
-        how = f"{rate / 1e9:.3g} GFLOP/s measured here just now"
-    print(f"{len(specs)} models, {total / 1e12:.1f} TFLOP: ~{format_seconds(total / rate)} "
+        from .planning import measure_rates
+        rate = measure_rates(specs)
+        how = "the rate of each model measured here just now"
+    rate_of = rate if callable(rate) else (lambda spec: rate)
+    total = seconds = 0.0
+    print(f"profile {profile.name}: {profile.description}")
+    for s in specs:
+        f, r = s.flops(), rate_of(s)
+        total += f
+        seconds += f / r
+        print(f"  {s.name:32s} {train_flops_per_step(s.config, s.batch_size) / 1e9:8.2f} "
+              f"GFLOP/step x {s.steps} steps = {f / 1e12:8.2f} TFLOP  ~{format_seconds(f / r)}"
+              f"{f'  ({r / 1e9:.0f} GFLOP/s)' if args.measure else ''}")
+    print(f"{len(specs)} models, {total / 1e12:.1f} TFLOP: ~{format_seconds(seconds)} "
           f"of training at {how}")
     _print_seed_plan(specs, args, rate)
     return 0

@@ -2,15 +2,16 @@
 
 ``icalign plan`` sums the training FLOPs of every (model, seed) of a profile and
 turns them into time with a throughput: measured on this machine by a few timed
-training steps of the plan's largest model (``measure_flops_per_second``), or the
-assumed throughput when measuring is skipped. Wall time on W workers assumes each
+training steps of every distinct model shape of the plan (``measure_rates``: the
+C core's efficiency differs about twofold between n_embd 12 and 72, so one probe
+does not fit all), or the assumed throughput when measuring is skipped. Wall time on W workers assumes each
 worker trains as fast as this machine and the longest trainings start first
 (``executors.makespan``); evaluation, which is a small fraction, is not counted.
 """
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence, Union
 
 from .executors import makespan
 
@@ -35,12 +36,31 @@ def measure_flops_per_second(spec, steps: int = 2, max_batch: int = 64) -> float
     return per_step * steps / max(seconds, 1e-9)
 
 
-def plan_times(specs: Sequence, seeds: int, rate: float, workers: Sequence[int] = ()) -> dict:
+def measure_rates(specs: Sequence, steps: int = 2, max_batch: int = 64) -> Callable:
+    """Throughput of this machine per model shape: ``measure_flops_per_second`` once
+    for each distinct (config, batch size) of ``specs``. Returns ``rate(spec)``, the
+    FLOP/s measured for that spec's shape."""
+    measured = {}
+    for spec in specs:
+        key = (spec.config, spec.batch_size)
+        if key not in measured:
+            measured[key] = measure_flops_per_second(spec, steps=steps, max_batch=max_batch)
+
+    def rate(spec) -> float:
+        return measured[(spec.config, spec.batch_size)]
+    return rate
+
+
+def plan_times(specs: Sequence, seeds: int, rate: Union[float, Callable],
+               workers: Sequence[int] = ()) -> dict:
     """{"trainings", "tflop", "model_hours", "wall_here", "wall_on": {W: seconds}} for
-    every spec trained with ``seeds`` seeds at ``rate`` FLOP/s."""
-    if rate <= 0:
-        raise ValueError(f"rate must be > 0, got {rate}")
-    durations = [s.flops() / rate for s in specs for _ in range(seeds)]
+    every spec trained with ``seeds`` seeds at ``rate`` FLOP/s: a number, or a
+    function of the spec (``measure_rates``)."""
+    rate_of = rate if callable(rate) else (lambda spec: rate)
+    rates = [rate_of(s) for s in specs]
+    if min(rates, default=1.0) <= 0:
+        raise ValueError(f"rates must be > 0, got {min(rates)}")
+    durations = [s.flops() / r for s, r in zip(specs, rates) for _ in range(seeds)]
     total = sum(durations)
     return {"trainings": len(durations), "tflop": sum(s.flops() for s in specs) * seeds / 1e12,
             "model_hours": total / 3600.0, "wall_here": total,
