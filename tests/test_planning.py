@@ -44,3 +44,20 @@ def test_measure_rates_probes_each_shape_once(monkeypatch):
     rate = planning.measure_rates([a, b, p.train_spec(lr=0.5 * a.lr)])
     assert len(calls) == 2                       # the lr variant shares a's shape
     assert (rate(a), rate(b)) == (1e9, 2e9)
+
+
+def test_runner_estimates_at_the_probed_rates(tmp_path, monkeypatch):
+    """A run long enough to probe logs its estimates at the probed rate of each model,
+    then corrected by the measured seconds of the models done."""
+    from icalign import runner as runner_mod
+    probed = []
+    monkeypatch.setattr(runner_mod, "PROBE_ABOVE_SECONDS", 0.0)
+    monkeypatch.setattr(runner_mod, "measure_rates",
+                        lambda specs: probed.extend(specs) or (lambda spec: 1e6))
+    lines = []
+    r = runner_mod.Runner("smoke", out=str(tmp_path), progress=False, log=lines.append)
+    r.run(["depth"])
+    assert len(probed) == 2
+    text = "\n".join(lines)
+    assert "probed the training rate of 2 model shape(s)" in text
+    assert "(0.001 GFLOP/s)" in text and "as measured so far" in text

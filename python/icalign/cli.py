@@ -90,9 +90,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="training seeds per model (default 1)")
     pl.add_argument("--workers", type=int, default=None, metavar="W",
                     help="also print the wall time on W workers (default: 4 and 16)")
-    pl.add_argument("--measure", action="store_true",
-                    help="measure this machine's throughput with a few training steps of every "
-                         "model shape instead of assuming it")
+    pl.add_argument("--assume", action="store_true",
+                    help="use the assumed throughput instead of timing two training steps of "
+                         "every model shape on this machine (a few seconds; the default)")
     return parser
 
 
@@ -120,7 +120,7 @@ def _plan(args) -> int:
     rate = assumed_flops_per_second()
     how = (f"{rate / 1e9:.0f} GFLOP/s ({ASSUMED_EFFICIENCY:.0%} of an assumed "
            f"{ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
-    if args.measure and specs:
+    if not args.assume and specs:
         from .planning import measure_rates
         rate = measure_rates(specs)
         how = "the rate of each model measured here just now"
@@ -133,7 +133,7 @@ def _plan(args) -> int:
         seconds += f / r
         print(f"  {s.name:32s} {train_flops_per_step(s.config, s.batch_size) / 1e9:8.2f} "
               f"GFLOP/step x {s.steps} steps = {f / 1e12:8.2f} TFLOP  ~{format_seconds(f / r)}"
-              f"{f'  ({r / 1e9:.0f} GFLOP/s)' if args.measure else ''}")
+              f"{'' if args.assume else f'  ({r / 1e9:.3g} GFLOP/s)'}")
     print(f"{len(specs)} models, {total / 1e12:.1f} TFLOP: ~{format_seconds(seconds)} "
           f"of training at {how}")
     _print_seed_plan(specs, args, rate)

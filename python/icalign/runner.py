@@ -33,8 +33,8 @@ from .evaluate import EVAL_SEED_BASE, evaluation_set, task_errors
 from .executors import SerialExecutor
 from .manifest import PhaseTimer, experiment_timing, run_manifest, utc_now, write_manifest
 from .model import Transformer
-from .profiles import (PROFILES, Profile, TrainSpec, assumed_flops_per_second,
-                       estimated_seconds, format_seconds)
+from .planning import measure_rates, plan_times
+from .profiles import PROFILES, Profile, TrainSpec, assumed_flops_per_second, format_seconds
 from .registry import EXPERIMENTS, load_builtin_experiments, plan, resolve
 from .report import build_outputs, load_result
 from .seeds import merge_seed_payloads, training_seeds
@@ -44,6 +44,12 @@ from .tasks import checkpoint_path, train_spec
 from .training import history_from_checkpoint, load_checkpoint, model_from_checkpoint
 
 BASELINE_LABELS = ("GD",) + SIMPLE_BASELINES
+
+
+# Trainings expected to take longer than this (at the assumed rate) first probe the
+# rate of each model shape on this machine (a few seconds), so that the estimates
+# the runner logs are this machine's; shorter runs (smoke) skip the probe.
+PROBE_ABOVE_SECONDS = 60.0
 
 
 class Runner:
@@ -91,6 +97,7 @@ class Runner:
         self._folder_checked = False
         self._plan: list[TrainSpec] = []
         self._unbilled: dict[str, float] = {}   # training seconds not yet in a result
+        self._rate = None   # FLOP/s of a spec on this machine, probed before training
         self._t0 = time.monotonic()
         self.timer = PhaseTimer()   # evaluation time per part (icalign.manifest)
 
@@ -159,12 +166,28 @@ class Runner:
         return (f"[model {names.index(spec.name) + 1}/{len(names)}]" if spec.name in names
                 else "[model]")
 
+    def _rate_of(self, spec: TrainSpec) -> float:
+        return self._rate(spec) if self._rate else assumed_flops_per_second()
+
+    def _rate_text(self) -> str:
+        return ("at the rate probed here" if self._rate else
+                f"at the assumed {assumed_flops_per_second() / 1e9:.0f} GFLOP/s")
+
+    def _probe(self, specs: list) -> None:
+        """Times two training steps of every distinct model shape in ``specs``
+        (``planning.measure_rates``), so estimates use this machine's rate for each."""
+        t0 = time.monotonic()
+        self._rate = measure_rates(specs)
+        shapes = len({(s.config, s.batch_size) for s in specs})
+        self.log(f"icalign: probed the training rate of {shapes} model shape(s) in "
+                 f"{format_seconds(time.monotonic() - t0)}")
+
     def _announce(self, spec: TrainSpec) -> TrainSpec:
         model_params = Transformer(spec.config, seed=spec.seed).num_parameters
         self.log(f"{self._tag(spec)} training {spec.name}: {model_params:,} parameters, "
                  f"{spec.steps} steps x batch {spec.batch_size}; estimate "
-                 f"{format_seconds(estimated_seconds(spec.flops()))} at "
-                 f"{assumed_flops_per_second() / 1e9:.0f} GFLOP/s")
+                 f"{format_seconds(spec.flops() / self._rate_of(spec))} "
+                 f"({self._rate_of(spec) / 1e9:.3g} GFLOP/s)")
         return spec
 
     def train_models(self, specs: Iterable[TrainSpec]) -> list[dict]:
@@ -188,40 +211,43 @@ class Runner:
         fn = functools.partial(train_spec, models_dir=os.path.abspath(self.models_dir),
                                checkpoint_every=self.profile.checkpoint_every,
                                progress=self.progress and local)
-        left = sum(s.flops() for s in missing)
-        flops_done, seconds_done, done = 0.0, 0.0, []
+        # estimates in seconds at each model's rate, corrected by the ratio of measured
+        # to estimated seconds of the models done so far
+        left = sum(s.flops() / self._rate_of(s) for s in missing)
+        estimated_done, seconds_done, done = 0.0, 0.0, []
         by_name = {s.name: s for s in missing}
         for info in self.executor.map(fn, (self._announce(s) for s in missing)):
             spec = by_name[info["name"]]
             done.append(info)
             self._unbilled[spec.name] = info["seconds"]
-            left -= spec.flops()
+            left -= spec.flops() / self._rate_of(spec)
             if info["diverged_at_step"] is not None:
                 self._diverged[spec.name] = info["diverged_at_step"]
                 self.log(f"{self._tag(spec)} WARNING: {info['message']}")
                 continue
-            flops_done += spec.flops() * (1 - info["resumed_from"] / max(spec.steps, 1))
+            estimated_done += spec.flops() / self._rate_of(spec) * \
+                (1 - info["resumed_from"] / max(spec.steps, 1))
             seconds_done += info["seconds"]
             self.log(f"{self._tag(spec)} done in {format_seconds(info['seconds'])}, final "
                      f"loss {info['final_loss']:.4f} (mean of last 20 steps)"
-                     + self._overall_eta(len(done), len(missing), left, flops_done,
+                     + self._overall_eta(len(done), len(missing), left, estimated_done,
                                          seconds_done))
         return done
 
-    def _overall_eta(self, n_done, n_missing, flops_left, flops_done, seconds_done) -> str:
-        if flops_done > 0 and seconds_done > 0:
-            # seconds are summed over the executor's workers, which train side by side
-            workers = max(1, int(getattr(self.executor, "workers", 1) or 1))
-            rate = flops_done / seconds_done * workers
-            how = f"at the measured {rate / 1e9:.3g} GFLOP/s" + \
-                (f" on {workers} workers" if workers > 1 else "")
+    def _overall_eta(self, n_done, n_missing, left, estimated_done, seconds_done) -> str:
+        # seconds are summed over the executor's workers, which train side by side
+        workers = max(1, int(getattr(self.executor, "workers", 1) or 1))
+        if estimated_done > 0 and seconds_done > 0:
+            factor = seconds_done / estimated_done
+            how = f"{self._rate_text()}, x{factor:.2f} as measured so far"
         else:
-            rate = assumed_flops_per_second()
-            how = f"at the assumed {rate / 1e9:.0f} GFLOP/s"
+            factor, how = 1.0, self._rate_text()
+        if workers > 1:
+            how += f", on {workers} workers"
         ready = len(self._plan) - n_missing + n_done if self._plan else n_done
         return (f"; overall {ready}/{len(self._plan) or n_missing} models ready, "
                 f"{format_seconds(time.monotonic() - self._t0)} elapsed, ~"
-                f"{format_seconds(flops_left / rate)} of training left ({how})")
+                f"{format_seconds(left * factor / workers)} of training left ({how})")
 
     # ------------------------------------------------------------------ phase 2: models
     def trained_model(self, spec: TrainSpec) -> Transformer:
@@ -424,13 +450,17 @@ class Runner:
         todo = [n for n in selected if not (self.resume and self._is_complete(n))]
         needed = self.plan(todo) if todo else []
         trained = [s for s in self._plan if self._finished_on_disk(s)]
-        total_flops = sum(s.flops() for s in needed if s not in trained)
+        to_train = [s for s in needed if s not in trained]
+        if sum(s.flops() for s in to_train) / assumed_flops_per_second() > PROBE_ABOVE_SECONDS:
+            self._probe(to_train)
+        workers = max(1, int(getattr(self.executor, "workers", 1) or 1))
+        wall = plan_times(to_train, 1, self._rate_of, [workers])["wall_on"][workers]
         seeds = len(self.training_seeds)
         self.log(f"icalign reproduce: profile {self.profile.name!r}, {len(selected)} "
                  f"experiment(s), {len(self._plan)} model(s)"
                  f"{f' ({seeds} seeds each)' if seeds > 1 else ''} ({len(trained)} already "
-                 f"trained); training estimate {format_seconds(estimated_seconds(total_flops))}"
-                 f" at {assumed_flops_per_second() / 1e9:.0f} GFLOP/s; output {self.dir}")
+                 f"trained); training estimate {format_seconds(wall)} {self._rate_text()}"
+                 f"{f' on {workers} workers' if workers > 1 else ''}; output {self.dir}")
         t_train = time.monotonic()
         done = self.train_models(needed)
         t_eval = time.monotonic()
