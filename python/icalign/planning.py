@@ -20,18 +20,18 @@ def measure_flops_per_second(spec, steps: int = 2, max_batch: int = 64) -> float
     """Training throughput of this machine for ``spec``'s model: FLOPs per second of
     ``steps`` timed steps (batch at most ``max_batch``, to keep the measurement to a
     few seconds; the FLOPs scale with the batch) after one warm-up step, on the C
-    core's current threads."""
+    core's current threads. Each step samples its batch, as ``train`` does."""
     from .model import Transformer
     from .task import AlignmentTask
     batch_size = min(int(spec.batch_size), int(max_batch))
     model = Transformer(spec.config, seed=0)
     task = AlignmentTask(spec.config.n_dims, spec.config.n_points)
-    batch = task.sample(batch_size, seed=0)
-    model.step(batch.xs, batch.ys, batch.rs, lr=spec.lr)  # warm-up: allocations, caches
-    t0 = time.perf_counter()
-    for _ in range(steps):
+    seconds = 0.0
+    for s in range(steps + 1):  # step 0 warms up: allocations, caches
+        t0 = time.perf_counter()
+        batch = task.sample(batch_size, seed=0, offset=s * batch_size)
         model.step(batch.xs, batch.ys, batch.rs, lr=spec.lr)
-    seconds = time.perf_counter() - t0
+        seconds += (time.perf_counter() - t0) if s > 0 else 0.0
     per_step = spec.flops() / max(spec.steps, 1) * batch_size / spec.batch_size
     return per_step * steps / max(seconds, 1e-9)
 
