@@ -1,6 +1,7 @@
 """Argument checks shared by the public API (one idiom, one message format)."""
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional
 
@@ -25,3 +26,22 @@ def check_int(name: str, value, low: Optional[int] = 0, high: Optional[int] = No
                 span = ""
         raise error(f"{name} must be an int{span}, got {value!r}")
     return int(value)
+
+
+def check_float(name: str, value, low: float = -math.inf, high: float = math.inf,
+                low_open: bool = False) -> float:
+    """A finite real number (int or float, not bool) in [low, high] (or (low, high])."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    if not math.isfinite(value) or too_low or value > high:
+        lo = "(" if low_open else "["
+        raise ValueError(f"{name} must be a finite number in {lo}{low:g}, {high:g}], got {value!r}")
+    return value
+
+
+def check_str(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {value!r} ({type(value).__name__})")
+    return value

@@ -11,6 +11,7 @@ from typing import Iterable
 import numpy as np
 
 from . import _core
+from ._validation import check_float, check_int, check_str
 from .task import TaskBatch
 
 DEFAULT_T = tuple(range(2, 16))
@@ -18,10 +19,18 @@ SIMPLE_BASELINES = ("mean", "best", "weighted", "oracle")
 
 
 def _t_list(t_values: Iterable[int]) -> list[int]:
-    values = [int(t) for t in t_values]
+    if isinstance(t_values, (str, bytes)) or not isinstance(t_values, Iterable):
+        raise TypeError(f"t_values must be an iterable of ints, e.g. range(2, 16), got "
+                        f"{type(t_values).__name__}")
+    values = [check_int(f"t_values[{i}]", t, 1) for i, t in enumerate(t_values)]
     if not values:
         raise ValueError("t_values is empty")
     return values
+
+
+def _check_batch(batch) -> None:
+    if not isinstance(batch, TaskBatch):
+        raise TypeError(f"batch must be an icalign.TaskBatch, got {type(batch).__name__}")
 
 
 def gd_baseline(batch: TaskBatch, t_values: Iterable[int] = DEFAULT_T, steps: int = 50,
@@ -66,8 +75,12 @@ def gd_baseline(batch: TaskBatch, t_values: Iterable[int] = DEFAULT_T, steps: in
     >>> bool(err[1] < err[0] < 1.0)
     True
     """
-    return _core.gd_baseline(batch.xs, batch.ys, batch.rs, _t_list(t_values), steps=int(steps),
-                             lr=float(lr), seed=int(seed))
+    _check_batch(batch)
+    t_list = _t_list(t_values)
+    steps = check_int("steps", steps, 0, 2**31, span=" in [0, 2**31 - 1]")
+    lr = check_float("lr", lr, 0.0, low_open=True)
+    seed = check_int("seed", seed, 0, 2**64, span=" in [0, 2**64)")
+    return _core.gd_baseline(batch.xs, batch.ys, batch.rs, t_list, steps=steps, lr=lr, seed=seed)
 
 
 def simple_baseline(kind: str, batch: TaskBatch, t_values: Iterable[int] = DEFAULT_T,
@@ -116,8 +129,11 @@ def simple_baseline(kind: str, batch: TaskBatch, t_values: Iterable[int] = DEFAU
         ...
     ValueError: kind must be 'mean', 'best', 'weighted' or 'oracle', got 'median'
     """
-    return _core.simple_baseline(batch.ys, batch.rs, _t_list(t_values), kind,
-                                 temperature=float(temperature))
+    check_str("kind", kind)
+    _check_batch(batch)
+    t_list = _t_list(t_values)
+    temperature = check_float("temperature", temperature, 0.0, low_open=True)
+    return _core.simple_baseline(batch.ys, batch.rs, t_list, kind, temperature=temperature)
 
 
 def mean_baseline(batch: TaskBatch, t_values: Iterable[int] = DEFAULT_T) -> np.ndarray:

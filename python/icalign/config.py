@@ -85,6 +85,8 @@ class ModelConfig:
             check_int(f"ModelConfig.{name}", value, low=None, error=TypeError)
             if value < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {value}")
+            if value > 2**31 - 1:
+                raise ValueError(f"ModelConfig.{name} must be <= 2**31 - 1, got {value}")
             object.__setattr__(self, name, int(value))
         for name in ("softmax", "ffn", "causal", "reward_head", "layernorm"):
             value = getattr(self, name)

@@ -8,6 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._validation import check_str
+
+
+def _call(pred, ys, rs, objective, reward):
+    check_str("objective", objective)
+    check_str("reward", reward)
+    return _core.sequence_loss(pred, ys, rs, objective=objective, reward=reward)
 
 
 def pl_loss(pred, ys, rs, reward: str = "cosine") -> tuple[float, np.ndarray]:
@@ -61,7 +68,7 @@ def pl_loss(pred, ys, rs, reward: str = "cosine") -> tuple[float, np.ndarray]:
     >>> bool(abs((up - down) / (2 * h) - dpred[1, 4, 2]) < 1e-4)
     True
     """
-    return _core.sequence_loss(pred, ys, rs, objective="pl", reward=reward)
+    return _call(pred, ys, rs, "pl", reward)
 
 
 def bt_loss(pred, ys, rs, reward: str = "cosine") -> tuple[float, np.ndarray]:
@@ -97,7 +104,7 @@ def bt_loss(pred, ys, rs, reward: str = "cosine") -> tuple[float, np.ndarray]:
     >>> bool(ica.bt_loss(good, b.ys, b.rs)[0] < ica.bt_loss(-good, b.ys, b.rs)[0])
     True
     """
-    return _core.sequence_loss(pred, ys, rs, objective="bt", reward=reward)
+    return _call(pred, ys, rs, "bt", reward)
 
 
 def sequence_loss(pred, ys, rs, objective: str = "pl", reward: str = "cosine"):
@@ -128,4 +135,4 @@ def sequence_loss(pred, ys, rs, objective: str = "pl", reward: str = "cosine"):
     >>> ica.sequence_loss(b.ys, b.ys, b.rs, "bt")[0] == ica.bt_loss(b.ys, b.ys, b.rs)[0]
     True
     """
-    return _core.sequence_loss(pred, ys, rs, objective=objective, reward=reward)
+    return _call(pred, ys, rs, objective, reward)

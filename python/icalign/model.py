@@ -7,8 +7,15 @@ from typing import Mapping
 import numpy as np
 
 from . import _core
-from ._validation import check_int
+from ._validation import check_float, check_int, check_str
 from .config import ModelConfig
+
+
+def _check_loss_args(objective, reward, reward_weight) -> float:
+    """Types of the loss options; the values are checked by the C core."""
+    check_str("objective", objective)
+    check_str("reward", reward)
+    return check_float("reward_weight", reward_weight)
 
 
 class Transformer:
@@ -57,7 +64,7 @@ class Transformer:
     def __init__(self, config: ModelConfig, seed: int = 0):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be an icalign.ModelConfig, got {type(config).__name__}")
-        check_int("seed", seed, 0)
+        check_int("seed", seed, 0, 2**64, span=" in [0, 2**64)")
         self.config = config
         self.seed = int(seed)
         c = config
@@ -142,9 +149,12 @@ class Transformer:
             ...
         ValueError: load_state_dict: missing entries [...], bad entries [wpe: shape (3, 12), expected (60, 12)]
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict: state_dict must be a mapping of parameter names "
+                            f"to arrays, got {type(state_dict).__name__}")
         expected = {name: shape for name, shape, _ in self._table}
         missing = [n for n in expected if n not in state_dict]
-        unexpected = [n for n in state_dict if n not in expected]
+        unexpected = [n for n in state_dict if not isinstance(n, str) or n not in expected]
         converted, problems = {}, []
         for name, shape in expected.items():
             if name not in state_dict:
@@ -158,10 +168,14 @@ class Transformer:
                 problems.append(f"{name}: dtype {arr.dtype} is not real numeric")
             elif arr.shape != shape:
                 problems.append(f"{name}: shape {arr.shape}, expected {shape}")
-            elif not np.all(np.isfinite(arr)):
-                problems.append(f"{name}: holds non-finite values")
             else:
-                converted[name] = arr.astype(np.float32, copy=False)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    as32 = arr.astype(np.float32, copy=False)
+                if not np.all(np.isfinite(as32)):
+                    beyond = " (beyond the float32 range)" if np.all(np.isfinite(arr)) else ""
+                    problems.append(f"{name}: holds non-finite values{beyond}")
+                else:
+                    converted[name] = as32
         if missing or unexpected or problems:
             parts = []
             if missing:
@@ -300,8 +314,7 @@ class Transformer:
         return self._forward_chunks(xs, ys, rs, batch_size)[1]
 
     def _forward_chunks(self, xs, ys, rs, batch_size):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = check_int("batch_size", batch_size, 1)
         xs, ys, rs = (np.asarray(a) for a in (xs, ys, rs))
         if xs.ndim == 3 and xs.shape[0] > batch_size:
             parts = [self._core.forward(xs[i:i + batch_size], ys[i:i + batch_size],
@@ -401,6 +414,7 @@ class Transformer:
         >>> 0.0 < loss < 20.0, grads["wpe"].shape
         (True, (60, 12))
         """
+        reward_weight = _check_loss_args(objective, reward, reward_weight)
         loss = self._core.loss_and_grad(xs, ys, rs, objective=objective, reward=reward,
                                         reward_weight=reward_weight)
         grads = {name: view.copy() for name, view in self._slices(self._core.grads).items()}
@@ -430,6 +444,9 @@ class Transformer:
         ------
         ValueError
             As for ``loss_and_grad``, or if ``lr`` is negative or not finite.
+        FloatingPointError
+            If the loss or the update is not finite (divergence); the update is
+            refused, the model is left as it was.
 
         Examples
         --------
@@ -442,6 +459,8 @@ class Transformer:
         >>> int(model.optimizer_state()["adam_steps"]), isinstance(loss, float)
         (3, True)
         """
+        reward_weight = _check_loss_args(objective, reward, reward_weight)
+        lr = check_float("lr", lr, 0.0)
         return self._core.step(xs, ys, rs, lr, objective=objective, reward=reward,
                                reward_weight=reward_weight)
 

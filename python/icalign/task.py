@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from ._validation import check_int
+from ._validation import check_float, check_int
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class AlignmentTask:
 
     def __init__(self, n_dims: int = 5, n_points: int = 20):
         for name, value in (("n_dims", n_dims), ("n_points", n_points)):
-            check_int(f"AlignmentTask {name}", value, 1)
+            check_int(f"AlignmentTask {name}", value, 1, 2**31, span=" in [1, 2**31 - 1]")
         self.n_dims = int(n_dims)
         self.n_points = int(n_points)
 
@@ -169,8 +169,7 @@ class AlignmentTask:
         True
         """
         check_int("batch_size", batch_size, 1, 2**31, span=" in [1, 2**31 - 1]")
-        if not (0.0 <= float(reward_noise) <= 1.0):
-            raise ValueError(f"reward_noise must lie in [0, 1], got {reward_noise!r}")
+        reward_noise = check_float("reward_noise", reward_noise, 0.0, 1.0)
         for name, value in (("seed", seed), ("offset", offset)):
             check_int(name, value, 0, 2**64, span=" in [0, 2**64)")
         arrays = _core.sample_tasks(int(batch_size), self.n_points, self.n_dims, int(seed),
