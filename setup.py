@@ -17,6 +17,10 @@ from setuptools.command.build_ext import build_ext
 CSRC = Path("csrc")
 SOURCES = sorted(str(p) for p in CSRC.glob("*.c"))
 BASE_FLAGS = ["-std=c11", "-O3", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"]
+# ICALIGN_SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer, any finding aborts
+# (run Python with the ASan runtime preloaded; see tests/sanitize.sh)
+SANITIZE_FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                  "-fno-sanitize-recover=all"]
 
 
 def compiler_supports_openmp(compiler) -> bool:
@@ -43,8 +47,11 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = BASE_FLAGS + (["-fopenmp"] if use_openmp else [])
             ext.extra_link_args = ["-fopenmp"] if use_openmp else []
-            if os.environ.get("ICALIGN_DEBUG") == "1":  # sanitizer / debugger builds
+            if os.environ.get("ICALIGN_DEBUG") == "1":  # debugger builds
                 ext.extra_compile_args += ["-O0", "-g"]
+            if os.environ.get("ICALIGN_SANITIZE") == "1":  # tests/sanitize.sh
+                ext.extra_compile_args += SANITIZE_FLAGS
+                ext.extra_link_args += SANITIZE_FLAGS
         super().build_extensions()
 
 

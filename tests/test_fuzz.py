@@ -14,8 +14,10 @@ import os
 import subprocess
 import sys
 
+import icalign as ica
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(ica.__file__)))
 BOUNDED_EXAMPLES = 30
 LONG_EXAMPLES = 2000
 
@@ -24,9 +26,9 @@ def run_fuzz(tmp_path, *args, timeout=1800):
     """Run tests/fuzz_api.py; returns (summary dict or None, returncode, diagnostics)."""
     last = tmp_path / "last_case.txt"
     env = dict(os.environ, ICALIGN_FUZZ_LAST_CASE=str(last), PYTHONFAULTHANDLER="1")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(ROOT, "python")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-                                          if p])
+    # the icalign this test imported (an installed one, or a sanitizer build's copy)
+    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_PARENT] + [
+        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     proc = subprocess.run([sys.executable, os.path.join(HERE, "fuzz_api.py"), *args],
                           capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp_path)
     summary = None
