@@ -31,23 +31,29 @@ run_asan() {
     cp -r python/icalign "$work/pkg/"
     rm -f "$work/pkg/icalign/"_core*.so
     cp "$work/lib/icalign/"_core*.so "$work/pkg/icalign/"
-    local asan
-    asan=$("$CC" -print-file-name=libasan.so)
-    echo "== the test suite under ASan+UBSan (LD_PRELOAD=$asan)"
-    local rc=0
+    # libstdc++ too: ASan must see __cxa_throw at start-up, or C++ extensions that throw
+    # (matplotlib's ft2font) abort in its interceptor
+    local preload
+    preload="$("$CC" -print-file-name=libasan.so) $("$CC" -print-file-name=libstdc++.so)"
+    echo "== the test suite under ASan+UBSan (LD_PRELOAD=$preload)"
+    rm -f "$work"/san.*
     # detect_leaks=0: CPython keeps its own allocations at exit; allocations above 3 GiB
-    # fail (return NULL -> MemoryError) as they do under the fuzz driver's memory cap
-    (cd "$work" && LD_PRELOAD="$asan" \
-        ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=3072:halt_on_error=1 \
-        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    # fail (return NULL -> MemoryError) as they do under the fuzz driver's memory cap.
+    # Reports go to $work/san.PID (pytest captures stderr, and an aborting process
+    # would take it along).
+    set +e
+    (cd "$work" && LD_PRELOAD="$preload" \
+        ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=3072:halt_on_error=1:log_path=$work/san" \
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$work/san" \
         PYTHONPATH="$work/pkg" ICALIGN_SANITIZED=1 \
         "$PYTHON" -m pytest -q -p no:cacheprovider "$OLDPWD/tests" "$@") \
-        2>&1 | tee "$work/pytest.log" || rc=$?
-    rc=${PIPESTATUS[0]:-$rc}
+        2>&1 | tee "$work/pytest.log"
+    local rc=${PIPESTATUS[0]}
+    set -e
     local findings
-    findings=$(grep -cE "ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer" \
-        "$work/pytest.log" || true)
+    findings=$(cat "$work"/san.* 2>/dev/null | grep -cE "ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|CHECK failed" || true)
     echo "== ASan+UBSan: pytest exit $rc, sanitizer reports: $findings (log: $work/pytest.log)"
+    [ "$findings" -eq 0 ] || cat "$work"/san.* | head -100
     [ "$rc" -eq 0 ] && [ "$findings" -eq 0 ]
 }
 
@@ -61,11 +67,12 @@ run_valgrind() {
     srcs=$(ls csrc/*.c | grep -v binding.c)
     # shellcheck disable=SC2086
     "$CC" -std=c11 -O1 -g -fopenmp -Icsrc $srcs tests/c/driver.c -lm -o "$work/driver"
-    local rc=0
+    set +e
     OMP_WAIT_POLICY=passive valgrind --error-exitcode=99 --leak-check=full \
         --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-        "$work/driver" full 2>&1 | tee "$work/valgrind.log" || rc=$?
-    rc=${PIPESTATUS[0]:-$rc}
+        "$work/driver" full 2>&1 | tee "$work/valgrind.log"
+    local rc=${PIPESTATUS[0]}
+    set -e
     grep -E "ERROR SUMMARY|definitely lost|All heap blocks" "$work/valgrind.log" || true
     echo "== valgrind: exit $rc"
     [ "$rc" -eq 0 ]
