@@ -7,17 +7,30 @@ import tempfile
 from typing import BinaryIO, Callable, Union
 
 
+def _naming(exc: OSError, path: str) -> OSError:
+    """The same kind of OSError (same errno, so PermissionError stays one), with a
+    message naming the file that could not be written: the temporary file's name
+    means nothing to the user."""
+    reason = exc.strerror or str(exc)
+    return OSError(exc.errno, f"cannot write {path!r}: {reason}") if exc.errno is not None \
+        else OSError(f"cannot write {path!r}: {reason}")
+
+
 def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None]) -> None:
     """Call ``write(f)`` on a temporary file in the target directory, fsync it and
     rename it over ``path`` (os.replace is atomic on POSIX and Windows). On any
-    error the temporary file is removed and the old ``path`` is left untouched.
+    error the temporary file is removed and the old ``path`` is left untouched;
+    an OSError (full disk, permission denied) is re-raised naming ``path``.
     The file gets the usual permissions (0666 minus the umask), not mkstemp's 0600.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                                   dir=directory)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -27,11 +40,13 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from exc
         raise
     try:  # make the rename itself durable; not possible on every platform
         dfd = os.open(directory, os.O_RDONLY)
