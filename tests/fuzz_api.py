@@ -700,7 +700,7 @@ TRAIN_CFG = ica.ModelConfig(n_dims=2, n_points=4, n_embd=4, n_layer=1, n_head=1)
 
 def t_train(data):
     steps = data.draw(st.one_of(st.integers(0, 3), st.sampled_from(
-        [-1, 2.0, "2", None, True, 2**63])), label="steps")
+        [-1, 2.0, "2", None, True])), label="steps")
     batch_size = data.draw(st.one_of(st.integers(1, 3), st.sampled_from(
         [0, -1, 2.0, None, 2**40, 2**31])), label="batch_size")
     lr = data.draw(st.one_of(st.just(1e-3), st.sampled_from([0.0, -1.0, 1e30, 3e38, 1e39, 1]),
