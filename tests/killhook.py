@@ -13,6 +13,8 @@ at the K-th occurrence (1-based) of EVENT:
              rename that publishes it
   replace    right after the K-th rename (the new file is published, the
              caller has not returned yet)
+  timer      K milliseconds after start-up (icalign imported), wherever the
+             process then is: in a C step, a write, a rename, Python code
 
 ``train`` runs ``icalign.train`` on a tiny model with a checkpoint written
 after every step and saves the final state to OUT.npz; ``cli`` runs
@@ -41,7 +43,14 @@ def install(spec: str) -> None:
 
     import numpy as np
 
-    if event == "step":
+    if event == "timer":
+        import threading
+
+        import icalign  # noqa: F401 - the delay counts from a loaded package
+        timer = threading.Timer(k / 1000.0, _die)
+        timer.daemon = True
+        timer.start()
+    elif event == "step":
         from icalign.model import Transformer
         original_step = Transformer.step
 
