@@ -51,7 +51,10 @@ run_asan() {
     local rc=${PIPESTATUS[0]}
     set -e
     local findings
-    findings=$(cat "$work"/san.* 2>/dev/null | grep -cE "ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|CHECK failed" || true)
+    # reports land in $work/san.PID, or in a test's captured output (child processes)
+    findings=$(cat "$work"/san.* "$work/pytest.log" 2>/dev/null \
+        | grep -cE "ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|CHECK failed" \
+        || true)
     echo "== ASan+UBSan: pytest exit $rc, sanitizer reports: $findings (log: $work/pytest.log)"
     [ "$findings" -eq 0 ] || cat "$work"/san.* | head -100
     [ "$rc" -eq 0 ] && [ "$findings" -eq 0 ]
