@@ -95,6 +95,8 @@ def _kill_sequence(tmp_path, plan):
         if os.path.exists(ck):  # whatever is published is a whole, loadable checkpoint
             ica.load_checkpoint(ck)
     assert _run(_child("none", "train", ck, out, str(STEPS)), tmp_path) == 0
+    # temporary files of killed writers are cleared by the next write
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz", "final.npz"]
     return killed
 
 

@@ -16,6 +16,39 @@ def _naming(exc: OSError, path: str) -> OSError:
         else OSError(f"cannot write {path!r}: {reason}")
 
 
+def _remove_stale(directory: str, base: str) -> None:
+    """Delete temporary files of ``base`` left by writers that died mid-write
+    (SIGKILL, power loss): their names carry the writer's pid, and a pid that no
+    longer runs cannot finish its write. Files of live writers are left alone."""
+    if os.name != "posix":  # os.kill(pid, 0) probes a process on POSIX only
+        return
+    prefix = f".{base}."
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
 def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None]) -> None:
     """Call ``write(f)`` on a temporary file in the target directory, fsync it and
     rename it over ``path`` (os.replace is atomic on POSIX and Windows). On any
@@ -27,8 +60,9 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=directory)
+        _remove_stale(directory, os.path.basename(path))
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{os.getpid()}.",
+                                   suffix=".tmp", dir=directory)
     except OSError as exc:
         raise _naming(exc, path) from exc
     try:
