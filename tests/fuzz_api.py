@@ -216,6 +216,8 @@ def combine(categories):
     """Expected outcome of a call from its arguments' categories."""
     if "error" in categories:
         return "error"
+    if "any" in categories:
+        return "any"
     if "extreme" in categories:
         return "extreme"
     return "same"
@@ -338,17 +340,37 @@ def batch_arrays(rng, B, N, d):
             base_array((B, N), rng, "reward"))
 
 
-def variant_inputs(draw, rng, arrays, names):
-    """Apply a drawn variant to each array: (objects, categories, canonicals, mutated names)."""
-    objs, cats, canon, bad = [], [], [], set()
+def batch_consistent(objs, d=None, n_min=1, n_max=None, huge=HUGE):
+    """Whether (xs or pred, ys, rs) have shapes a batch call accepts."""
+    if not all(isinstance(o, np.ndarray) for o in objs[:3]):
+        return False
+    x, y, r = objs[:3]
+    if x.ndim != 3 or y.shape != x.shape or r.shape not in (x.shape[:2], x.shape[:2] + (1,)):
+        return False
+    B, N, dd = x.shape
+    return (B >= 1 and n_min <= N and (n_max is None or N <= n_max) and dd >= 1
+            and (d is None or dd == d) and max(x.shape) < huge)
+
+
+def variant_inputs(draw, rng, arrays, names, consistent=None):
+    """Apply a drawn variant to each array: (objects, categories, canonicals, mutated names).
+
+    Shape variants that happen to agree with each other (the same axis grown on
+    pred and ys, say) make a valid call when ``consistent(objects)`` says so:
+    their category becomes 'any'."""
+    objs, cats, canon, bad, drawn = [], [], [], set(), []
     for a, name in zip(arrays, names):
         v = draw(arg_variant)
         o, cat, c = make_variant(a, v, rng)
         objs.append(o)
         cats.append(cat)
         canon.append(c)
+        drawn.append(v)
         if cat != "same":
             bad.add(name)
+    if "error" in cats and consistent is not None and consistent(objs) and all(
+            v in BAD_SHAPE for v, c in zip(drawn, cats) if c == "error"):
+        cats = ["any" if c == "error" else c for c in cats]
     return objs, cats, canon, bad
 
 
@@ -399,7 +421,9 @@ def _model_call(data, target, method):
     lo = 3 if method != "predict" else 1
     N = data.draw(st.integers(lo, cfg.n_points), label="N")
     arrays = batch_arrays(rng, B, N, cfg.n_dims)
-    objs, cats, canon, bad = variant_inputs(data.draw, rng, arrays, BATCH_NAMES)
+    objs, cats, canon, bad = variant_inputs(
+        data.draw, rng, arrays, BATCH_NAMES,
+        lambda o: batch_consistent(o, cfg.n_dims, lo, cfg.n_points))
     # rs may also be given as (B, N, 1)
     if data.draw(st.booleans(), label="rs3") and isinstance(objs[2], np.ndarray) \
             and objs[2].ndim == 2:
@@ -487,7 +511,8 @@ def t_losses(data):
     B, N, d = (data.draw(st.integers(1, 4)), data.draw(st.integers(3, 7)),
                data.draw(st.integers(1, 5)))
     arrays = batch_arrays(rng, B, N, d)
-    objs, cats, canon, bad = variant_inputs(data.draw, rng, arrays, ("pred", "ys", "rs"))
+    objs, cats, canon, bad = variant_inputs(data.draw, rng, arrays, ("pred", "ys", "rs"),
+                                            lambda o: batch_consistent(o, n_min=3))
     expect = combine(cats)
     kwargs = {}
     reward = data.draw(st.one_of(st.sampled_from(["cosine", "neg_sq"]), JUNK), label="reward")
@@ -569,10 +594,17 @@ def t_baselines(data):
     B, N, d = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 6)),
                data.draw(st.integers(1, 4)))
     arrays = batch_arrays(rng, B, N, d)
-    objs, cats, canon, bad = variant_inputs(data.draw, rng, arrays, BATCH_NAMES)
-    if kind != "gd":            # the simple baselines never read xs
-        objs[0], cats[0], canon[0] = arrays[0], "same", arrays[0]
     t_values = data.draw(T_VALUES, label="t_values")
+
+    def consistent(o):
+        # the simple baselines take their shapes from ys and never read xs
+        o = o if kind == "gd" else [o[1], o[1], o[2]]
+        return batch_consistent(o) and not isinstance(t_values, (type(None), int, str)) \
+            and _t_expect(t_values, o[0].shape[1]) == "same"
+
+    objs, cats, canon, bad = variant_inputs(data.draw, rng, arrays, BATCH_NAMES, consistent)
+    if kind != "gd":
+        objs[0], cats[0], canon[0] = arrays[0], "same", arrays[0]
     expect = combine(cats)
     t_expect = _t_expect(t_values, N) if not isinstance(t_values, (type(None), int, str)) \
         else "error"
