@@ -94,8 +94,8 @@ DAMAGE = {
         _first_param(a), np.full_like(a[_first_param(a)], np.inf))), ["non-finite"]),
     "losses_vs_step": (lambda b, p, d: _rewrite(p, d, lambda a: a.__setitem__(
         "losses", a["losses"][:1])), ["losses", "step"]),
-    "adam_steps_vs_step": (lambda b, p, d: _rewrite(p, d, lambda a: a.__setitem__(
-        "adam_steps", np.int64(7))), ["adam_steps"]),
+    "negative_adam_steps": (lambda b, p, d: _rewrite(p, d, lambda a: a.__setitem__(
+        "adam_steps", np.int64(-3))), ["adam_steps"]),
 }
 
 

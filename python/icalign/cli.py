@@ -224,6 +224,10 @@ def main(argv=None) -> int:
             ClusterError) as exc:
         print(f"icalign: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a read-only folder: files written so far are whole
+        print(f"icalign: error: {exc}; the results written before are intact, rerun with "
+              f"--resume once the problem is fixed", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

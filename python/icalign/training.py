@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from ._files import atomic_write
 from ._progress import DeferInterrupt, Progress
-from ._validation import check_int
+from ._validation import check_float, check_int
 from ._version import __version__
 from .config import ModelConfig
 from .evaluate import EVAL_SEED_BASE
@@ -175,8 +176,11 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> dict:
     Raises
     ------
     ValueError
-        If the file cannot be read, is not an icalign checkpoint, or has
-        another checkpoint format.
+        If the file cannot be read, is truncated, corrupted or not an icalign
+        checkpoint, has another format, or has an entry that is missing,
+        mis-shaped, non-finite or inconsistent with the others. Everything is
+        checked before anything is returned; the message names the file and
+        the problem.
 
     Examples
     --------
@@ -194,30 +198,94 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> dict:
     (3, 3)
     """
     path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except Exception as exc:  # noqa: BLE001 - re-raised with the path
-        raise ValueError(f"cannot read checkpoint {path!r}: {exc}") from exc
+    data = _read_npz(path)
+    if "meta" not in data:
+        raise ValueError(f"{path!r} is not an icalign checkpoint (no 'meta' entry; it holds "
+                         f"{sorted(data)[:6]})")
     try:
         meta = json.loads(str(data.pop("meta")))
-    except KeyError:
-        raise ValueError(f"{path!r} is not an icalign checkpoint (no 'meta' entry)") from None
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise ValueError(f"checkpoint {path!r} has an unreadable 'meta' entry ({exc})") from None
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint {path!r} has format {meta.get('format')!r}; this icalign "
                          f"reads format {CHECKPOINT_FORMAT}")
+    missing = [k for k in ("config", "arguments", "version", "step", "seconds") if k not in meta]
+    missing += [k for k in ("losses", "adam_m", "adam_v", "adam_steps") if k not in data]
+    if missing:
+        raise ValueError(f"checkpoint {path!r} is incomplete: no {', '.join(missing)}")
+    try:
+        config = ModelConfig.from_dict(meta["config"])
+        step, seconds = int(meta["step"]), float(meta["seconds"])
+        adam_steps = int(data["adam_steps"])
+        arguments = dict(meta["arguments"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint {path!r} has a bad 'meta' entry: {exc}") from None
+    losses = np.asarray(data["losses"])
     state = {k[len("param/"):]: v for k, v in data.items() if k.startswith("param/")}
+    problems = []
+    if losses.shape != (step,):
+        problems.append(f"losses has shape {losses.shape} but the checkpoint is at step {step}")
+    if adam_steps < 0:
+        problems.append(f"adam_steps is {adam_steps}")
+    for name, value in [("losses", losses), ("adam_m", data["adam_m"]),
+                        ("adam_v", data["adam_v"])] + [("param/" + k, v) for k, v in state.items()]:
+        if value.dtype.kind not in "fiu":
+            problems.append(f"{name} has dtype {value.dtype}")
+        elif not np.all(np.isfinite(value)):
+            problems.append(f"{name} holds non-finite values")
+    if data["adam_m"].shape != data["adam_v"].shape or data["adam_m"].ndim != 1:
+        problems.append(f"adam_m and adam_v have shapes {data['adam_m'].shape} and "
+                        f"{data['adam_v'].shape}; expected two equal 1-D arrays")
+    if not problems:    # names and shapes against the model the config describes
+        reference = Transformer(config)
+        expected = {name: shape for name, shape, _ in reference._table}
+        for name in sorted(set(expected) | set(state)):
+            if name not in state:
+                problems.append(f"parameter {name} is missing")
+            elif name not in expected:
+                problems.append(f"parameter {name} is not in the model")
+            elif state[name].shape != expected[name]:
+                problems.append(f"parameter {name} has shape {state[name].shape}, expected "
+                                f"{expected[name]}")
+        size = reference._core.params.shape
+        if data["adam_m"].shape != size:
+            problems.append(f"adam_m and adam_v have shape {data['adam_m'].shape}, expected "
+                            f"{size}")
+    if problems:
+        raise ValueError(f"checkpoint {path!r} is damaged: " + "; ".join(problems))
     return {
-        "config": ModelConfig.from_dict(meta["config"]),
-        "arguments": meta["arguments"],
-        "version": meta["version"],
-        "step": int(meta["step"]),
-        "seconds": float(meta["seconds"]),
-        "losses": data["losses"].astype(np.float64),
-        "state_dict": state,
+        "config": config, "arguments": arguments, "version": meta["version"], "step": step,
+        "seconds": seconds, "losses": losses.astype(np.float64), "state_dict": state,
         "optimizer": {"adam_m": data["adam_m"], "adam_v": data["adam_v"],
-                      "adam_steps": int(data["adam_steps"])},
+                      "adam_steps": adam_steps},
     }
+
+
+def _read_npz(path: str) -> dict:
+    """Every array of an .npz file, or ValueError naming the file and the problem."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read checkpoint {path!r}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise ValueError(f"cannot read checkpoint {path!r}: the file is empty")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ValueError(f"cannot read checkpoint {path!r}: {exc.strerror or exc}") from exc
+    if magic != b"PK\x03\x04":
+        raise ValueError(f"cannot read checkpoint {path!r}: not an .npz (zip) file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"cannot read checkpoint {path!r}: the zip archive is truncated or "
+                         f"corrupt ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - re-raised with the path
+        raise ValueError(f"cannot read checkpoint {path!r}: corrupt entry ({exc})") from exc
 
 
 def model_from_checkpoint(ck: dict) -> Transformer:
@@ -356,11 +424,11 @@ def _check_arguments(model, task, steps, batch_size, lr, seed, objective, reward
     if seed >= EVAL_SEED_BASE:
         raise ValueError(f"seed must be < 2**40 = {EVAL_SEED_BASE}: larger seeds are reserved for "
                          f"evaluation sets (icalign.evaluation_set), got {seed}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if not (0.0 <= float(reward_noise) <= 1.0):
-        raise ValueError(f"reward_noise must lie in [0, 1], got {reward_noise!r}")
-    if not (isinstance(checkpoint_every, (int, float)) and checkpoint_every > 0):
+    check_float("lr", lr, 0.0, low_open=True)
+    check_float("reward_noise", reward_noise, 0.0, 1.0)
+    check_float("reward_weight", reward_weight, 0.0)
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, float)) \
+            or not checkpoint_every > 0:
         raise ValueError(f"checkpoint_every must be a number of seconds > 0, "
                          f"got {checkpoint_every!r}")
     _check_choice("objective", objective, ("pl", "bt"))
@@ -398,9 +466,21 @@ def _resume(model: Transformer, checkpoint, arguments: dict) -> tuple:
     if ck["step"] > arguments["steps"]:
         raise ValueError(f"checkpoint {path!r} is at step {ck['step']}, past "
                          f"steps={arguments['steps']}")
-    model.load_state_dict(ck["state_dict"])
-    model.load_optimizer_state(ck["optimizer"])
+    _load_whole(model, ck, path)
     return ck["losses"].tolist(), ck["seconds"]
+
+
+def _load_whole(model: Transformer, ck: dict, path: str) -> None:
+    """Parameters and Adam state of ``ck`` into ``model``, all or nothing."""
+    core = model._core
+    before = (core.params.copy(), core.adam_m.copy(), core.adam_v.copy(), core.adam_steps)
+    try:
+        model.load_state_dict(ck["state_dict"])
+        model.load_optimizer_state(ck["optimizer"])
+    except (ValueError, TypeError) as exc:
+        core.params[...], core.adam_m[...], core.adam_v[...] = before[:3]
+        core.adam_steps = before[3]
+        raise ValueError(f"checkpoint {path!r} does not fit the model: {exc}") from None
 
 
 class _Saver:
@@ -412,17 +492,67 @@ class _Saver:
         self.start = len(losses)
         self.t0 = time.monotonic()
         self.adam_at_start = model._core.adam_steps
+        core = model._core
+        # the starting state, for a run that diverges before its first checkpoint
+        self.initial = (core.params.copy(), core.adam_m.copy(), core.adam_v.copy(),
+                        core.adam_steps) if checkpoint is not None else None
 
     def elapsed(self) -> float:
         return self.seconds_before + (time.monotonic() - self.t0)
 
-    def __call__(self) -> None:
+    def save_initial(self) -> None:
+        """Write the state this call started from (a diverging run's last finite one
+        when no checkpoint was written yet)."""
+        core = self.model._core
+        core.params[...], core.adam_m[...], core.adam_v[...] = self.initial[:3]
+        core.adam_steps = self.initial[3]
+        save_checkpoint(self.checkpoint, _checkpoint_arrays(
+            self.model, self.arguments, self.losses[:self.start], self.elapsed()))
+
+    def __call__(self, only_finite: bool = False) -> None:
         # Only a state whose Adam count matches the loss history is consistent
         # (a second Ctrl-C can land inside a step); otherwise keep the last file.
+        # After a divergence only a finite state may replace it.
+        core = self.model._core
+        if only_finite and not (np.isfinite(core.params).all() and np.isfinite(core.adam_m).all()
+                                and np.isfinite(core.adam_v).all()):
+            return
         if self.checkpoint is not None and \
-                self.model._core.adam_steps - self.adam_at_start == len(self.losses) - self.start:
+                core.adam_steps - self.adam_at_start == len(self.losses) - self.start:
             save_checkpoint(self.checkpoint, _checkpoint_arrays(
                 self.model, self.arguments, self.losses, self.elapsed()))
+
+
+class TrainingDiverged(FloatingPointError):
+    """``train`` stopped because the loss or the parameters stopped being finite.
+
+    step: the 0-based step that diverged; loss: its loss (NaN or inf, or the
+    finite loss before an update that broke the parameters); lr: its learning
+    rate; checkpoint: the checkpoint holding the last finite state (the model is
+    reset to it), or None without a checkpoint (the model then holds the state
+    in which the divergence was detected)."""
+
+    def __init__(self, message, step, loss, lr, checkpoint):
+        super().__init__(message)
+        self.step, self.loss, self.lr, self.checkpoint = step, loss, lr, checkpoint
+
+
+def _diverged(model, exc, step, lr, save, checkpoint) -> TrainingDiverged:
+    """Keep the last finite checkpoint, put the model back to it, and describe it."""
+    loss = float(getattr(exc, "loss", float("nan")))
+    save(only_finite=True)
+    if checkpoint is not None and not os.path.exists(checkpoint):
+        save.save_initial()
+    where = "the model holds the state in which it diverged (no checkpoint)"
+    if checkpoint is not None and os.path.exists(checkpoint):
+        path = os.fspath(checkpoint)
+        ck = load_checkpoint(path)
+        _load_whole(model, ck, path)
+        where = (f"the last finite state (step {ck['step']}) is in {path!r}, and the model "
+                 f"was reset to it")
+    return TrainingDiverged(f"training diverged at step {step}: loss {loss:g} at lr {lr:g} "
+                            f"({exc}); {where}; try a smaller lr", step, loss, lr,
+                            os.fspath(checkpoint) if checkpoint is not None else None)
 
 
 def _step_loop(model, task, a: dict, losses: list, save: _Saver, bar: Progress,
@@ -441,11 +571,7 @@ def _step_loop(model, task, a: dict, losses: list, save: _Saver, bar: Progress,
                                   objective=a["objective"], reward=a["reward"],
                                   reward_weight=a["reward_weight"])
             except FloatingPointError as exc:
-                save()
-                where = "in " + repr(os.fspath(checkpoint)) if checkpoint else "in the model"
-                raise FloatingPointError(
-                    f"training diverged at step {s} (lr {step_lr:g}): {exc}; the last good "
-                    f"state is {where}; try a smaller lr") from exc
+                raise _diverged(model, exc, s, step_lr, save, checkpoint) from exc
             losses.append(float(loss))
             bar.update(s + 1, float(loss))
             if interrupt.requested:
@@ -488,8 +614,9 @@ def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size
         for silence.
     checkpoint : str or os.PathLike, optional
         Path of an .npz checkpoint. Written atomically every
-        ``checkpoint_every`` seconds, at the end, on Ctrl-C (then
-        KeyboardInterrupt is re-raised) and before a divergence error. If the
+        ``checkpoint_every`` seconds, at the end and on Ctrl-C (then
+        KeyboardInterrupt is re-raised); a diverging run leaves its last finite
+        state there. If the
         file exists, training resumes from it and ends bit-identical to an
         uninterrupted run; a finished checkpoint loads the trained parameters
         and returns at once.
@@ -514,13 +641,20 @@ def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size
     Raises
     ------
     TypeError
-        If ``model`` is not a Transformer or ``task`` not an AlignmentTask.
+        If ``model`` is not a Transformer, ``task`` not an AlignmentTask, or an
+        argument has the wrong type.
     ValueError
         If an argument is invalid, the task does not match the model, or the
         checkpoint was made with another config or other training arguments
-        (or is past ``steps``, or unreadable).
-    FloatingPointError
-        If training diverges (the last good state is in the checkpoint).
+        (or is past ``steps``, unreadable or damaged: the model is then left as
+        it was).
+    TrainingDiverged
+        A FloatingPointError: the loss or the parameters stopped being finite
+        (e.g. too large an lr). It carries ``step`` and ``loss``; the
+        checkpoint keeps the last finite state and the model is reset to it.
+    OSError
+        If writing the checkpoint fails (full disk, no permission); it names
+        the file, and the previous checkpoint stays whole.
     KeyboardInterrupt
         Re-raised after Ctrl-C, once the checkpoint is written.
 
@@ -546,6 +680,9 @@ def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size
     """
     arguments = _check_arguments(model, task, steps, batch_size, lr, seed, objective, reward,
                                  reward_noise, reward_weight, checkpoint_every, lr_schedule)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a path (str or os.PathLike) or None, got "
+                        f"{type(checkpoint).__name__}")
     losses, seconds_before = _resume(model, checkpoint, arguments)
     start = len(losses)
 
