@@ -45,3 +45,20 @@ def check_str(name: str, value) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {value!r} ({type(value).__name__})")
     return value
+
+
+def real_array(name: str, value):
+    """``value`` as a float64 array: TypeError naming ``name`` unless its dtype is
+    real (bool, int, float), ValueError if it holds NaN or infinity."""
+    import numpy as np
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - e.g. ragged nested lists
+        raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {arr.dtype}; expected real numbers (float, int "
+                        f"or bool)")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds non-finite values")
+    return arr

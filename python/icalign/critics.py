@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import real_array
 from .evaluate import normalized_error
 
 #: norms below this count as zero
@@ -91,14 +92,14 @@ def oracle_rewards(responses, ystar, eps) -> np.ndarray:
     >>> ica.oracle_rewards(np.zeros((4, 5)), b.ystar, b.eps)     # no information
     array([0.5, 0.5, 0.5, 0.5])
     """
-    y = np.asarray(responses, dtype=np.float64)
+    y = real_array("responses", responses)
     single = y.ndim == 2
     if single:
         y = y[:, None, :]
     if y.ndim != 3:
         raise ValueError(f"responses must be (B, M, d) or (B, d), got shape {y.shape}")
-    ystar = np.asarray(ystar, dtype=np.float64)
-    eps = np.asarray(eps, dtype=np.float64)
+    ystar = real_array("ystar", ystar)
+    eps = real_array("eps", eps)
     if ystar.shape != (y.shape[0], y.shape[2]) or eps.shape != ystar.shape:
         raise ValueError(f"ystar and eps must be (B, d) = {(y.shape[0], y.shape[2])}, got "
                          f"{ystar.shape} and {eps.shape}")
@@ -173,12 +174,12 @@ def quality_rewards(responses, ystar, eps, iterations: int = 60) -> np.ndarray:
     >>> bool(abs(q - b.rs_true).max() < 1e-6)
     True
     """
-    y = np.asarray(responses, dtype=np.float64)
+    y = real_array("responses", responses)
     single = y.ndim == 2
     if single:
         y = y[:, None, :]
-    ystar = np.asarray(ystar, dtype=np.float64)
-    eps = np.asarray(eps, dtype=np.float64)
+    ystar = real_array("ystar", ystar)
+    eps = real_array("eps", eps)
     if y.ndim != 3 or ystar.shape != (y.shape[0], y.shape[2]) or eps.shape != ystar.shape:
         raise ValueError(f"responses (B, M, d) with ystar and eps (B, d), got {y.shape}, "
                          f"{ystar.shape} and {eps.shape}")
@@ -579,6 +580,14 @@ class SelfCritic(Critic):
         return np.clip(rhat[:, n:n + 1].astype(np.float64), 0.0, 1.0)
 
 
+def _critic_number(spec: str, arg: str) -> float:
+    try:
+        return float(arg)
+    except ValueError:
+        raise ValueError(f"critic {spec!r}: {arg!r} is not a number (expected e.g. "
+                         f"'replace:0.25' or 'gauss:0.3')") from None
+
+
 def make_critic(spec, model=None, base: str = "oracle") -> Critic:
     """A critic from a ``Critic`` or a short name.
 
@@ -634,9 +643,9 @@ def make_critic(spec, model=None, base: str = "oracle") -> Critic:
             raise ValueError("critic 'self' needs the model")
         return SelfCritic(model)
     if name == "replace" and arg:
-        return ReplaceCritic(float(arg), base)
+        return ReplaceCritic(_critic_number(spec, arg), base)
     if name == "gauss" and arg:
-        return GaussianCritic(float(arg), base)
+        return GaussianCritic(_critic_number(spec, arg), base)
     raise ValueError(f"unknown critic {spec!r}; expected 'oracle', 'quality', 'inverted', "
                      f"'self', 'replace:P' or 'gauss:SIGMA'")
 

@@ -37,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_int, real_array
 from .critics import (NORM_EPS, Critic, CriticInput, check_reference, make_critic,
                       oracle_rewards, reference_rewards)
 from .evaluate import normalized_error
@@ -213,8 +213,8 @@ def pairwise_accuracy(critic_rewards, true_rewards, pairs=None) -> np.ndarray:
     >>> ica.pairwise_accuracy([[0.1, 0.5]], [[0.3, 0.3]])     # no untied pair
     array([nan])
     """
-    c = np.asarray(critic_rewards, dtype=np.float64)
-    t = np.asarray(true_rewards, dtype=np.float64)
+    c = real_array("critic_rewards", critic_rewards)
+    t = real_array("true_rewards", true_rewards)
     if c.shape != t.shape or c.ndim != 2:
         raise ValueError(f"critic and true rewards must both be (B, M), got {c.shape} and "
                          f"{t.shape}")
@@ -414,7 +414,7 @@ def self_check_accuracy(model, batch: TaskBatch, n_context: int | None = None) -
     batch : TaskBatch
         The tasks; their shown rewards form the context.
     n_context : int, optional
-        Examples per task to use (default: all of the batch's); capped at
+        Examples per task to use, >= 3 (default: all of the batch's); capped at
         ``model.config.n_points``.
 
     Returns
@@ -422,13 +422,13 @@ def self_check_accuracy(model, batch: TaskBatch, n_context: int | None = None) -
     dict
         "accuracy": mean pairwise accuracy (``pairwise_accuracy``) per task;
         "mse": mean squared error of the estimates; "corr": their Pearson
-        correlation with the true weights over all tasks; "n_context": the
-        number of examples used.
+        correlation with the true weights over all tasks (0 when the estimates
+        or the weights are constant); "n_context": the number of examples used.
 
     Raises
     ------
     ValueError
-        If the model has no reward head.
+        If the model has no reward head, or fewer than 3 examples are usable.
 
     Examples
     --------
@@ -441,12 +441,19 @@ def self_check_accuracy(model, batch: TaskBatch, n_context: int | None = None) -
     >>> 0.0 <= out["accuracy"] <= 1.0
     True
     """
-    n = batch.n_points if n_context is None else int(n_context)
-    n = min(n, model.config.n_points)
+    n = batch.n_points if n_context is None else check_int("n_context", n_context, 3)
+    n = min(n, model.config.n_points, batch.n_points)
+    if n < 3:
+        raise ValueError(f"self_check_accuracy needs n_context >= 3 examples (two scored "
+                         f"ones to rank), but the batch and model allow {n}")
     rhat = model.predict_rewards(batch.xs[:, :n], batch.ys[:, :n], batch.rs[:, :n])
     est, true = rhat[:, 1:].astype(np.float64), batch.rs_true[:, 1:n].astype(np.float64)
     acc = pairwise_accuracy(est, true)
+    # a constant estimate (or constant truth) has no correlation: 0, not NaN
+    flat_e, flat_t = est.ravel(), true.ravel()
+    corr = float(np.corrcoef(flat_e, flat_t)[0, 1]) \
+        if np.std(flat_e) > 0 and np.std(flat_t) > 0 else 0.0
     return {"accuracy": float(np.nanmean(acc)), "mse": float(np.mean((est - true) ** 2)),
-            "corr": float(np.corrcoef(est.ravel(), true.ravel())[0, 1]), "n_context": n}
+            "corr": corr, "n_context": n}
 
 
