@@ -924,22 +924,14 @@ def t_core_misuse(data):
         except allowed:
             if core.adam_steps != before:
                 raise Violation("a refused adam_steps value changed the counter")
-    elif what == "threads":
-        before = ica.get_num_threads()
+    elif what in ("threads", "simd"):
+        get, put = ((ica.get_num_threads, ica.set_num_threads) if what == "threads"
+                    else (ica.simd_path, ica.set_simd_path))
+        before = get()
         try:
-            ica.set_num_threads(value)
-        except allowed:
-            pass
+            attempt(lambda: put(value))
         finally:
-            ica.set_num_threads(before)
-    elif what == "simd":
-        before = ica.simd_path()
-        try:
-            ica.set_simd_path(value)
-        except allowed:
-            pass
-        finally:
-            ica.set_simd_path(before)
+            put(before)
     del uninit
 
 
