@@ -18,7 +18,7 @@ from .evaluate import (EVAL_SEED_BASE, error_curves, evaluation_set, normalized_
                        transformer_predictions)
 from .model import Transformer
 from .task import AlignmentTask, TaskBatch
-from .training import TrainHistory, load_checkpoint, save_checkpoint, train
+from .training import TrainHistory, TrainingDiverged, load_checkpoint, save_checkpoint, train
 from . import stats, theory
 from .critics import (Critic, OracleCritic, ReplaceCritic, GaussianCritic, InvertedCritic,
                       QualityCritic, SelfCritic, make_critic, oracle_rewards, quality_rewards)
@@ -139,7 +139,7 @@ __all__ = [
     "AlignmentTask", "TaskBatch", "gd_baseline", "simple_baseline", "mean_baseline",
     "best_baseline", "weighted_baseline", "oracle_baseline", "normalized_error",
     "error_curves", "evaluation_set", "EVAL_SEED_BASE", "transformer_predictions",
-    "train", "TrainHistory", "load_checkpoint", "save_checkpoint",
+    "train", "TrainHistory", "TrainingDiverged", "load_checkpoint", "save_checkpoint",
     "stats", "theory", "Critic", "OracleCritic", "ReplaceCritic", "GaussianCritic",
     "InvertedCritic", "QualityCritic", "SelfCritic", "SelfCorrection", "make_critic",
     "oracle_rewards", "quality_rewards",

@@ -537,9 +537,16 @@ class TrainingDiverged(FloatingPointError):
         self.step, self.loss, self.lr, self.checkpoint = step, loss, lr, checkpoint
 
 
-def _diverged(model, exc, step, lr, save, checkpoint) -> TrainingDiverged:
+def _diverged(model, exc, step, lr, save, checkpoint, batch, a) -> TrainingDiverged:
     """Keep the last finite checkpoint, put the model back to it, and describe it."""
-    loss = float(getattr(exc, "loss", float("nan")))
+    loss = getattr(exc, "loss", None)
+    if loss is None:    # the step refused its update: the loss it saw, if finite
+        try:
+            loss = model.loss_and_grad(batch.xs, batch.ys, batch.rs, objective=a["objective"],
+                                       reward=a["reward"], reward_weight=a["reward_weight"])[0]
+        except (FloatingPointError, ValueError):
+            loss = float("nan")
+    loss = float(loss)
     save(only_finite=True)
     if checkpoint is not None and not os.path.exists(checkpoint):
         save.save_initial()
@@ -571,7 +578,7 @@ def _step_loop(model, task, a: dict, losses: list, save: _Saver, bar: Progress,
                                   objective=a["objective"], reward=a["reward"],
                                   reward_weight=a["reward_weight"])
             except FloatingPointError as exc:
-                raise _diverged(model, exc, s, step_lr, save, checkpoint) from exc
+                raise _diverged(model, exc, s, step_lr, save, checkpoint, batch, a) from exc
             losses.append(float(loss))
             bar.update(s + 1, float(loss))
             if interrupt.requested:
