@@ -18,7 +18,7 @@ import icalign as ica
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(ica.__file__)))
-BOUNDED_EXAMPLES = 30
+BOUNDED_EXAMPLES = 100
 LONG_EXAMPLES = 2000
 
 
