@@ -36,8 +36,11 @@ def check_float(name: str, value, low: float = -math.inf, high: float = math.inf
     value = float(value)
     too_low = value <= low if low_open else value < low
     if not math.isfinite(value) or too_low or value > high:
-        lo = "(" if low_open else "["
-        raise ValueError(f"{name} must be a finite number in {lo}{low:g}, {high:g}], got {value!r}")
+        if math.isinf(high):
+            span = "" if math.isinf(low) else f" {'>' if low_open else '>='} {low:g}"
+        else:
+            span = f" in {'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be a finite number{span}, got {value!r}")
     return value
 
 
