@@ -58,7 +58,7 @@ static void *xcalloc(size_t n, size_t size) {
 
 static void run_model(ica_config cfg, int B, int N) {
     ica_model *m = NULL;
-    EXPECT_OK(ica_model_create(&cfg, 7, &m));
+    EXPECT_OK(ica_model_create(&m, &cfg, 7));
     if (!m) return;
     int d = cfg.n_dims;
     size_t bnd = (size_t)B * N * d, bn = (size_t)B * N;
@@ -66,65 +66,65 @@ static void run_model(ica_config cfg, int B, int N) {
     float *rs = xcalloc(bn, sizeof(float)), *rs_true = xcalloc(bn, sizeof(float));
     float *ystar = xcalloc((size_t)B * d, sizeof(float)), *eps = xcalloc((size_t)B * d, sizeof(float));
     float *pred = xcalloc(bnd, sizeof(float)), *rhat = xcalloc(bn, sizeof(float));
-    EXPECT_OK(ica_sample_tasks(B, N, d, 3, 0, 0.25, xs, ys, rs, rs_true, ystar, eps));
+    EXPECT_OK(ica_sample_tasks(xs, ys, rs, rs_true, ystar, eps, B, N, d, 3, 0, 0.25));
 
     for (int i = 0; i < ica_model_num_tensors(m); i++) {
         const char *name;
         int ndim, shape[2];
         size_t offset;
-        EXPECT_OK(ica_model_tensor_info(m, i, &name, &ndim, shape, &offset));
+        EXPECT_OK(ica_model_tensor_info(m, &name, &ndim, shape, &offset, i));
     }
-    EXPECT_OK(ica_model_forward(m, xs, ys, rs, B, N, pred, cfg.reward_head ? rhat : NULL));
+    EXPECT_OK(ica_model_forward(m, pred, cfg.reward_head ? rhat : NULL, xs, ys, rs, B, N));
     check_finite("forward", pred, bnd);
     /* a smaller batch after a larger one reuses the arena */
-    EXPECT_OK(ica_model_forward(m, xs, ys, rs, 1, N > 1 ? N - 1 : 1, pred, NULL));
+    EXPECT_OK(ica_model_forward(m, pred, NULL, xs, ys, rs, 1, N > 1 ? N - 1 : 1));
     float loss = 0.0f;
     for (int obj = 0; obj < 2; obj++)
         for (int rew = 0; rew < 2; rew++) {
-            EXPECT_OK(ica_model_loss_and_grad(m, xs, ys, rs, B, N, (ica_objective)obj,
-                                              (ica_reward)rew, 0.5f, &loss));
+            EXPECT_OK(ica_model_loss_and_grad(m, &loss, xs, ys, rs, B, N, (ica_objective)obj,
+                                              (ica_reward)rew, 0.5f));
             check_finite("grads", ica_model_grads(m), ica_model_arena_size(m));
-            EXPECT_OK(ica_model_step(m, xs, ys, rs, B, N, (ica_objective)obj, (ica_reward)rew,
-                                     1.0f, 1e-3f, &loss));
+            EXPECT_OK(ica_model_step(m, &loss, xs, ys, rs, B, N, (ica_objective)obj,
+                                     (ica_reward)rew, 1.0f, 1e-3f));
         }
     EXPECT_OK(ica_model_adam_update(m, 1e-3f, 0.9f, 0.999f, 1e-8f));
     check_finite("params", ica_model_params(m), ica_model_arena_size(m));
 
     /* error paths: nothing may be read or written out of bounds */
-    EXPECT_FAIL(ica_model_forward(m, xs, ys, rs, 0, N, pred, NULL));
-    EXPECT_FAIL(ica_model_forward(m, xs, ys, rs, B, cfg.n_points + 1, pred, NULL));
-    EXPECT_FAIL(ica_model_loss_and_grad(m, xs, ys, rs, B, 2, ICA_OBJECTIVE_PL,
-                                        ICA_REWARD_COSINE, 1.0f, &loss));
+    EXPECT_FAIL(ica_model_forward(m, pred, NULL, xs, ys, rs, 0, N));
+    EXPECT_FAIL(ica_model_forward(m, pred, NULL, xs, ys, rs, B, cfg.n_points + 1));
+    EXPECT_FAIL(ica_model_loss_and_grad(m, &loss, xs, ys, rs, B, 2, ICA_OBJECTIVE_PL,
+                                        ICA_REWARD_COSINE, 1.0f));
     rs[0] = NAN;
-    EXPECT_FAIL(ica_model_forward(m, xs, ys, rs, B, N, pred, NULL));
-    EXPECT_FAIL(ica_model_step(m, xs, ys, rs, B, N, ICA_OBJECTIVE_PL, ICA_REWARD_COSINE, 1.0f,
-                               1e-3f, &loss));
+    EXPECT_FAIL(ica_model_forward(m, pred, NULL, xs, ys, rs, B, N));
+    EXPECT_FAIL(ica_model_step(m, &loss, xs, ys, rs, B, N, ICA_OBJECTIVE_PL, ICA_REWARD_COSINE,
+                               1.0f, 1e-3f));
     rs[0] = 0.5f;
 
     /* losses on their own */
     float *dpred = xcalloc(bnd, sizeof(float));
     for (int obj = 0; obj < 2; obj++) {
-        EXPECT_OK(ica_sequence_loss(pred, ys, rs, B, N, d, (ica_objective)obj,
-                                    ICA_REWARD_COSINE, &loss, dpred));
+        EXPECT_OK(ica_sequence_loss(&loss, dpred, pred, ys, rs, B, N, d, (ica_objective)obj,
+                                    ICA_REWARD_COSINE));
         check_finite("dpred", dpred, bnd);
     }
-    EXPECT_FAIL(ica_sequence_loss(pred, ys, rs, B, 2, d, ICA_OBJECTIVE_PL, ICA_REWARD_COSINE,
-                                  &loss, dpred));
+    EXPECT_FAIL(ica_sequence_loss(&loss, dpred, pred, ys, rs, B, 2, d, ICA_OBJECTIVE_PL,
+                                  ICA_REWARD_COSINE));
 
     /* baselines */
     int t_values[] = {1, 2, N};
     float *out = xcalloc((size_t)B * 3 * d, sizeof(float));
-    EXPECT_OK(ica_gd_baseline(xs, ys, rs, B, N, d, t_values, 3, 5, 0.1f, 1, out));
+    EXPECT_OK(ica_gd_baseline(out, xs, ys, rs, t_values, B, N, d, 3, 5, 0.1f, 1));
     check_finite("gd", out, (size_t)B * 3 * d);
     for (int kind = 0; kind < 4; kind++) {
-        EXPECT_OK(ica_simple_baseline(ys, rs, B, N, d, t_values, 3, (ica_baseline)kind, 1.0f,
-                                      out));
+        EXPECT_OK(ica_simple_baseline(out, ys, rs, t_values, B, N, d, 3, (ica_baseline)kind,
+                                      1.0f));
     }
     int bad_t[] = {N + 1};
-    EXPECT_FAIL(ica_gd_baseline(xs, ys, rs, B, N, d, bad_t, 1, 5, 0.1f, 1, out));
-    EXPECT_FAIL(ica_simple_baseline(ys, rs, B, N, d, bad_t, 1, ICA_BASELINE_MEAN, 1.0f, out));
-    EXPECT_FAIL(ica_simple_baseline(ys, rs, B, N, d, t_values, 3, ICA_BASELINE_WEIGHTED, 0.0f,
-                                    out));
+    EXPECT_FAIL(ica_gd_baseline(out, xs, ys, rs, bad_t, B, N, d, 1, 5, 0.1f, 1));
+    EXPECT_FAIL(ica_simple_baseline(out, ys, rs, bad_t, B, N, d, 1, ICA_BASELINE_MEAN, 1.0f));
+    EXPECT_FAIL(ica_simple_baseline(out, ys, rs, t_values, B, N, d, 3, ICA_BASELINE_WEIGHTED,
+                                    0.0f));
 
     free(out);
     free(dpred);
@@ -152,9 +152,13 @@ int main(int argc, char **argv) {
     };
     ica_config bad = {3, 6, 8, 1, 3, 1, 1, 1, 0}; /* 8 % 3 != 0 */
     ica_model *none = NULL;
-    EXPECT_FAIL(ica_model_create(&bad, 0, &none));
+    EXPECT_FAIL(ica_model_create(&none, &bad, 0));
     EXPECT_FAIL(ica_set_simd_path("sse9"));
     ica_model_free(NULL);
+    float loss = 0.0f;
+    EXPECT_FAIL(ica_model_adam_update(NULL, 1e-3f, 0.9f, 0.999f, 1e-8f));
+    EXPECT_FAIL(ica_model_step(NULL, &loss, NULL, NULL, NULL, 1, 3, ICA_OBJECTIVE_PL,
+                               ICA_REWARD_COSINE, 1.0f, 1e-3f));
     size_t n_configs = sizeof configs / sizeof configs[0] - (full ? 0 : 1);
     for (int p = 0; p < 3; p++) {
         if (ica_set_simd_path(paths[p]) != ICA_OK) continue; /* not on this CPU */
