@@ -919,6 +919,13 @@ ica_status ica_model_forward(ica_model *m, float *pred, float *rhat, const float
     return ICA_OK;
 }
 
+/* The name of the tensor holding arena element i (or of the padding after it). */
+static const char *tensor_at(const ica_model *m, size_t i) {
+    const char *name = m->tensors[0].name;
+    for (int t = 0; t < m->n_tensors && m->tensors[t].offset <= i; t++) name = m->tensors[t].name;
+    return name;
+}
+
 static ica_status loss_and_grad(const ica_ctx *ctx, ica_model *m, float *loss, const float *xs,
                                 const float *ys, const float *rs, int B, int N,
                                 ica_objective objective, ica_reward reward, float reward_weight) {
@@ -959,6 +966,12 @@ static ica_status loss_and_grad(const ica_ctx *ctx, ica_model *m, float *loss, c
                         "hold NaN/inf",
                         total);
     backward(ctx, m, &a, B, N);
+    ptrdiff_t bad = ica_find_nonfinite(ica_model_grads(m), m->slice);
+    if (bad >= 0) /* a finite loss can still overflow its gradient (inputs near FLT_MAX) */
+        return ica_fail(ICA_ERR_NUMERIC,
+                        "the gradient is not finite (%s, element %td of the arena) although "
+                        "the loss is (%g): an input or a parameter is too large",
+                        tensor_at(m, (size_t)bad), bad, total);
     return ICA_OK;
 }
 
@@ -973,13 +986,6 @@ static ica_status check_lr(float lr) {
     if (!(lr >= 0.0f) || !ica_is_finite(lr))
         return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number >= 0, got %g", (double)lr);
     return ICA_OK;
-}
-
-/* The name of the tensor holding arena element i (or of the padding after it). */
-static const char *tensor_at(const ica_model *m, size_t i) {
-    const char *name = m->tensors[0].name;
-    for (int t = 0; t < m->n_tensors && m->tensors[t].offset <= i; t++) name = m->tensors[t].name;
-    return name;
 }
 
 static ica_status adam_step(const ica_ctx *ctx, ica_model *m, float lr, float beta1, float beta2,

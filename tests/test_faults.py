@@ -234,3 +234,22 @@ def test_divergence_at_the_first_step_keeps_a_checkpoint(tmp_path):
     ck = ica.load_checkpoint(str(path))     # the state before the diverging step
     assert ck["step"] <= info.value.step
     assert all(np.isfinite(v).all() for v in ck["state_dict"].values())
+
+
+# ------------------------------------------------------------------ numeric faults
+def test_finite_loss_with_overflowing_gradient_is_an_error():
+    """A reward near the float32 limit on the last example: the loss never reads it,
+    but its token's read-in gradient overflows. loss_and_grad must not hand out a
+    non-finite gradient with a finite loss; step refuses the update."""
+    rng = np.random.default_rng(9632)
+    xs = rng.standard_normal((1, 3, 3)).astype(np.float32)
+    ys = rng.standard_normal((1, 3, 3)).astype(np.float32)
+    rs = rng.random((1, 3)).astype(np.float32)
+    rs[0, 2] = np.finfo(np.float32).max
+    model = _model()
+    before = _state(model)
+    with pytest.raises(FloatingPointError, match="gradient is not finite"):
+        model.loss_and_grad(xs, ys, rs)
+    with pytest.raises(FloatingPointError):
+        model.step(xs, ys, rs, lr=1e-3)
+    assert _same_state(before, _state(model))
