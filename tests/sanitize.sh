@@ -27,15 +27,13 @@ run_asan() {
     rm -rf "$work/lib" "$work/tmp" "$work/python"
     ICALIGN_SANITIZE=1 "$PYTHON" setup.py -q build_ext --build-lib "$work/lib" \
         --build-temp "$work/tmp" >"$work/build.log" 2>&1 || { cat "$work/build.log"; return 1; }
-    # the checkout's layout, with a copy of the package holding the sanitized extension
-    # (tests find their data relative to the package)
+    # a copy of the package holding the sanitized extension, at python/ as in the
+    # checkout (a test finds tests/data relative to the package)
     mkdir -p "$work/python"
     cp -r python/icalign "$work/python/"
     rm -f "$work/python/icalign/"_core*.so
     cp "$work/lib/icalign/"_core*.so "$work/python/icalign/"
-    for entry in tests docs notebooks csrc README.md pyproject.toml; do
-        [ -e "$entry" ] && ln -sfn "$PWD/$entry" "$work/$entry"
-    done
+    ln -sfn "$PWD/tests" "$work/tests"
     # libstdc++ too: ASan must see __cxa_throw at start-up, or C++ extensions that throw
     # (matplotlib's ft2font) abort in its interceptor
     local preload
@@ -51,7 +49,7 @@ run_asan() {
         ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=3072:halt_on_error=1:log_path=$work/san" \
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$work/san" \
         PYTHONPATH="$work/python" ICALIGN_SANITIZED=1 \
-        "$PYTHON" -m pytest -q -p no:cacheprovider "$work/tests" "$@") \
+        "$PYTHON" -m pytest -q -p no:cacheprovider "$OLDPWD/tests" "$@") \
         2>&1 | tee "$work/pytest.log"
     local rc=${PIPESTATUS[0]}
     set -e
