@@ -1,0 +1,70 @@
+"""Fixed cases the fuzzing (tests/fuzz_api.py) found in the Python layer, kept as plain
+tests so they run whatever the fuzz profile draws. (The C core's are in
+tests/test_core_safety.py and tests/test_faults.py.)"""
+import numpy as np
+import pytest
+
+import icalign as ica
+
+CFG = ica.ModelConfig(n_dims=3, n_points=6, n_embd=8, n_layer=1, n_head=2)
+
+
+def _batch():
+    return ica.AlignmentTask(3, 6).sample(2, seed=1)
+
+
+@pytest.mark.parametrize("field", ["n_dims", "n_points", "n_embd", "n_layer", "n_head"])
+def test_config_sizes_beyond_int32_are_value_errors(field):
+    # was OverflowError from the C argument parser
+    with pytest.raises(ValueError, match=f"ModelConfig.{field} must be <= 2\\*\\*31 - 1"):
+        ica.ModelConfig(**{field: 2**31})
+
+
+@pytest.mark.parametrize("field", ["n_dims", "n_points"])
+def test_task_sizes_beyond_int32_are_value_errors(field):
+    with pytest.raises(ValueError, match=field):
+        ica.AlignmentTask(**{field: 2**31})
+
+
+def test_float64_parameter_beyond_float32_is_refused():
+    # 1e39 is finite in float64 and was loaded as inf
+    model = ica.Transformer(CFG)
+    sd = model.state_dict()
+    sd["wpe"] = sd["wpe"].astype(np.float64)
+    sd["wpe"][0, 0] = 1e39
+    before = model._core.params.copy()
+    with pytest.raises(ValueError, match="wpe: holds non-finite values \\(beyond the float32"):
+        model.load_state_dict(sd)
+    assert np.array_equal(model._core.params, before)
+
+
+@pytest.mark.parametrize("bad", [None, [], 3, "sd"])
+def test_load_state_dict_needs_a_mapping(bad):
+    with pytest.raises(TypeError, match="state_dict must be a mapping"):
+        ica.Transformer(CFG).load_state_dict(bad)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda m, b: m.step(b.xs, b.ys, b.rs, lr=1e-3, objective=None), "objective must be a str"),
+    (lambda m, b: m.loss_and_grad(b.xs, b.ys, b.rs, reward_weight=None),
+     "reward_weight must be a real number"),
+    (lambda m, b: m.step(b.xs, b.ys, b.rs, lr="fast"), "lr must be a real number"),
+    (lambda m, b: m.step(b.xs, b.ys, b.rs, lr=-3.4e-301), "lr must be a finite number >= 0"),
+    (lambda m, b: m.predict(b.xs, b.ys, b.rs, batch_size=2.0), "batch_size must be an int"),
+    (lambda m, b: ica.pl_loss(b.ys, b.ys, b.rs, reward=b"cosine"), "reward must be a str"),
+    (lambda m, b: ica.gd_baseline(b, [2, 3], seed=-1), "seed must be an int"),
+    (lambda m, b: ica.gd_baseline(b, "23"), "t_values must be an iterable of ints"),
+    (lambda m, b: ica.gd_baseline(b, [2.5]), r"t_values\[0\] must be an int"),
+    (lambda m, b: ica.simple_baseline("mean", b, [2], temperature=None),
+     "temperature must be a real number"),
+    (lambda m, b: ica.AlignmentTask(3, 6).sample(2, reward_noise=None),
+     "reward_noise must be a real number"),
+    (lambda m, b: ica.oracle_rewards(b.ys.astype(np.complex64), b.ystar, b.eps),
+     "responses has dtype complex64"),
+    (lambda m, b: ica.make_critic("replace:x"), "'x' is not a number"),
+    (lambda m, b: ica.self_check_accuracy(ica.Transformer(CFG.replace(reward_head=True)), b,
+                                          n_context=2), "n_context must be an int >= 3"),
+])
+def test_arguments_are_named(call, pattern):
+    with pytest.raises((TypeError, ValueError), match=pattern):
+        call(ica.Transformer(CFG), _batch())
