@@ -54,6 +54,7 @@ def test_load_state_dict_needs_a_mapping(bad):
     (lambda m, b: ica.pl_loss(b.ys, b.ys, b.rs, reward=b"cosine"), "reward must be a str"),
     (lambda m, b: ica.gd_baseline(b, [2, 3], seed=-1), "seed must be an int"),
     (lambda m, b: ica.gd_baseline(b, "23"), "t_values must be an iterable of ints"),
+    (lambda m, b: ica.gd_baseline(b, [2], lr=6.6e-156), "lr must be a number > 0 that float32"),
     (lambda m, b: ica.gd_baseline(b, [2.5]), r"t_values\[0\] must be an int"),
     (lambda m, b: ica.simple_baseline("mean", b, [2], temperature=None),
      "temperature must be a real number"),

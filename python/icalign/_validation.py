@@ -44,6 +44,16 @@ def check_float(name: str, value, low: float = -math.inf, high: float = math.inf
     return value
 
 
+def check_positive_float32(name: str, value) -> float:
+    """A real number > 0 that stays finite and non-zero in float32 (the C core's
+    type): 1e-50 would round to 0 there, 1e39 to inf."""
+    value = check_float(name, value, 0.0, low_open=True)
+    if not 1.401298464324817e-45 <= value <= 3.4028234663852886e+38:
+        raise ValueError(f"{name} must be a number > 0 that float32 holds (about 1.4e-45 "
+                         f"to 3.4e38), got {value!r}")
+    return value
+
+
 def check_str(name: str, value) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {value!r} ({type(value).__name__})")

@@ -11,7 +11,7 @@ from typing import Iterable
 import numpy as np
 
 from . import _core
-from ._validation import check_float, check_int, check_str
+from ._validation import check_int, check_positive_float32, check_str
 from .task import TaskBatch
 
 DEFAULT_T = tuple(range(2, 16))
@@ -78,7 +78,7 @@ def gd_baseline(batch: TaskBatch, t_values: Iterable[int] = DEFAULT_T, steps: in
     _check_batch(batch)
     t_list = _t_list(t_values)
     steps = check_int("steps", steps, 0, 2**31, span=" in [0, 2**31 - 1]")
-    lr = check_float("lr", lr, 0.0, low_open=True)
+    lr = check_positive_float32("lr", lr)
     seed = check_int("seed", seed, 0, 2**64, span=" in [0, 2**64)")
     return _core.gd_baseline(batch.xs, batch.ys, batch.rs, t_list, steps=steps, lr=lr, seed=seed)
 
@@ -132,7 +132,7 @@ def simple_baseline(kind: str, batch: TaskBatch, t_values: Iterable[int] = DEFAU
     check_str("kind", kind)
     _check_batch(batch)
     t_list = _t_list(t_values)
-    temperature = check_float("temperature", temperature, 0.0, low_open=True)
+    temperature = check_positive_float32("temperature", temperature)
     return _core.simple_baseline(batch.ys, batch.rs, t_list, kind, temperature=temperature)
 
 
