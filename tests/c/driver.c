@@ -1,13 +1,15 @@
 /*
  * Standalone driver of the C core for sanitizer and valgrind runs: it calls
  * every public entry point of icalign.h on tiny shapes (model creation,
- * forward, loss and gradient, Adam step, both losses, the task sampler, all
- * baselines), on every SIMD path the CPU runs, on 1 and 2 threads, plus the
- * documented error paths, and frees everything. Any failure of a call that
- * must succeed, or success of one that must fail, exits 1.
+ * forward, attention maps, loss and gradient, Adam step, both losses, the task
+ * sampler, all baselines), on every SIMD path the CPU runs, on 1 and 2
+ * threads, plus the documented error paths and NULL models, and frees
+ * everything. Any failure of a call that must succeed, or success of one that
+ * must fail, exits 1.
  *
  * Built by tests/test_sanitize_c.py (with -fsanitize=address,undefined) and
- * by tests/sanitize.sh (also for valgrind memcheck). Usage: driver [iterations]
+ * by tests/sanitize.sh (also for valgrind memcheck).
+ * Usage: driver [quick|full]  (full adds a paper-width model, N = 20, E = 96)
  */
 #include <math.h>
 #include <stdio.h>
@@ -76,6 +78,11 @@ static void run_model(ica_config cfg, int B, int N) {
     }
     EXPECT_OK(ica_model_forward(m, pred, cfg.reward_head ? rhat : NULL, xs, ys, rs, B, N));
     check_finite("forward", pred, bnd);
+    size_t T = 3 * (size_t)N, n_probs = (size_t)B * cfg.n_layer * cfg.n_head * T * T;
+    float *probs = xcalloc(n_probs, sizeof(float));
+    EXPECT_OK(ica_model_attention_maps(m, probs, xs, ys, rs, B, N));
+    check_finite("attention maps", probs, n_probs);
+    free(probs);
     /* a smaller batch after a larger one reuses the arena */
     EXPECT_OK(ica_model_forward(m, pred, NULL, xs, ys, rs, 1, N > 1 ? N - 1 : 1));
     float loss = 0.0f;
@@ -142,12 +149,13 @@ static void run_model(ica_config cfg, int B, int N) {
 int main(int argc, char **argv) {
     int full = argc > 1 && strcmp(argv[1], "full") == 0;
     static const char *paths[] = {"scalar", "avx2", "avx512"};
-    /* d, N, E, L, H, softmax, ffn, causal, reward_head */
+    /* d, N, E, L, H, softmax, ffn, causal, reward_head, ln_affine */
     ica_config configs[] = {
         {3, 6, 8, 1, 2, 1, 1, 1, 0},
         {5, 7, 21, 2, 3, 1, 1, 1, 1},
         {4, 5, 16, 1, 4, 0, 0, 1, 0},
         {2, 4, 6, 2, 1, 1, 1, 0, 0},
+        {3, 5, 12, 2, 3, 1, 1, 1, 0, 1},
         {5, 20, 96, 1, 3, 1, 1, 1, 0},
     };
     ica_config bad = {3, 6, 8, 1, 3, 1, 1, 1, 0}; /* 8 % 3 != 0 */
@@ -159,13 +167,14 @@ int main(int argc, char **argv) {
     EXPECT_FAIL(ica_model_adam_update(NULL, 1e-3f, 0.9f, 0.999f, 1e-8f));
     EXPECT_FAIL(ica_model_step(NULL, &loss, NULL, NULL, NULL, 1, 3, ICA_OBJECTIVE_PL,
                                ICA_REWARD_COSINE, 1.0f, 1e-3f));
-    size_t n_configs = sizeof configs / sizeof configs[0] - (full ? 0 : 1);
+    size_t last = sizeof configs / sizeof configs[0] - 1; /* the paper-width model */
+    size_t n_configs = full ? last + 1 : last;
     for (int p = 0; p < 3; p++) {
         if (ica_set_simd_path(paths[p]) != ICA_OK) continue; /* not on this CPU */
         for (int threads = 1; threads <= 2; threads++) {
             ica_set_num_threads(threads);
             for (size_t c = 0; c < n_configs; c++)
-                run_model(configs[c], c == 4 ? 3 : 2, configs[c].n_points);
+                run_model(configs[c], c == last ? 3 : 2, configs[c].n_points);
         }
     }
     if (failures) {
