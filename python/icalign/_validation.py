@@ -61,8 +61,8 @@ def check_str(name: str, value) -> str:
 
 
 def real_array(name: str, value):
-    """``value`` as a float64 array: TypeError naming ``name`` unless its dtype is
-    real (bool, int, float), ValueError if it holds NaN or infinity."""
+    """``value`` as a C-contiguous float64 array: TypeError naming ``name`` unless its
+    dtype is real (bool, int, float), ValueError if it holds NaN or infinity."""
     import numpy as np
     try:
         arr = np.asarray(value)
@@ -71,7 +71,9 @@ def real_array(name: str, value):
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} has dtype {arr.dtype}; expected real numbers (float, int "
                         f"or bool)")
-    arr = arr.astype(np.float64)
+    # C order whatever the input's layout: numpy's reductions then run in the same
+    # order, so a Fortran-ordered or strided view gives the same bits
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} holds non-finite values")
     return arr
