@@ -166,7 +166,7 @@ def test_train_kill_sweep(tmp_path):
 
 # ------------------------------------------------------------------ reproduce --resume
 WALL_CLOCK_KEYS = {"seconds", "wall_seconds", "elapsed", "started", "finished", "date",
-                   "time", "timestamp", "train_seconds"}
+                   "time", "timestamp", "train_seconds", "timing"}
 
 
 def _strip_wall_clock(obj):
@@ -179,9 +179,12 @@ def _strip_wall_clock(obj):
 
 
 def _results(folder):
+    """The experiments' JSON files, wall-clock fields aside. run.json is left out: it is
+    the manifest of the last run (its times, which models it trained and which it
+    loaded), not a result, and a resumed run rightly differs there."""
     out = {}
     for name in sorted(os.listdir(folder)):
-        if name.endswith(".json"):
+        if name.endswith(".json") and name != "run.json":
             with open(os.path.join(folder, name)) as f:
                 out[name] = _strip_wall_clock(json.load(f))
     return out

@@ -526,11 +526,31 @@ class _Saver:
 class TrainingDiverged(FloatingPointError):
     """``train`` stopped because the loss or the parameters stopped being finite.
 
-    step: the 0-based step that diverged; loss: its loss (NaN or inf, or the
-    finite loss before an update that broke the parameters); lr: its learning
-    rate; checkpoint: the checkpoint holding the last finite state (the model is
-    reset to it), or None without a checkpoint (the model then holds the state
-    in which the divergence was detected)."""
+    Attributes
+    ----------
+    step : int
+        The 0-based step that diverged.
+    loss : float
+        Its loss: NaN or inf, or the finite loss of a step whose update would
+        have made the parameters non-finite.
+    lr : float
+        Its learning rate.
+    checkpoint : str or None
+        The checkpoint holding the last finite state (the model is reset to
+        it), or None without a checkpoint (the model then holds the state in
+        which the divergence was detected).
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> model = ica.Transformer(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2))
+    >>> try:
+    ...     ica.train(model, ica.AlignmentTask(), steps=20, batch_size=4, lr=1e30,
+    ...               progress=False)
+    ... except ica.TrainingDiverged as exc:
+    ...     print(exc.step, exc.checkpoint, isinstance(exc, FloatingPointError))
+    1 None True
+    """
 
     def __init__(self, message, step, loss, lr, checkpoint):
         super().__init__(message)
