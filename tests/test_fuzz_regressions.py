@@ -80,3 +80,18 @@ def test_critic_rewards_do_not_depend_on_the_memory_layout():
         want = fn(y, ystar, eps)
         for view in (np.asfortranarray(y), np.ascontiguousarray(y[:, ::-1])[:, ::-1]):
             assert np.array_equal(fn(view, ystar, eps), want)
+
+
+def test_chunked_predict_matches_one_call_and_checks_shapes_first():
+    # predict in chunks wrote its output only at the end (a huge batch ran for hours before
+    # its MemoryError) and sliced ys and rs like xs (a longer ys went unnoticed at first)
+    cfg = CFG.replace(reward_head=True)
+    model = ica.Transformer(cfg)
+    b = ica.AlignmentTask(3, 6).sample(7, seed=2)
+    whole = model.predict(b.xs, b.ys, b.rs)
+    assert np.array_equal(model.predict(b.xs, b.ys, b.rs, batch_size=3), whole)
+    assert np.array_equal(model.predict_rewards(b.xs, b.ys, b.rs, batch_size=2),
+                          model.predict_rewards(b.xs, b.ys, b.rs))
+    longer = np.concatenate([b.ys, b.ys[:1]])
+    with pytest.raises(ValueError, match="ys must have shape"):
+        model.predict(b.xs, longer, b.rs, batch_size=3)

@@ -316,12 +316,18 @@ class Transformer:
     def _forward_chunks(self, xs, ys, rs, batch_size):
         batch_size = check_int("batch_size", batch_size, 1)
         xs, ys, rs = (np.asarray(a) for a in (xs, ys, rs))
-        if xs.ndim == 3 and xs.shape[0] > batch_size:
-            parts = [self._core.forward(xs[i:i + batch_size], ys[i:i + batch_size],
-                                        rs[i:i + batch_size])
-                     for i in range(0, xs.shape[0], batch_size)]
-            pred = np.concatenate([p for p, _ in parts])
-            rhat = np.concatenate([r for _, r in parts]) if parts[0][1] is not None else None
+        B = xs.shape[0] if xs.ndim == 3 else 0
+        if B > batch_size and ys.ndim >= 1 and rs.ndim >= 1 and ys.shape[0] == rs.shape[0] == B:
+            pred = rhat = None
+            for i in range(0, B, batch_size):
+                p, r = self._core.forward(xs[i:i + batch_size], ys[i:i + batch_size],
+                                          rs[i:i + batch_size])
+                if pred is None:  # the whole output up front: a MemoryError now, not hours on
+                    pred = np.empty((B,) + p.shape[1:], dtype=np.float32)
+                    rhat = None if r is None else np.empty((B,) + r.shape[1:], dtype=np.float32)
+                pred[i:i + len(p)] = p
+                if r is not None:
+                    rhat[i:i + len(r)] = r
             return pred, rhat
         return self._core.forward(xs, ys, rs)
 
