@@ -237,10 +237,11 @@ def test_divergence_at_the_first_step_keeps_a_checkpoint(tmp_path):
 
 
 # ------------------------------------------------------------------ numeric faults
-def test_finite_loss_with_overflowing_gradient_is_an_error():
-    """A reward near the float32 limit on the last example: the loss never reads it,
-    but its token's read-in gradient overflows. loss_and_grad must not hand out a
-    non-finite gradient with a finite loss; step refuses the update."""
+def test_reward_at_the_float32_limit_is_an_error_not_a_nan_gradient():
+    """A reward at the float32 limit on the last example, which no scored prediction
+    reads: its token's read-in gradient overflowed while the loss stayed finite, and
+    loss_and_grad handed out a NaN gradient. Now the core refuses it (the loss, or
+    failing that the gradient, is checked); step refuses the update."""
     rng = np.random.default_rng(9632)
     xs = rng.standard_normal((1, 3, 3)).astype(np.float32)
     ys = rng.standard_normal((1, 3, 3)).astype(np.float32)
@@ -248,7 +249,7 @@ def test_finite_loss_with_overflowing_gradient_is_an_error():
     rs[0, 2] = np.finfo(np.float32).max
     model = _model()
     before = _state(model)
-    with pytest.raises(FloatingPointError, match="gradient is not finite"):
+    with pytest.raises(FloatingPointError, match="(loss|gradient) is not finite"):
         model.loss_and_grad(xs, ys, rs)
     with pytest.raises(FloatingPointError):
         model.step(xs, ys, rs, lr=1e-3)
