@@ -598,14 +598,15 @@ def t_baselines(data):
     t_values = data.draw(T_VALUES, label="t_values")
 
     def consistent(o):
-        # the simple baselines take their shapes from ys and never read xs
-        o = o if kind == "gd" else [o[1], o[1], o[2]]
         return batch_consistent(o) and not isinstance(t_values, (type(None), int, str)) \
             and _t_expect(t_values, o[0].shape[1]) == "same"
 
-    objs, cats, canon, bad = variant_inputs(data.draw, rng, arrays, BATCH_NAMES, consistent)
-    if kind != "gd":
-        objs[0], cats[0], canon[0] = arrays[0], "same", arrays[0]
+    if kind == "gd":
+        objs, cats, canon, bad = variant_inputs(data.draw, rng, arrays, BATCH_NAMES, consistent)
+    else:   # the simple baselines take their shapes from ys and never read xs
+        objs, cats, canon, bad = variant_inputs(data.draw, rng, arrays[1:], BATCH_NAMES[1:],
+                                                lambda o: consistent([o[0]] + list(o)))
+        objs, cats, canon = [arrays[0]] + objs, ["same"] + cats, [arrays[0]] + canon
     expect = combine(cats)
     t_expect = _t_expect(t_values, N) if not isinstance(t_values, (type(None), int, str)) \
         else "error"
