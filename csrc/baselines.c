@@ -93,26 +93,35 @@ typedef struct {
     int steps;
     double lr;
     uint64_t seed;
+    ica_objective objective;
+    ica_reward reward;
 } gd_options;
 
-/* W, m, v (d x d), dy (d), the loss work (2N), the prediction (d floats in
- * d doubles), then the order (N ints). */
+static ica_status check_objective(ica_objective objective, ica_reward reward) {
+    if ((unsigned)objective > ICA_OBJECTIVE_BT || (unsigned)reward > ICA_REWARD_NEG_SQ)
+        return ica_fail(ICA_ERR_ARGUMENT, "unknown objective %d or reward %d", (int)objective,
+                        (int)reward);
+    return ICA_OK;
+}
+
+/* W, m, v (d x d), dy (d), the prediction (d), the loss work (2N), then the
+ * order (N ints). */
 static size_t gd_scratch_bytes(int N, int d) {
-    return sizeof(double) * (3 * (size_t)d * d + d + 2 * (size_t)N + (size_t)d) +
+    return sizeof(double) * (3 * (size_t)d * d + 2 * (size_t)d + 2 * (size_t)N) +
            sizeof(int) * (size_t)N;
 }
 
 /* Fits W (d,d), initialised U(-1/sqrt d, 1/sqrt d) from the stream (seed, b,
- * t), by Adam on the PL loss of x W over the first t examples; out = x W. */
+ * t), by Adam on the objective of x W over the first t examples; out = x W,
+ * the prediction held in float32 as the model's is. */
 static void gd_fit_one(const void *options, float *out, void *scratch, const float *x,
                        const float *ys, const float *rs, int b, int t, int N, int d) {
     const gd_options *o = options;
     const int steps = o->steps;
     const double lr = o->lr;
     const size_t dd = (size_t)d * d;
-    double *W = scratch, *m = W + dd, *v = m + dd, *dy = v + dd, *work = dy + d;
-    float *pred = (float *)(work + 2 * t);
-    int *order = (int *)(work + 2 * (size_t)N + d);
+    double *W = scratch, *m = W + dd, *v = m + dd, *dy = v + dd, *pred = dy + d, *work = pred + d;
+    int *order = (int *)(work + 2 * (size_t)N);
     rng_stream rng;
     rng_init(&rng, o->seed, RNG_DOMAIN_GD, ((uint64_t)b << 32) | (uint32_t)t);
     double bound = 1.0 / sqrt((double)d);
@@ -130,7 +139,7 @@ static void gd_fit_one(const void *options, float *out, void *scratch, const flo
         }
         if (step > steps) break; /* pred now holds x W after the last update */
         for (int j = 0; j < d; j++) dy[j] = 0.0;
-        prefix_loss(dy, work, pred, ys, order, t, d, ICA_OBJECTIVE_PL, ICA_REWARD_COSINE, 1.0);
+        prefix_loss(dy, work, pred, ys, order, t, d, o->objective, o->reward, 1.0);
         double c1 = 1.0 - pow(beta1, step), c2 = 1.0 - pow(beta2, step);
         for (int i = 0; i < d; i++)
             for (int j = 0; j < d; j++) {
@@ -141,12 +150,12 @@ static void gd_fit_one(const void *options, float *out, void *scratch, const flo
                 W[(size_t)i * d + j] -= lr / c1 * *mi / (sqrt(*vi / c2) + adam_eps);
             }
     }
-    memcpy(out, pred, sizeof(float) * d);
+    for (int j = 0; j < d; j++) out[j] = (float)pred[j];
 }
 
 ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const float *rs,
                            const int *t_values, int B, int N, int d, int n_t, int steps, float lr,
-                           uint64_t seed) {
+                           uint64_t seed, ica_objective objective, ica_reward reward) {
     const ica_ctx ctx = ica_ctx_begin();
     baseline_batch in = {xs, ys, rs, t_values, B, N, d, n_t};
     ica_status st = validate_batch(&in);
@@ -155,11 +164,155 @@ ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const f
     if (!(lr > 0.0f) || !ica_is_finite(lr))
         return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number > 0, got %g", (double)lr);
     size_t n_weights;
-    if ((st = ica_check_size(&n_weights, "the GD weights", d, d, 3)) != ICA_OK ||
+    if ((st = check_objective(objective, reward)) != ICA_OK ||
+        (st = ica_check_size(&n_weights, "the GD weights", d, d, 3)) != ICA_OK ||
         (st = check_values(&in)) != ICA_OK)
         return st;
-    gd_options options = {steps, lr, seed};
+    gd_options options = {steps, lr, seed, objective, reward};
     return run_baseline(&ctx, out, &in, gd_fit_one, &options, gd_scratch_bytes(N, d));
+}
+
+/* ---------------------------------------------------- surrogate optimum */
+
+typedef struct {
+    int max_steps;
+    double lr;
+    float tol;
+    ica_objective objective;
+    ica_reward reward;
+    const float *out; /* (B, n_t, d): the pair of an answer is its offset / d */
+    float *grad_norm; /* (B, n_t) */
+    int *steps;       /* (B, n_t) */
+} optimum_options;
+
+/* u, m, yhat, g, a candidate (d each), the loss work (2N), then the order (N ints). */
+static size_t optimum_scratch_bytes(int N, int d) {
+    return sizeof(double) * (5 * (size_t)d + 2 * (size_t)N) + sizeof(int) * (size_t)N;
+}
+
+/* Loss at yhat = S u; g (d) = its gradient in u, S dL/dyhat. */
+static double optimum_loss(double *g, double *yhat, double *work, const double *u, double S,
+                           const float *ys, const int *order, int t, int d,
+                           const optimum_options *o) {
+    for (int j = 0; j < d; j++) {
+        yhat[j] = S * u[j];
+        g[j] = 0.0;
+    }
+    return prefix_loss(g, work, yhat, ys, order, t, d, o->objective, o->reward, S);
+}
+
+/* Minimises the objective of the first t examples directly over the
+ * prediction. The variable is u = yhat / S, S the RMS length of the t
+ * responses, so that the step size does not depend on the data's scale.
+ *
+ * Start. neg_sq: the mean response. The objective is convex in yhat (PL and BT
+ * are log-sum-exps of functions affine in yhat: the |yhat|^2 of every score
+ * cancels) and depends on yhat only through its projections on the response
+ * differences, so the answer is the minimiser within the affine hull of the
+ * responses (on it the objective is strictly convex). cosine: the objective
+ * is not convex; the start is the lowest-loss candidate among the mean
+ * response, the responses and their negatives (first on ties).
+ *
+ * Adam (beta 0.9/0.999, eps 1e-8) keeps ONE second-moment estimate for the
+ * whole vector (the mean of g^2 over coordinates): each step is a multiple of
+ * the running mean of gradients, so the iterates stay in the span of the start
+ * and the gradients (the affine hull above), and the answer does not depend on
+ * the coordinate system.
+ *
+ * Convergence is checked before every update on the scale-free gradient of
+ * log L: r = R |dL/dyhat| / L, R = |yhat| for cosine (whose objective ignores
+ * the length of yhat) and R = S for neg_sq. The task stops at the first
+ * iterate with r <= tol, or after max_steps updates. Where the infimum is
+ * approached only at infinity (L -> 0 along a direction that orders every
+ * pair as shown) r does not vanish, so such a task runs to the cap and is
+ * reported unconverged. grad_norm receives r (in float32, as compared), steps
+ * the updates made. */
+static void optimum_fit_one(const void *options, float *out, void *scratch, const float *x,
+                            const float *ys, const float *rs, int b, int t, int N, int d) {
+    const optimum_options *o = options;
+    (void)x;
+    double *u = scratch, *m = u + d, *yhat = m + d, *g = yhat + d, *cand = g + d, *work = cand + d;
+    int *order = (int *)(work + 2 * (size_t)N);
+    const size_t slot = (size_t)(out - o->out) / (size_t)d;
+    (void)b;
+    double sq = 0.0;
+    for (int j = 0; j < d; j++) u[j] = m[j] = 0.0;
+    for (int k = 0; k < t; k++) {
+        rank_insert(order, rs, k);
+        for (int j = 0; j < d; j++) {
+            double y = ys[(size_t)k * d + j];
+            u[j] += y / t;
+            sq += y * y;
+        }
+    }
+    double S = sqrt(sq / t);
+    if (!(S > 1e-30)) { /* every response is zero: so is every score gap */
+        for (int j = 0; j < d; j++) out[j] = 0.0f;
+        o->grad_norm[slot] = 0.0f;
+        o->steps[slot] = 0;
+        return;
+    }
+    for (int j = 0; j < d; j++) u[j] /= S;
+    if (o->reward == ICA_REWARD_COSINE) {
+        double best = optimum_loss(g, yhat, work, u, S, ys, order, t, d, o);
+        for (int c = 0; c < 2 * t; c++) {
+            double sign = c < t ? 1.0 : -1.0;
+            for (int j = 0; j < d; j++) cand[j] = sign * ys[(size_t)(c % t) * d + j] / S;
+            double loss = optimum_loss(g, yhat, work, cand, S, ys, order, t, d, o);
+            if (loss < best) {
+                best = loss;
+                for (int j = 0; j < d; j++) u[j] = cand[j];
+            }
+        }
+    }
+    const double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
+    double v = 0.0;
+    float ratio = 0.0f;
+    int step = 0;
+    for (;; step++) {
+        double loss = optimum_loss(g, yhat, work, u, S, ys, order, t, d, o);
+        double g2 = 0.0, ysq = 0.0;
+        for (int j = 0; j < d; j++) {
+            g2 += g[j] * g[j];
+            ysq += yhat[j] * yhat[j];
+        }
+        /* g is S dL/dyhat; for cosine the scale is |yhat| instead of S */
+        double gnorm = o->reward == ICA_REWARD_COSINE ? sqrt(g2 * ysq) / S : sqrt(g2);
+        /* t = 1: L = 0 and its gradient 0; L underflowing to 0 with a gradient: inf */
+        ratio = gnorm > 0.0 ? (float)(gnorm / loss) : 0.0f;
+        if (ratio <= o->tol || step == o->max_steps) break;
+        int k = step + 1;
+        double c1 = 1.0 - pow(beta1, k), c2 = 1.0 - pow(beta2, k);
+        v = beta2 * v + (1.0 - beta2) * g2 / d;
+        double den = sqrt(v / c2) + adam_eps;
+        for (int j = 0; j < d; j++) {
+            m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
+            u[j] -= o->lr / c1 * m[j] / den;
+        }
+    }
+    for (int j = 0; j < d; j++) out[j] = (float)yhat[j];
+    o->grad_norm[slot] = ratio;
+    o->steps[slot] = step;
+}
+
+ica_status ica_surrogate_optimum(float *out, float *grad_norm, int *steps, const float *ys,
+                                 const float *rs, const int *t_values, int B, int N, int d, int n_t,
+                                 ica_objective objective, ica_reward reward, int max_steps,
+                                 float lr, float tol) {
+    const ica_ctx ctx = ica_ctx_begin();
+    baseline_batch in = {NULL, ys, rs, t_values, B, N, d, n_t};
+    ica_status st = validate_batch(&in);
+    if (st != ICA_OK) return st;
+    if (max_steps < 0)
+        return ica_fail(ICA_ERR_ARGUMENT, "max_steps must be >= 0, got %d", max_steps);
+    if (!(lr > 0.0f) || !ica_is_finite(lr))
+        return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number > 0, got %g", (double)lr);
+    if (!(tol >= 0.0f) || !ica_is_finite(tol))
+        return ica_fail(ICA_ERR_ARGUMENT, "tol must be a finite number >= 0, got %g", (double)tol);
+    if ((st = check_objective(objective, reward)) != ICA_OK || (st = check_values(&in)) != ICA_OK)
+        return st;
+    optimum_options options = {max_steps, lr, tol, objective, reward, out, grad_norm, steps};
+    return run_baseline(&ctx, out, &in, optimum_fit_one, &options, optimum_scratch_bytes(N, d));
 }
 
 /* ------------------------------------------------------- simple baselines */

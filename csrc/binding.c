@@ -605,6 +605,13 @@ static PyTypeObject ModelType = {
 
 /* ------------------------------------------------------ free functions */
 
+/* objective and reward names to the core's enums (ValueError naming them). */
+static int parse_objective_reward(const str_arg *objective_name, const str_arg *reward_name,
+                                  ica_objective *objective, ica_reward *reward) {
+    return parse_objective(objective_name->value, objective) &&
+           parse_reward(reward_name->value, reward);
+}
+
 static PyObject *py_sequence_loss(PyObject *mod, PyObject *args, PyObject *kwds) {
     (void)mod;
     static char *kwlist[] = {"pred", "ys", "rs", "objective", "reward", NULL};
@@ -615,9 +622,7 @@ static PyObject *py_sequence_loss(PyObject *mod, PyObject *args, PyObject *kwds)
         return NULL;
     ica_objective objective;
     ica_reward reward;
-    if (!parse_objective(objective_name.value, &objective) ||
-        !parse_reward(reward_name.value, &reward))
-        return NULL;
+    if (!parse_objective_reward(&objective_name, &reward_name, &objective, &reward)) return NULL;
     PyArrayObject *pred = as_float32(pred_obj, "pred", 3, 3, "(B, N, d)");
     if (!pred) return NULL;
     batch_arrays b;
@@ -772,23 +777,69 @@ static PyObject *baseline_finish(baseline_call *c, ica_status st) {
 
 static PyObject *py_gd_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
     (void)mod;
-    static char *kwlist[] = {"xs", "ys", "rs", "t_values", "steps", "lr", "seed", NULL};
+    static char *kwlist[] = {"xs", "ys",   "rs",        "t_values", "steps",
+                             "lr", "seed", "objective", "reward",   NULL};
     PyObject *xs, *ys, *rs, *t_obj;
     int_arg steps = {"steps", 50};
     double_arg lr = {"lr", 0.1};
     u64_arg seed = {"seed", 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|O&O&O&", kwlist, &xs, &ys, &rs, &t_obj,
-                                     to_int, &steps, to_double, &lr, to_u64, &seed))
+    str_arg objective_name = {"objective", "pl"}, reward_name = {"reward", "cosine"};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|O&O&O&O&O&", kwlist, &xs, &ys, &rs, &t_obj,
+                                     to_int, &steps, to_double, &lr, to_u64, &seed, to_str,
+                                     &objective_name, to_str, &reward_name))
         return NULL;
+    ica_objective objective;
+    ica_reward reward;
+    if (!parse_objective_reward(&objective_name, &reward_name, &objective, &reward)) return NULL;
     baseline_call c;
     if (!baseline_prepare(xs, "xs", xs, ys, rs, t_obj, &c)) return NULL;
     ica_status st;
     Py_BEGIN_ALLOW_THREADS
         st = ica_gd_baseline(PyArray_DATA(c.out), PyArray_DATA(c.b.xs), PyArray_DATA(c.b.ys),
                              PyArray_DATA(c.b.rs), c.t_values, c.b.B, c.b.N, c.b.d, c.n_t,
-                             steps.value, (float)lr.value, (uint64_t)seed.value);
+                             steps.value, (float)lr.value, (uint64_t)seed.value, objective, reward);
     Py_END_ALLOW_THREADS
     return baseline_finish(&c, st);
+}
+
+static PyObject *py_surrogate_optimum(PyObject *mod, PyObject *args, PyObject *kwds) {
+    (void)mod;
+    static char *kwlist[] = {"ys",        "rs", "t_values", "objective", "reward",
+                             "max_steps", "lr", "tol",      NULL};
+    PyObject *ys, *rs, *t_obj;
+    str_arg objective_name = {"objective", "pl"}, reward_name = {"reward", "cosine"};
+    int_arg max_steps = {"max_steps", 2000};
+    double_arg lr = {"lr", 0.02}, tol = {"tol", 1e-6};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O&O&O&O&O&", kwlist, &ys, &rs, &t_obj, to_str,
+                                     &objective_name, to_str, &reward_name, to_int, &max_steps,
+                                     to_double, &lr, to_double, &tol))
+        return NULL;
+    ica_objective objective;
+    ica_reward reward;
+    if (!parse_objective_reward(&objective_name, &reward_name, &objective, &reward)) return NULL;
+    baseline_call c;
+    if (!baseline_prepare(ys, "ys", NULL, ys, rs, t_obj, &c)) return NULL;
+    npy_intp dims[2] = {c.b.B, c.n_t};
+    PyArrayObject *grad_norm = new_float32("grad_norm", 2, dims);
+    PyArrayObject *steps = grad_norm ? (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_INT32, 0) : NULL;
+    if (!steps) {
+        Py_XDECREF(grad_norm);
+        baseline_release(&c);
+        return NULL;
+    }
+    ica_status st;
+    Py_BEGIN_ALLOW_THREADS
+        st = ica_surrogate_optimum(PyArray_DATA(c.out), PyArray_DATA(grad_norm),
+                                   PyArray_DATA(steps), PyArray_DATA(c.b.ys), PyArray_DATA(c.b.rs),
+                                   c.t_values, c.b.B, c.b.N, c.b.d, c.n_t, objective, reward,
+                                   max_steps.value, (float)lr.value, (float)tol.value);
+    Py_END_ALLOW_THREADS
+    PyObject *out = baseline_finish(&c, st);
+    PyObject *result = out ? PyTuple_Pack(3, out, grad_norm, steps) : NULL;
+    Py_XDECREF(out);
+    Py_DECREF(grad_norm);
+    Py_DECREF(steps);
+    return result;
 }
 
 static PyObject *py_simple_baseline(PyObject *mod, PyObject *args, PyObject *kwds) {
@@ -864,7 +915,12 @@ static PyMethodDef module_methods[] = {
      "sample_tasks(batch_size, n_points, n_dims, seed, offset=0, reward_noise=0.0) -> "
      "(xs, ys, rs, rs_true, ystar, eps)"},
     {"gd_baseline", (PyCFunction)(void (*)(void))py_gd_baseline, METH_VARARGS | METH_KEYWORDS,
-     "gd_baseline(xs, ys, rs, t_values, steps=50, lr=0.1, seed=0) -> (B, len(t_values), d)"},
+     "gd_baseline(xs, ys, rs, t_values, steps=50, lr=0.1, seed=0, objective='pl', "
+     "reward='cosine') -> (B, len(t_values), d)"},
+    {"surrogate_optimum", (PyCFunction)(void (*)(void))py_surrogate_optimum,
+     METH_VARARGS | METH_KEYWORDS,
+     "surrogate_optimum(ys, rs, t_values, objective='pl', reward='cosine', max_steps=2000, "
+     "lr=0.02, tol=1e-6) -> (pred (B, len(t), d), grad_norm (B, len(t)), steps (B, len(t)))"},
     {"simple_baseline", (PyCFunction)(void (*)(void))py_simple_baseline,
      METH_VARARGS | METH_KEYWORDS,
      "simple_baseline(ys, rs, t_values, kind, temperature=1.0) -> (B, len(t_values), d)"},

@@ -158,11 +158,23 @@ ica_status ica_sample_tasks(float *xs, float *ys, float *rs, float *rs_true, flo
 
 /* GD baseline (docs/math.md, "Baselines"): for every task b and every t in t_values, a
  * bias-free linear map W (d x d), initialised U(-1/sqrt d, 1/sqrt d) from the
- * stream (seed, b, t), is fitted by Adam on the PL loss (cosine reward) over
+ * stream (seed, b, t), is fitted by Adam on the objective (PL or BT with
+ * cosine or neg_sq reward; the published baseline is PL with cosine) over
  * examples 0..t-1; out[b, i] = x_b W. out (B, n_t, d). */
 ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const float *rs,
                            const int *t_values, int B, int N, int d, int n_t, int steps, float lr,
-                           uint64_t seed);
+                           uint64_t seed, ica_objective objective, ica_reward reward);
+
+/* Surrogate optimum: for every task b and t in t_values, the prediction that
+ * minimises the objective over examples 0..t-1, found by Adam directly on the
+ * prediction (baselines.c states the variable, the start, the optimiser and
+ * the convergence test). out (B, n_t, d) the prediction; grad_norm (B, n_t)
+ * the final scale-free gradient of log L (converged where <= tol); steps
+ * (B, n_t) the updates made (max_steps where not converged). */
+ica_status ica_surrogate_optimum(float *out, float *grad_norm, int *steps, const float *ys,
+                                 const float *rs, const int *t_values, int B, int N, int d, int n_t,
+                                 ica_objective objective, ica_reward reward, int max_steps,
+                                 float lr, float tol);
 
 typedef enum {
     ICA_BASELINE_MEAN = 0,     /* mean of the t responses */

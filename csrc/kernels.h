@@ -261,7 +261,7 @@ void gelu_forward_grad(const ica_ctx *ctx, float *out, float *grad, const float 
  * response i is row i of ys (rows of d floats) and order[0..k) holds the pair
  * indices sorted best first (see rank_insert). Adds scale * dloss/dyhat into
  * dyhat (d doubles); returns the loss. work: 2*k doubles. */
-double prefix_loss(double *dyhat, double *work, const float *yhat, const float *ys,
+double prefix_loss(double *dyhat, double *work, const double *yhat, const float *ys,
                    const int *order, int k, int d, ica_objective objective, ica_reward reward,
                    double scale);
 

@@ -28,6 +28,12 @@ static double norm_of(const float *x, int d) {
     return sqrt(sq);
 }
 
+static double norm_of_double(const double *x, int d) {
+    double sq = 0.0;
+    for (int i = 0; i < d; i++) sq += x[i] * x[i];
+    return sqrt(sq);
+}
+
 void rank_insert(int *order, const float *rs, int k) {
     /* order[0..k) is sorted; the new index k goes after every pair whose
      * reward is >= its own (stable by index). */
@@ -39,21 +45,21 @@ void rank_insert(int *order, const float *rs, int k) {
     order[pos] = k;
 }
 
-double prefix_loss(double *dyhat, double *work, const float *yhat, const float *ys,
+double prefix_loss(double *dyhat, double *work, const double *yhat, const float *ys,
                    const int *order, int k, int d, ica_objective objective, ica_reward reward,
                    double scale) {
     double *s = work, *g = work + k;
-    double yhat_norm = norm_of(yhat, d), na = yhat_norm > NORM_EPS ? yhat_norm : NORM_EPS;
+    double yhat_norm = norm_of_double(yhat, d), na = yhat_norm > NORM_EPS ? yhat_norm : NORM_EPS;
     for (int j = 0; j < k; j++) {
         const float *y = ys + (size_t)order[j] * d;
         if (reward == ICA_REWARD_COSINE) {
             double dot = 0.0, nb = norm_of(y, d);
-            for (int i = 0; i < d; i++) dot += (double)yhat[i] * y[i];
+            for (int i = 0; i < d; i++) dot += yhat[i] * y[i];
             s[j] = dot / (na * (nb > NORM_EPS ? nb : NORM_EPS));
         } else {
             double sq = 0.0;
             for (int i = 0; i < d; i++) {
-                double diff = (double)yhat[i] - y[i];
+                double diff = yhat[i] - y[i];
                 sq += diff * diff;
             }
             s[j] = -sq;
@@ -99,24 +105,26 @@ double prefix_loss(double *dyhat, double *work, const float *yhat, const float *
             double radial = yhat_norm > NORM_EPS ? s[j] / (na * na) : 0.0;
             for (int i = 0; i < d; i++) dyhat[i] += gj * (y[i] * inv - radial * yhat[i]);
         } else {
-            for (int i = 0; i < d; i++) dyhat[i] += gj * -2.0 * ((double)yhat[i] - y[i]);
+            for (int i = 0; i < d; i++) dyhat[i] += gj * -2.0 * (yhat[i] - y[i]);
         }
     }
     return loss;
 }
 
-/* Scratch per sequence: N ints of order, 2N + d doubles. */
+/* Scratch per sequence: N ints of order, 2N + 2d doubles. */
 static double sequence_loss_one(float *dpred, int *order, double *work, const float *pred,
                                 const float *ys, const float *rs, int N, int d,
                                 ica_objective objective, ica_reward reward, double scale) {
-    double *dy = work + 2 * N, loss = 0.0;
+    double *dy = work + 2 * N, *yhat = dy + d, loss = 0.0;
     rank_insert(order, rs, 0);
     rank_insert(order, rs, 1);
     for (int i = 0; i < 2 * d; i++) dpred[i] = 0.0f;
     for (int n = 2; n < N; n++) {
-        for (int i = 0; i < d; i++) dy[i] = 0.0;
-        loss +=
-            prefix_loss(dy, work, pred + (size_t)n * d, ys, order, n, d, objective, reward, scale);
+        for (int i = 0; i < d; i++) {
+            dy[i] = 0.0;
+            yhat[i] = pred[(size_t)n * d + i];
+        }
+        loss += prefix_loss(dy, work, yhat, ys, order, n, d, objective, reward, scale);
         for (int i = 0; i < d; i++) dpred[(size_t)n * d + i] = (float)dy[i];
         rank_insert(order, rs, n);
     }
@@ -152,7 +160,7 @@ void sequence_loss_batch(const ica_ctx *ctx, double *loss, float *dpred, double 
         for (int b = 0; b < B; b++) {
             size_t off = (size_t)b * N * d;
             per_sequence[b] = sequence_loss_one(
-                dpred + off, int_scratch + (size_t)b * N, dbl_scratch + (size_t)b * (2 * N + d),
+                dpred + off, int_scratch + (size_t)b * N, dbl_scratch + (size_t)b * (2 * N + 2 * d),
                 pred + off, ys + off, rs + (size_t)b * N, N, d, objective, reward, scale);
         }
     }
@@ -163,7 +171,7 @@ void sequence_loss_batch(const ica_ctx *ctx, double *loss, float *dpred, double 
 
 size_t sequence_loss_scratch_doubles(int B, int N, int d) {
     /* per_sequence (B), then the larger of the two paths' work */
-    size_t generic = (size_t)B * (2 * N + d);
+    size_t generic = (size_t)B * (2 * N + 2 * d);
     size_t vector = pl_work_doubles(B + ICA_MAX_PL_LANES, N, d);
     return (size_t)B + (generic > vector ? generic : vector);
 }

@@ -1,5 +1,7 @@
-"""Straightforward NumPy versions of the task sampler's RNG and of the SPEC
-section 5 baselines, written independently of the C core, for tests.
+"""Straightforward NumPy versions of the task sampler's RNG, of the baselines
+(docs/math.md, "Baselines") and of the four alignment objectives of one
+prediction (Plackett-Luce or Bradley-Terry, with cosine or neg_sq reward),
+written independently of the C core, for tests.
 
 The C core draws from Philox4x32-10 keyed by splitmix64(seed) and a domain;
 it is ported here so that the GD baseline can be compared exactly, from the
@@ -75,41 +77,94 @@ def ranking(r: np.ndarray) -> np.ndarray:
     return np.argsort(-np.asarray(r, np.float64), kind="stable")
 
 
+NORM_EPS = 1e-8
+
+
+def scores(yhat, Y, reward):
+    """Policy rewards s_j = rho(yhat, y_j) and ds/dyhat (k, d)."""
+    yhat = np.asarray(yhat, np.float64)
+    Y = np.asarray(Y, np.float64)
+    if reward == "cosine":
+        norm = np.linalg.norm(yhat)
+        na = max(norm, NORM_EPS)
+        nb = np.maximum(np.linalg.norm(Y, axis=1), NORM_EPS)
+        s = Y @ yhat / (na * nb)
+        radial = s[:, None] * yhat[None, :] / na ** 2 if norm > NORM_EPS else 0.0
+        return s, Y / (na * nb)[:, None] - radial
+    if reward == "neg_sq":
+        diff = yhat[None, :] - Y
+        return -(diff ** 2).sum(axis=1), -2.0 * diff
+    raise ValueError(reward)
+
+
+def ranking_loss(s, objective):
+    """Loss of scores s (ordered best first) and dL/ds."""
+    k = len(s)
+    if objective == "pl":
+        loss, ds = 0.0, np.zeros(k)
+        for i in range(k):
+            tail = s[i:]
+            m = tail.max()
+            lse = m + math.log(np.exp(tail - m).sum())
+            loss += lse - s[i]
+            ds[i:] += np.exp(tail - lse)
+            ds[i] -= 1.0
+        return loss, ds
+    if objective == "bt":
+        loss, ds = 0.0, np.zeros(k)
+        if k < 2:
+            return loss, ds
+        w = 2.0 / (k * (k - 1))
+        for i in range(k):
+            for j in range(i + 1, k):
+                z = s[j] - s[i]
+                loss += w * np.logaddexp(0.0, z)
+                sig = 0.5 * (1.0 + math.tanh(0.5 * z))
+                ds[i] -= w * sig
+                ds[j] += w * sig
+        return loss, ds
+    raise ValueError(objective)
+
+
+def objective_loss_grad(yhat, Y, r, objective="pl", reward="cosine"):
+    """The objective of one prediction over the examples (Y, r), ranked by r
+    best first (ties by index), and its gradient with respect to yhat."""
+    Y = np.asarray(Y, np.float64)[ranking(r)]
+    s, dsdy = scores(yhat, Y, reward)
+    loss, ds = ranking_loss(s, objective)
+    return loss, ds @ dsdy
+
+
 def pl_loss_grad(yhat, Y, r):
     """Plackett-Luce loss of one prediction with cosine reward and d loss/d yhat."""
-    yhat = np.asarray(yhat, np.float64)
-    Y = np.asarray(Y, np.float64)[ranking(r)]
-    na = max(np.linalg.norm(yhat), 1e-8)
-    nb = np.maximum(np.linalg.norm(Y, axis=1), 1e-8)
-    s = Y @ yhat / (na * nb)
-    k = len(s)
-    loss, ds = 0.0, np.zeros(k)
-    for i in range(k):
-        tail = s[i:]
-        m = tail.max()
-        lse = m + math.log(np.exp(tail - m).sum())
-        loss += lse - s[i]
-        ds[i:] += np.exp(tail - lse)
-        ds[i] -= 1.0
-    dcos = Y / (na * nb)[:, None] - s[:, None] * yhat[None, :] / na ** 2
-    return loss, ds @ dcos
+    return objective_loss_grad(yhat, Y, r, "pl", "cosine")
 
 
-def gd_fit(x, Y, r, W0, steps=50, lr=0.1):
-    """Adam (0.9, 0.999, 1e-8, bias-corrected) on the PL loss of x W over the
-    examples (Y, r); the prediction is rounded to float32 as the C core stores it."""
+def gd_fit(x, Y, r, W0, steps=50, lr=0.1, objective="pl", reward="cosine"):
+    """Adam (0.9, 0.999, 1e-8, bias-corrected) on the objective of x W over the
+    examples; the prediction is rounded to float32 as the C core stores it."""
     W = np.array(W0, np.float64)
     m = np.zeros_like(W)
     v = np.zeros_like(W)
     x = np.asarray(x, np.float64)
     for step in range(1, steps + 1):
         pred = (x @ W).astype(np.float32).astype(np.float64)
-        _, dy = pl_loss_grad(pred, Y, r)
+        _, dy = objective_loss_grad(pred, Y, r, objective, reward)
         g = np.outer(x, dy)
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
         W -= lr / (1 - 0.9 ** step) * m / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
     return (x @ W).astype(np.float32)
+
+
+def scale_free_gradient(yhat, Y, r, objective="pl", reward="cosine"):
+    """|dL/dyhat| times |yhat| (cosine) or the RMS response length (neg_sq)."""
+    _, grad = objective_loss_grad(yhat, Y, r, objective, reward)
+    if reward == "cosine":
+        scale = np.linalg.norm(yhat)
+    else:
+        scale = np.sqrt(np.mean(np.sum(np.asarray(Y, np.float64) ** 2, axis=1)))
+    return float(scale * np.linalg.norm(grad))
 
 
 def mean_response(Y, r):

@@ -13,7 +13,8 @@ from ._version import __version__
 from .config import ModelConfig
 from .losses import bt_loss, pl_loss, sequence_loss
 from .baselines import (gd_baseline, simple_baseline, mean_baseline, best_baseline,
-                        weighted_baseline, oracle_baseline)
+                        weighted_baseline, oracle_baseline, surrogate_optimum,
+                        SurrogateOptimum)
 from .evaluate import (EVAL_SEED_BASE, error_curves, evaluation_set, normalized_error,
                        transformer_predictions)
 from .model import Transformer
@@ -137,7 +138,8 @@ def set_simd_path(name: str) -> None:
 __all__ = [
     "ModelConfig", "Transformer", "pl_loss", "bt_loss", "sequence_loss",
     "AlignmentTask", "TaskBatch", "gd_baseline", "simple_baseline", "mean_baseline",
-    "best_baseline", "weighted_baseline", "oracle_baseline", "normalized_error",
+    "best_baseline", "weighted_baseline", "oracle_baseline", "surrogate_optimum",
+    "SurrogateOptimum", "normalized_error",
     "error_curves", "evaluation_set", "EVAL_SEED_BASE", "transformer_predictions",
     "train", "TrainHistory", "TrainingDiverged", "load_checkpoint", "save_checkpoint",
     "stats", "theory", "Critic", "OracleCritic", "ReplaceCritic", "GaussianCritic",
