@@ -51,7 +51,7 @@ def test_reproduce_writes_json_png_report(smoke_run):
         png = (d / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     curves = {n: json.loads((d / f"{n}.json").read_text())["curves"] for n in PANELS}
-    assert set(curves["tf_vs_gd"]) == {"TF", "GD", "mean", "best", "weighted", "oracle"}
+    assert set(curves["tf_vs_gd"]) == {"TF", "GD", "mean", "best", "weighted", "oracle", "optimum"}
     for p in ("0", "0.25", "0.5", "0.75", "1"):
         for m in ("TF", "GD", "mean", "best", "weighted", "oracle"):
             assert f"{m} p={p}" in curves["reward_noise"]
@@ -63,9 +63,10 @@ def test_reproduce_writes_json_png_report(smoke_run):
     assert curves["tf_vs_gd"]["TF"] == curves["reward_noise"]["TF p=0"] == \
         curves["depth"]["layers=2"] == curves["attention"]["softmax"] == curves["ffn"]["ffn"]
     models = sorted(os.listdir(d / "models"))
-    # 6 models of the synthetic panels + the self-critic model of the critic experiments
-    assert len(models) == len(registry.plan(profiles.PROFILES["smoke"])) == 7
-    assert "[model 7/7]" in proc.stderr and "[experiment 9/9]" in proc.stderr
+    # 6 models of the synthetic panels, the self-critic model of the critic experiments
+    # and 3 more of the objectives sweep (its PL-cosine model is the default one)
+    assert len(models) == len(registry.plan(profiles.PROFILES["smoke"])) == 10
+    assert "[model 10/10]" in proc.stderr and "[experiment 10/10]" in proc.stderr
     noise = json.loads((d / "reward_noise.json").read_text())
     assert noise["gd_steps"] == {"p=0": 50, "p=0.25": 43, "p=0.5": 37, "p=0.75": 31, "p=1": 25}
 
@@ -205,10 +206,14 @@ def test_profiles_are_consistent():
     specs = registry.plan(paper)
     # 4 depths + linear + 3 heads at head size 32 + 3 at E=96 + no ffn, default shared,
     # + the self-critic model (default config with a reward head)
-    assert len(specs) == 13
-    assert sorted(s.config.n_embd for s in specs if s.config.n_layer == 20 and s.config.ffn
+    # + the default config trained on 3 more objectives (PL-cosine is the default model)
+    assert len(specs) == 16
+    published = [s for s in specs if (s.objective, s.reward) == ("pl", "cosine")]
+    assert sorted(s.config.n_embd for s in published if s.config.n_layer == 20 and s.config.ffn
                   and not s.config.reward_head
                   and s.config.softmax) == [32, 96, 96, 96, 96, 128, 192]
+    assert sorted((s.objective, s.reward) for s in specs if s.config == paper.default_config()) \
+        == [("bt", "cosine"), ("bt", "neg_sq"), ("pl", "cosine"), ("pl", "neg_sq")]
     quick = profiles.PROFILES["quick"]
     assert len(quick.depths) == 4 and len(quick.heads) == 4
     with pytest.raises(ValueError, match="largest of depths"):

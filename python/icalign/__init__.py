@@ -16,7 +16,7 @@ from .baselines import (gd_baseline, simple_baseline, mean_baseline, best_baseli
                         weighted_baseline, oracle_baseline, surrogate_optimum,
                         SurrogateOptimum)
 from .evaluate import (EVAL_SEED_BASE, error_curves, evaluation_set, normalized_error,
-                       transformer_predictions)
+                       optimum_errors, transformer_predictions)
 from .model import Transformer
 from .task import AlignmentTask, TaskBatch
 from .training import TrainHistory, TrainingDiverged, load_checkpoint, save_checkpoint, train
@@ -140,7 +140,8 @@ __all__ = [
     "AlignmentTask", "TaskBatch", "gd_baseline", "simple_baseline", "mean_baseline",
     "best_baseline", "weighted_baseline", "oracle_baseline", "surrogate_optimum",
     "SurrogateOptimum", "normalized_error",
-    "error_curves", "evaluation_set", "EVAL_SEED_BASE", "transformer_predictions",
+    "error_curves", "optimum_errors", "evaluation_set", "EVAL_SEED_BASE",
+    "transformer_predictions",
     "train", "TrainHistory", "TrainingDiverged", "load_checkpoint", "save_checkpoint",
     "stats", "theory", "Critic", "OracleCritic", "ReplaceCritic", "GaussianCritic",
     "InvertedCritic", "QualityCritic", "SelfCritic", "SelfCorrection", "make_critic",

@@ -6,7 +6,8 @@ from typing import Iterable
 import numpy as np
 
 from ._validation import check_int
-from .baselines import DEFAULT_T, SIMPLE_BASELINES, gd_baseline, simple_baseline
+from .baselines import (DEFAULT_T, SIMPLE_BASELINES, gd_baseline, simple_baseline,
+                        surrogate_optimum)
 from .task import TaskBatch
 
 COS_EPS = 1e-8
@@ -232,6 +233,41 @@ def error_curves(batch: TaskBatch, model=None, t_values: Iterable[int] = DEFAULT
     errors = task_errors(batch, model, t_values, baselines, gd_steps=gd_steps, gd_lr=gd_lr,
                          seed=seed)
     return {label: e.mean(axis=0).tolist() for label, e in errors.items()}
+
+
+def optimum_errors(batch: TaskBatch, t_values: Iterable[int] = DEFAULT_T, objective: str = "pl",
+                   reward: str = "cosine", max_steps: int = 2000):
+    """Per-task normalized errors of an objective's surrogate optimum.
+
+    Parameters
+    ----------
+    batch : TaskBatch
+        The evaluation tasks.
+    t_values : iterable of int, default 2..15
+        Numbers of examples.
+    objective, reward : str
+        The objective (see ``surrogate_optimum``).
+    max_steps : int, default 2000
+        Cap on the minimisation's Adam updates.
+
+    Returns
+    -------
+    errors : numpy.ndarray, shape (B, len(t_values)), float64
+        1 - cos(optimum, y*) per task and t.
+    converged : numpy.ndarray, shape (len(t_values),)
+        Fraction of tasks whose minimisation converged, per t.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> b = ica.AlignmentTask().sample(32, seed=0)
+    >>> err, conv = ica.optimum_errors(b, [2, 15])
+    >>> err.shape, conv.tolist()
+    ((32, 2), [1.0, 1.0])
+    """
+    opt = surrogate_optimum(batch, t_values, objective=objective, reward=reward,
+                            max_steps=max_steps)
+    return normalized_error(opt.pred, batch.ystar), opt.converged_fraction
 
 
 def evaluation_set(task, size: int = 2000, seed: int = 0, reward_noise: float = 0.0) -> TaskBatch:

@@ -19,12 +19,12 @@ MATPLOTLIB_HINT = ("matplotlib is not installed; install it with "
 
 # One colour per method, used in every panel.
 METHOD_COLORS = {"TF": "#1f77b4", "GD": "#ff7f0e", "mean": "#7f7f7f", "best": "#2ca02c",
-                 "weighted": "#9467bd", "oracle": "#000000"}
+                 "weighted": "#9467bd", "oracle": "#000000", "optimum": "#d62728"}
 METHOD_STYLES = {"TF": "-", "GD": "--", "mean": ":", "best": "-.", "weighted": ":",
-                 "oracle": (0, (1, 1))}
+                 "oracle": (0, (1, 1)), "optimum": (0, (5, 1, 1, 1))}
 METHOD_NAMES = {"TF": "TF (transformer)", "GD": "GD", "mean": "mean response",
                 "best": "best-rewarded response", "weighted": "reward-weighted mean",
-                "oracle": "task optimum"}
+                "oracle": "task optimum", "optimum": "optimum of the training objective"}
 
 
 def have_matplotlib() -> bool:
@@ -190,6 +190,15 @@ def plot_heads(result, axes=None):
     return fig
 
 
+def _plane(ystar, eps):
+    """Coordinates in the plane of y* and eps: along y*, and along the part of
+    eps orthogonal to it (the responses all lie in this plane)."""
+    e1 = np.asarray(ystar, np.float64) / np.linalg.norm(ystar)
+    rest = np.asarray(eps, np.float64) - (np.asarray(eps, np.float64) @ e1) * e1
+    e2 = rest / max(np.linalg.norm(rest), 1e-12)
+    return lambda v: (np.asarray(v, np.float64) @ e1, np.asarray(v, np.float64) @ e2)
+
+
 def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None, axes=None):
     """A picture of one task: left, the first ``n_show`` triplets as the model
     reads them (x, y, [r, 0, ...] tokens); right, every response y_i in the
@@ -215,11 +224,7 @@ def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None, axes=
     ax.set_yticks(range(d), [f"dim {j + 1}" for j in range(d)], fontsize=8)
     ax.set_title(f"the first {n_show} triplets as tokens (x is the same query each time)")
     fig.colorbar(im, ax=ax, fraction=0.04)
-    # orthonormal basis of span(y*, eps): e1 along y*, e2 the rest of eps
-    e1 = ystar / np.linalg.norm(ystar)
-    rest = eps - (eps @ e1) * e1
-    e2 = rest / max(np.linalg.norm(rest), 1e-12)
-    proj = lambda v: (np.asarray(v, np.float64) @ e1, np.asarray(v, np.float64) @ e2)  # noqa: E731
+    proj = _plane(ystar, eps)
     pts = np.array([proj(y) for y in ys])
     ax2.plot(*zip(proj(eps), proj(ystar)), color="0.8", lw=1, zorder=0)
     sc = ax2.scatter(pts[:, 0], pts[:, 1], c=rs, cmap="viridis", vmin=0, vmax=1, s=28,
@@ -324,4 +329,75 @@ def plot_model_size(result, ax=None):
     ax.set_title("Self-correction with a near-perfect critic vs model size")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+OBJECTIVE_COLORS = {"PL-cosine": "#1f77b4", "PL-neg_sq": "#d62728", "BT-cosine": "#2ca02c",
+                    "BT-neg_sq": "#9467bd"}
+
+
+def plot_objectives(result, axes=None, converged_enough: float = 0.95):
+    """The objectives experiment: per reward-noise level a panel with, for each
+    training objective (one colour), TF (solid), GD on the same objective
+    (dashed) and the objective's optimum (dotted; crosses where fewer than
+    ``converged_enough`` of the tasks converged, i.e. no finite minimiser), with
+    the best-rewarded response and the task optimum in grey and black.
+    ``axes``: one Axes per noise level."""
+    ps = result["noise_levels"]
+    fig, axs = _figure_axes(axes, (6.0 * len(ps), 4.6), ncols=len(ps))
+    axs = np.atleast_1d(axs)
+    t = result["t"]
+    for ax, p in zip(axs, ps):
+        sfx = f" p={p:g}"
+        for label in result["objectives"]:
+            c = OBJECTIVE_COLORS.get(label)
+            ax.plot(t, result["curves"][f"TF {label}{sfx}"], "-", color=c, lw=2.2, marker="o",
+                    ms=3, label=f"TF {label}")
+            ax.plot(t, result["curves"][f"GD {label}{sfx}"], "--", color=c, lw=1.3,
+                    label=f"GD {label}")
+            opt = np.asarray(result["curves"][f"optimum {label}{sfx}"])
+            conv = np.asarray(result["converged"][label + sfx]) >= converged_enough
+            ax.plot(t, opt, ":", color=c, lw=1.6, label=f"optimum {label}")
+            if (~conv).any():
+                ax.plot(np.asarray(t)[~conv], opt[~conv], "x", color=c, ms=6)
+        for name, color, style in (("best", "0.55", "-."), ("oracle", "k", (0, (1, 1)))):
+            ax.plot(t, result["curves"][name + sfx], linestyle=style, color=color, lw=1.3,
+                    label=METHOD_NAMES[name])
+        _axes_style(ax, f"training objectives, shown rewards {sfx.strip()} "
+                        f"(x: optimum not attained)")
+        ax.set_ylim(bottom=0)
+    axs[0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_task_objectives(ys, rs, ystar, eps, answers, ax=None):
+    """One task in the plane of y* and eps: the responses coloured by shown
+    reward, y*, eps, and for each named answer (``answers``: label -> (d,)
+    prediction) the direction it points in, drawn as a ray from the origin to
+    the length of y* (the normalized error only sees the direction)."""
+    fig, ax = _figure_axes(ax, (6.4, 5.6))
+    proj = _plane(ystar, eps)
+    pts = np.array([proj(y) for y in ys])
+    scale = np.linalg.norm(ystar)
+    sc = ax.scatter(pts[:, 0], pts[:, 1], c=rs, cmap="viridis", vmin=0, vmax=1, s=26,
+                    zorder=3, label="responses y_i")
+    ax.plot(*zip(proj(eps), proj(ystar)), color="0.8", lw=1, zorder=0)
+    ax.scatter(*proj(ystar), marker="*", s=240, color="crimson", zorder=4, label="y*")
+    ax.scatter(*proj(eps), marker="X", s=90, color="0.3", zorder=4, label="eps")
+    for label, pred in answers.items():
+        pred = np.asarray(pred, np.float64)
+        end = proj(pred * scale / max(np.linalg.norm(pred), 1e-12))
+        ax.annotate("", xy=end, xytext=(0, 0),
+                    arrowprops={"arrowstyle": "->", "lw": 1.8,
+                                "color": OBJECTIVE_COLORS.get(label.split()[-1], "0.2")})
+        ax.text(end[0], end[1], " " + label, fontsize=8,
+                color=OBJECTIVE_COLORS.get(label.split()[-1], "0.2"))
+    ax.scatter([0], [0], marker="+", color="k", s=40)
+    fig.colorbar(sc, ax=ax, fraction=0.04, label="shown reward r_i")
+    ax.set_xlabel("along y*")
+    ax.set_ylabel("along eps (orthogonal part)")
+    ax.set_title("one task: where each answer points (rays drawn to |y*|)")
+    ax.legend(fontsize=8, loc="best")
+    ax.set_aspect("equal", adjustable="datalim")
     return fig

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from .. import plotting, seeds, stats
+from ..evaluate import optimum_errors
 from ..profiles import Profile, depth_series, head_series
 from ..registry import Claim, Experiment, register
 
@@ -34,9 +35,16 @@ def _models_default(profile):
 def _run_tf_vs_gd(runner) -> dict:
     spec = runner.profile.train_spec()
     model = runner.trained_model(spec)
-    return {"curves": runner.curves(model, 0.0), "config": spec.config.to_dict(),
+    curves = runner.curves(model, 0.0)
+    # the minimiser of the training objective itself (PL, cosine reward)
+    errors, converged = optimum_errors(runner.eval_batch(0.0), objective=spec.objective,
+                                       reward=spec.reward)
+    curves["optimum"] = errors.mean(axis=0).tolist()
+    return {"curves": curves, "config": spec.config.to_dict(),
             "models": {"TF": runner.model_info(spec)},
-            "gd_steps": runner.profile.gd_steps_at(0.0)}
+            "gd_steps": runner.profile.gd_steps_at(0.0),
+            "optimum": {"objective": spec.objective, "reward": spec.reward,
+                        "converged": converged.tolist()}}
 
 
 def _run_reward_noise(runner) -> dict:

@@ -1,0 +1,258 @@
+"""What does in-context alignment optimise? The training objective swept over
+Plackett-Luce and Bradley-Terry with cosine and neg_sq policy rewards; for each,
+the trained transformer, GD on the same objective and the objective's own
+optimum (the prediction minimising it over the t examples, ``surrogate_optimum``),
+at exact and at noisy shown rewards. Not in the paper.
+
+Verdicts use the per-task standard errors of the evaluation set (paired where two
+methods answer the same tasks): they cover the sampling of evaluation tasks, not
+the training seed of each model.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import plotting
+from ..baselines import DEFAULT_T, gd_baseline, simple_baseline
+from ..evaluate import normalized_error, optimum_errors, transformer_predictions
+from ..profiles import PROFILES
+from ..registry import Claim, Experiment, register
+
+KEY = "objectives"
+SECTION = "Training objectives: what in-context alignment optimises (not in the paper)"
+OBJECTIVES = (("pl", "cosine"), ("pl", "neg_sq"), ("bt", "cosine"), ("bt", "neg_sq"))
+PAPER_OBJECTIVE = "PL-cosine"
+CLOSE = 0.05          # |TF - optimum| at t = 15 counted as "reaches"
+CONVERGED_ENOUGH = 0.95  # an optimum curve is a minimiser where this share converged
+NOTE = (
+    "Each objective trains its own copy of the default model (p = 0) and is evaluated at "
+    "exact (p = 0) and noisy (p = 0.5) shown rewards. GD fits a linear map on the same "
+    "objective; 'optimum' minimises that objective directly over the prediction. With "
+    "exact rewards the neg_sq objectives have no finite minimiser (the ranking orders every "
+    "pair along y* − eps, so the loss keeps falling along that line): their optimum curves "
+    "then show the iterate at the step cap, and the JSON's `converged` says so. Standard "
+    "errors are over evaluation tasks (one training seed per model).")
+
+for _profile in PROFILES.values():
+    _profile.extra.setdefault(KEY, {"objectives": [list(o) for o in OBJECTIVES],
+                                    "noise_levels": [0.0, 0.5], "optimum_max_steps": 1000})
+
+
+def objective_label(objective: str, reward: str) -> str:
+    """'PL-cosine', 'BT-neg_sq', ...: the label of a (objective, reward) pair."""
+    return f"{objective.upper()}-{reward}"
+
+
+def _specs(profile):
+    return [(objective_label(o, r), profile.train_spec(objective=o, reward=r))
+            for o, r in profile.extra[KEY]["objectives"]]
+
+
+def _models(profile):
+    return [spec for _, spec in _specs(profile)]
+
+
+def _p(p: float) -> str:
+    return f"p={p:g}"
+
+
+def _mean_se(x) -> dict:
+    x = np.asarray(x, np.float64)
+    se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
+    return {"mean": float(x.mean()), "se": se}
+
+
+def _run(runner) -> dict:
+    settings = runner.profile.extra[KEY]
+    t = list(DEFAULT_T)
+    i15 = t.index(15)
+    specs = _specs(runner.profile)
+    curves, converged, at15, paired, gd_steps = {}, {}, {}, {}, {}
+    for p in settings["noise_levels"]:
+        batch, sfx = runner.eval_batch(p), " " + _p(p)
+        steps = runner.profile.gd_steps_at(p)
+        gd_steps[_p(p)] = steps
+        per_task = {}
+        for name in ("best", "oracle"):
+            per_task[name] = normalized_error(simple_baseline(name, batch, t), batch.ystar)
+        for label, spec in specs:
+            model = runner.trained_model(spec)
+            per_task["TF " + label] = normalized_error(
+                transformer_predictions(model, batch, t), batch.ystar)
+            per_task["GD " + label] = normalized_error(
+                gd_baseline(batch, t, steps=steps, lr=runner.profile.gd_lr,
+                            seed=runner.profile.gd_seed, objective=spec.objective,
+                            reward=spec.reward), batch.ystar)
+            per_task["optimum " + label], conv = optimum_errors(
+                batch, t, spec.objective, spec.reward, settings["optimum_max_steps"])
+            converged[label + sfx] = conv.tolist()
+        for key, e in per_task.items():
+            curves[key + sfx] = e.mean(axis=0).tolist()
+            at15[key + sfx] = _mean_se(e[:, i15])
+        labels = [label for label, _ in specs]
+        for a in labels:
+            for other in ["optimum " + a, "best"] + ["TF " + b for b in labels if b != a]:
+                paired[f"TF {a} − {other}{sfx}"] = _mean_se(
+                    per_task["TF " + a][:, i15] - per_task[other][:, i15])
+    return {"curves": curves, "converged": converged, "t15": at15, "paired_t15": paired,
+            "objectives": [label for label, _ in specs],
+            "noise_levels": list(settings["noise_levels"]), "gd_steps": gd_steps,
+            "optimum_max_steps": settings["optimum_max_steps"],
+            "config": runner.profile.default_config().to_dict(),
+            "models": {label: runner.model_info(spec) for label, spec in specs}}
+
+
+# ---------------------------------------------------------------------- claims
+def _f(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def _pm(d: dict) -> str:
+    return f"{d['mean']:+.3f} ± {2 * d['se']:.3f}"
+
+
+def _attained(r, label, sfx) -> float:
+    """Share of tasks whose optimum converged at t = 15."""
+    return r["converged"][label + sfx][list(DEFAULT_T).index(15)]
+
+
+def _sign(d: dict) -> int:
+    """+1 / -1 where the mean is beyond two standard errors above / below 0, else 0."""
+    if d["mean"] - 2 * d["se"] > 0:
+        return 1
+    if d["mean"] + 2 * d["se"] < 0:
+        return -1
+    return 0
+
+
+def _claims_at(r, p) -> list:
+    sfx = " " + _p(p)
+    labels = r["objectives"]
+    tf = {a: r["t15"][f"TF {a}{sfx}"]["mean"] for a in labels}
+    opt = {a: r["t15"][f"optimum {a}{sfx}"]["mean"] for a in labels}
+    attained = {a: _attained(r, a, sfx) >= CONVERGED_ENOUGH for a in labels}
+    rows = []
+
+    # 1. TF reaches its own objective's optimum
+    parts, verdicts = [], []
+    for a in labels:
+        d = r["paired_t15"][f"TF {a} − optimum {a}{sfx}"]
+        conv = _attained(r, a, sfx)
+        parts.append(f"{a}: TF {_f(tf[a])}, optimum {_f(opt[a])} (converged "
+                     f"{100 * conv:.0f} %), TF − optimum {_pm(d)}")
+        if attained[a]:
+            lo, hi = abs(d["mean"]) - 2 * d["se"], abs(d["mean"]) + 2 * d["se"]
+            verdicts.append(True if hi <= CLOSE else False if lo > CLOSE else None)
+    verdict = None if not verdicts or None in verdicts else all(verdicts)
+    rows.append(Claim(SECTION, f"TF reaches its own objective's optimum ({_p(p)})",
+                      "t = 15: " + "; ".join(parts), verdict,
+                      f"|TF − optimum| ≤ {CLOSE} at t = 15 (± 2 paired task standard errors) "
+                      f"for every objective whose optimum converged on ≥ "
+                      f"{100 * CONVERGED_ENOUGH:.0f} % of tasks"))
+
+    # 2. which objective brings TF closest to y*
+    order = sorted(labels, key=lambda a: tf[a])
+    best = order[0]
+    listed = ", ".join(f"{a} {_f(tf[a])} ± {2 * r['t15'][f'TF {a}{sfx}']['se']:.3f}"
+                       for a in order)
+    if best == PAPER_OBJECTIVE:
+        d = r["paired_t15"][f"TF {order[1]} − TF {best}{sfx}"]
+        verdict = True if _sign(d) > 0 else None
+        detail = f"next {order[1]} − {best} {_pm(d)}"
+    else:
+        d = r["paired_t15"][f"TF {PAPER_OBJECTIVE} − TF {best}{sfx}"]
+        verdict = False if _sign(d) > 0 else None
+        detail = f"{PAPER_OBJECTIVE} − {best} {_pm(d)}"
+    rows.append(Claim(SECTION, f"The paper's objective ({PAPER_OBJECTIVE}) brings TF closest "
+                               f"to y* ({_p(p)})",
+                      f"TF at t = 15, best first: {listed}; {detail}", verdict,
+                      "lowest TF error at t = 15, beyond 2 paired task standard errors"))
+
+    # 3. does any objective let TF beat the best-rewarded response?
+    diffs = {a: r["paired_t15"][f"TF {a} − best{sfx}"] for a in labels}
+    closest = min(labels, key=lambda a: diffs[a]["mean"])
+    signs = [_sign(diffs[a]) for a in labels]
+    verdict = True if -1 in signs else False if all(s > 0 for s in signs) else None
+    rows.append(Claim(SECTION, f"Some objective lets TF beat the best-rewarded response "
+                               f"({_p(p)})",
+                      f"t = 15: best {_f(r['t15']['best' + sfx]['mean'])}; closest TF "
+                      f"{closest} {_f(tf[closest])}, TF − best {_pm(diffs[closest])}", verdict,
+                      "some TF below best at t = 15 beyond 2 paired task standard errors"))
+
+    # 4. do the objectives rank alike for TF and for their optima?
+    kept = [a for a in labels if attained[a]]
+    tf_order = sorted(kept, key=lambda a: tf[a])
+    opt_order = sorted(kept, key=lambda a: opt[a])
+    dropped = [a for a in labels if not attained[a]]
+    note = f" (left out, no finite optimum: {', '.join(dropped)})" if dropped else ""
+    rows.append(Claim(SECTION, f"The objectives rank alike for TF and for their optima "
+                               f"({_p(p)})",
+                      f"t = 15, best first: TF {' < '.join(tf_order)}; optima "
+                      f"{' < '.join(opt_order)}{note}",
+                      (tf_order == opt_order) if len(kept) >= 2 else None,
+                      "same order of the mean errors at t = 15 among objectives with a "
+                      "converged optimum"))
+    return rows
+
+
+def _claims(results) -> list:
+    r = results[KEY]
+    return [row for p in r["noise_levels"] for row in _claims_at(r, p)]
+
+
+def beyond_the_paper(result: dict) -> str:
+    """The README paragraph on this experiment, written from its JSON payload.
+
+    Parameters
+    ----------
+    result : dict
+        The ``objectives`` experiment's JSON (``report.load_results(dir)["objectives"]``).
+
+    Returns
+    -------
+    str
+        One Markdown paragraph; every number comes from ``result``.
+    """
+    p0, p5 = result["noise_levels"][0], result["noise_levels"][-1]
+
+    def at(key, p):
+        return result["t15"][f"{key} {_p(p)}"]["mean"]
+
+    labels = result["objectives"]
+    paper = PAPER_OBJECTIVE
+    conv = {(a, p): _attained(result, a, " " + _p(p)) for a in labels for p in (p0, p5)}
+    no_min = [a for a in labels if conv[(a, p0)] < CONVERGED_ENOUGH]
+    tf_best0 = min(labels, key=lambda a: at("TF " + a, p0))
+    tf_best5 = min(labels, key=lambda a: at("TF " + a, p5))
+    opt_best5 = min((a for a in labels if conv[(a, p5)] >= CONVERGED_ENOUGH),
+                    key=lambda a: at("optimum " + a, p5), default=None)
+    text = (
+        f"**Beyond the paper: what in-context alignment optimises** (`objectives`, "
+        f"{result.get('profile', '')} profile). The paper's objective, Plackett-Luce with the "
+        f"cosine reward, is minimised over the prediction itself: its optimum errs "
+        f"{_f(at('optimum ' + paper, p0))} at t = 15 with exact rewards, where TF trained on "
+        f"it reaches {_f(at('TF ' + paper, p0))} and GD {_f(at('GD ' + paper, p0))}, while "
+        f"the best-rewarded response errs {_f(at('best', p0))}. So the ~0.3 plateau is the "
+        f"objective's, not a shortfall of the transformer or of GD: the ranking only tells "
+        f"which way is better, and the cosine objective's minimiser points between y* and "
+        f"−eps. ")
+    if no_min:
+        text += (f"With exact rewards {', '.join(no_min)} have no finite minimiser (every "
+                 f"pair is ordered along y* − eps, so the loss keeps falling along that "
+                 f"line). ")
+    text += (f"Across the four objectives TF comes closest to y* with {tf_best0} "
+             f"({_f(at('TF ' + tf_best0, p0))}) at p = {p0:g} and with {tf_best5} "
+             f"({_f(at('TF ' + tf_best5, p5))}) at p = {p5:g}, where the best-rewarded "
+             f"response errs {_f(at('best', p5))}")
+    if opt_best5 is not None:
+        text += (f" and the lowest optimum is {opt_best5}'s "
+                 f"({_f(at('optimum ' + opt_best5, p5))})")
+    text += ". The report's claims table gives each comparison with its standard errors."
+    return text
+
+
+register(Experiment(KEY, "Training objectives: TF, GD and each objective's optimum", _run,
+                    _models, plotting.plot_objectives, _claims, aliases=("objectives_sweep",),
+                    group="objectives", order=30, settings=KEY, note=NOTE), replace=True)
