@@ -388,11 +388,10 @@ def plot_task_objectives(ys, rs, ystar, eps, answers, ax=None):
     for label, pred in answers.items():
         pred = np.asarray(pred, np.float64)
         end = proj(pred * scale / max(np.linalg.norm(pred), 1e-12))
-        ax.annotate("", xy=end, xytext=(0, 0),
-                    arrowprops={"arrowstyle": "->", "lw": 1.8,
-                                "color": OBJECTIVE_COLORS.get(label.split()[-1], "0.2")})
-        ax.text(end[0], end[1], " " + label, fontsize=8,
-                color=OBJECTIVE_COLORS.get(label.split()[-1], "0.2"))
+        color = OBJECTIVE_COLORS.get(label.split()[-1], "0.2")
+        ax.plot([0, end[0]], [0, end[1]], color=color, lw=1.8)
+        ax.scatter(*end, marker="o", s=30, color=color, zorder=5)
+        ax.text(end[0], end[1], " " + label, fontsize=8, color=color)
     ax.scatter([0], [0], marker="+", color="k", s=40)
     fig.colorbar(sc, ax=ax, fraction=0.04, label="shown reward r_i")
     ax.set_xlabel("along y*")
