@@ -199,7 +199,12 @@ def _claims_at(r, p) -> list:
 
 def _claims(results) -> list:
     r = results[KEY]
-    return [row for p in r["noise_levels"] for row in _claims_at(r, p)]
+    rows = [row for p in r["noise_levels"] for row in _claims_at(r, p)]
+    k = len(r.get("seeds", {}).get("training_seeds", [0]))
+    if k > 1:  # the per-task statistics are those of the first training seed's models
+        for row in rows:
+            row.evidence = f"first of {k} training seeds: " + row.evidence
+    return rows
 
 
 def beyond_the_paper(results: dict) -> str:
