@@ -199,6 +199,29 @@ def _plane(ystar, eps):
     return lambda v: (np.asarray(v, np.float64) @ e1, np.asarray(v, np.float64) @ e2)
 
 
+def _draw_plane(ax, ys, rs, ystar, eps):
+    """Responses (coloured by shown reward), the segment eps-y*, y* and eps in the
+    plane of y* and eps; returns the projection and the responses' scatter."""
+    proj = _plane(ystar, eps)
+    pts = np.array([proj(y) for y in ys])
+    ax.plot(*zip(proj(eps), proj(ystar)), color="0.8", lw=1, zorder=0)
+    sc = ax.scatter(pts[:, 0], pts[:, 1], c=rs, cmap="viridis", vmin=0, vmax=1, s=28,
+                    zorder=3, label="responses y_i")
+    ax.scatter(*proj(ystar), marker="*", s=220, color="crimson", zorder=4,
+               label="y* (never shown)")
+    ax.scatter(*proj(eps), marker="X", s=90, color="0.3", zorder=4, label="eps")
+    return proj, sc
+
+
+def _finish_plane(fig, ax, sc, title):
+    fig.colorbar(sc, ax=ax, fraction=0.04, label="shown reward r_i")
+    ax.set_title(title)
+    ax.set_xlabel("along y*")
+    ax.set_ylabel("along eps (orthogonal part)")
+    ax.legend(fontsize=8, loc="best")
+    ax.set_aspect("equal", adjustable="datalim")
+
+
 def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None, axes=None):
     """A picture of one task: left, the first ``n_show`` triplets as the model
     reads them (x, y, [r, 0, ...] tokens); right, every response y_i in the
@@ -224,13 +247,7 @@ def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None, axes=
     ax.set_yticks(range(d), [f"dim {j + 1}" for j in range(d)], fontsize=8)
     ax.set_title(f"the first {n_show} triplets as tokens (x is the same query each time)")
     fig.colorbar(im, ax=ax, fraction=0.04)
-    proj = _plane(ystar, eps)
-    pts = np.array([proj(y) for y in ys])
-    ax2.plot(*zip(proj(eps), proj(ystar)), color="0.8", lw=1, zorder=0)
-    sc = ax2.scatter(pts[:, 0], pts[:, 1], c=rs, cmap="viridis", vmin=0, vmax=1, s=28,
-                     label="responses y_i")
-    ax2.scatter(*proj(ystar), marker="*", s=220, color="crimson", label="y* (never shown)")
-    ax2.scatter(*proj(eps), marker="X", s=90, color="0.3", label="eps")
+    proj, sc = _draw_plane(ax2, ys, rs, ystar, eps)
     if prediction is not None:
         # the cosine policy reward makes the model's output scale arbitrary: only its
         # direction is scored, so it is drawn at the length of y*
@@ -238,12 +255,7 @@ def plot_sequence(batch, index: int = 0, n_show: int = 4, prediction=None, axes=
         pred = pred * np.linalg.norm(ystar) / max(np.linalg.norm(pred), 1e-12)
         ax2.scatter(*proj(pred), marker="D", s=60, color=METHOD_COLORS["TF"],
                     label="prediction (scaled to |y*|)")
-    fig.colorbar(sc, ax=ax2, fraction=0.04, label="shown reward r_i")
-    ax2.set_title("responses in the plane of y* and eps")
-    ax2.set_xlabel("along y*")
-    ax2.set_ylabel("along eps (orthogonal part)")
-    ax2.legend(fontsize=8, loc="best")
-    ax2.set_aspect("equal", adjustable="datalim")
+    _finish_plane(fig, ax2, sc, "responses in the plane of y* and eps")
     fig.tight_layout()
     return fig
 
@@ -377,14 +389,8 @@ def plot_task_objectives(ys, rs, ystar, eps, answers, ax=None):
     prediction) the direction it points in, drawn as a ray from the origin to
     the length of y* (the normalized error only sees the direction)."""
     fig, ax = _figure_axes(ax, (6.4, 5.6))
-    proj = _plane(ystar, eps)
-    pts = np.array([proj(y) for y in ys])
+    proj, sc = _draw_plane(ax, ys, rs, ystar, eps)
     scale = np.linalg.norm(ystar)
-    sc = ax.scatter(pts[:, 0], pts[:, 1], c=rs, cmap="viridis", vmin=0, vmax=1, s=26,
-                    zorder=3, label="responses y_i")
-    ax.plot(*zip(proj(eps), proj(ystar)), color="0.8", lw=1, zorder=0)
-    ax.scatter(*proj(ystar), marker="*", s=240, color="crimson", zorder=4, label="y*")
-    ax.scatter(*proj(eps), marker="X", s=90, color="0.3", zorder=4, label="eps")
     for label, pred in answers.items():
         pred = np.asarray(pred, np.float64)
         end = proj(pred * scale / max(np.linalg.norm(pred), 1e-12))
@@ -393,10 +399,5 @@ def plot_task_objectives(ys, rs, ystar, eps, answers, ax=None):
         ax.scatter(*end, marker="o", s=30, color=color, zorder=5)
         ax.text(end[0], end[1], " " + label, fontsize=8, color=color)
     ax.scatter([0], [0], marker="+", color="k", s=40)
-    fig.colorbar(sc, ax=ax, fraction=0.04, label="shown reward r_i")
-    ax.set_xlabel("along y*")
-    ax.set_ylabel("along eps (orthogonal part)")
-    ax.set_title("one task: where each answer points (rays drawn to |y*|)")
-    ax.legend(fontsize=8, loc="best")
-    ax.set_aspect("equal", adjustable="datalim")
+    _finish_plane(fig, ax, sc, "one task: where each answer points (rays drawn to |y*|)")
     return fig
