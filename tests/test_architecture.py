@@ -225,12 +225,12 @@ def test_the_documented_way_to_add_an_experiment_works(tmp_path):
         exec(compile(code, path, "exec"), {"__name__": "icalign.experiments._doc_example",
                                           "__package__": "icalign.experiments"})
         res = runner_mod.Runner("smoke", out=str(tmp_path), progress=False,
-                                log=lambda m: None).run(["obj"])
-        assert set(res["objectives"]["curves"]) == {"pl", "bt"}
+                                log=lambda m: None).run(["plbt"])
+        assert set(res["pl_vs_bt"]["curves"]) == {"pl", "bt"}
         text = (tmp_path / "smoke" / "report.md").read_text()
-        assert "### Training objectives" in text and "PL trains at least as well" in text
+        assert "### PL vs BT" in text and "PL trains at least as well" in text
     finally:
-        registry.unregister("objectives")
+        registry.unregister("pl_vs_bt")
         for name, p in profiles.PROFILES.items():
             p.extra = extras[name]
 
@@ -246,7 +246,7 @@ def test_every_plot_draws_into_given_axes_and_returns_the_figure():
         assert "matplotlib.use(" not in f.read()
     results = report.load_results(data)
     assert set(results) == set(registry.load_builtin_experiments())
-    panels = {"reward_noise": 2, "heads": 2, "critic_accuracy_gain": 2}
+    panels = {"reward_noise": 2, "heads": 2, "critic_accuracy_gain": 2, "objectives": 2}
     for name, result in results.items():
         n = panels.get(name, 1)
         fig, axes = plt.subplots(1, n)
