@@ -156,11 +156,14 @@ def test_c_api_refuses_overflowing_sizes_before_touching_memory():
     t = (ctypes.c_int * 1)(1)
     for B, N, d, n_t in [(big, 1, big, 1), (1, 1, 2**25, 1)]:
         st = lib.ica_gd_baseline(None, None, None, None, t, B, N, d, n_t, 1, ctypes.c_float(0.1),
-                                 ctypes.c_uint64(0))
+                                 ctypes.c_uint64(0), 0, 0)
         assert st == NOMEM, (st, err())
-        if B == big:  # the simple baselines have no d x d buffer
+        if B == big:  # the simple baselines and the optimum have no d x d buffer
             st = lib.ica_simple_baseline(None, None, None, t, B, N, d, n_t, 0,
                                          ctypes.c_float(1.0))
+            assert st == NOMEM, (st, err())
+            st = lib.ica_surrogate_optimum(None, None, None, None, None, t, B, N, d, n_t, 0, 0,
+                                           1, ctypes.c_float(0.02), ctypes.c_float(1e-6))
             assert st == NOMEM, (st, err())
         print("baselines", B, N, d, err())
     # model: B * 3N token rows beyond int32

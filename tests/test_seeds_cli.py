@@ -39,7 +39,7 @@ def test_three_seed_smoke_reproduce_and_report(tmp_path):
 
 def test_plan_prints_model_hours_and_wall_time_on_workers():
     out = cli("plan", "--profile", "paper", "--seeds", "3", "--workers", "8", "--assume").stdout
-    assert "with 3 seed(s): 39 trainings" in out and "model-hours" in out
+    assert "with 3 seed(s): 48 trainings" in out and "model-hours" in out
     assert "wall time on this machine" in out and "on 8 workers" in out
 
 
