@@ -260,7 +260,9 @@ def beyond_the_paper(results: dict) -> str:
         text += (f"With exact rewards {', '.join(no_min)} have no finite minimiser (every "
                  f"pair is ordered along y* − eps, so the loss keeps falling along that "
                  f"line). ")
-    text += (f"Across the four objectives (`objectives`) TF comes closest to y* with "
+    n = r.get("profile_settings", {}).get("eval_size")
+    text += (f"Across the four objectives (`objectives`{f', {n} evaluation tasks' if n else ''}) "
+             f"TF comes closest to y* with "
              f"{tf_best0} ({_f(at('TF ' + tf_best0, p0))}) at p = {p0:g} and with {tf_best5} "
              f"({_f(at('TF ' + tf_best5, p5))}) at p = {p5:g}, where the best-rewarded "
              f"response errs {_f(at('best', p5))}. The claims table gives each comparison "
