@@ -121,14 +121,32 @@ static void run_model(ica_config cfg, int B, int N) {
     /* baselines */
     int t_values[] = {1, 2, N};
     float *out = xcalloc((size_t)B * 3 * d, sizeof(float));
-    EXPECT_OK(ica_gd_baseline(out, xs, ys, rs, t_values, B, N, d, 3, 5, 0.1f, 1));
-    check_finite("gd", out, (size_t)B * 3 * d);
+    for (int obj = 0; obj < 2; obj++) {
+        for (int rew = 0; rew < 2; rew++) {
+            EXPECT_OK(ica_gd_baseline(out, xs, ys, rs, t_values, B, N, d, 3, 5, 0.1f, 1,
+                                      (ica_objective)obj, (ica_reward)rew));
+            check_finite("gd", out, (size_t)B * 3 * d);
+        }
+    }
+    float *gnorm = xcalloc((size_t)B * 3, sizeof(float));
+    int *nsteps = xcalloc((size_t)B * 3, sizeof(int));
+    for (int obj = 0; obj < 2; obj++) {
+        for (int rew = 0; rew < 2; rew++) {
+            EXPECT_OK(ica_surrogate_optimum(out, gnorm, nsteps, ys, rs, t_values, B, N, d, 3,
+                                            (ica_objective)obj, (ica_reward)rew, 20, 0.02f,
+                                            1e-6f));
+            check_finite("optimum", out, (size_t)B * 3 * d);
+        }
+    }
+    free(gnorm);
+    free(nsteps);
     for (int kind = 0; kind < 4; kind++) {
         EXPECT_OK(ica_simple_baseline(out, ys, rs, t_values, B, N, d, 3, (ica_baseline)kind,
                                       1.0f));
     }
     int bad_t[] = {N + 1};
-    EXPECT_FAIL(ica_gd_baseline(out, xs, ys, rs, bad_t, B, N, d, 1, 5, 0.1f, 1));
+    EXPECT_FAIL(ica_gd_baseline(out, xs, ys, rs, bad_t, B, N, d, 1, 5, 0.1f, 1, ICA_OBJECTIVE_PL,
+                                ICA_REWARD_COSINE));
     EXPECT_FAIL(ica_simple_baseline(out, ys, rs, bad_t, B, N, d, 1, ICA_BASELINE_MEAN, 1.0f));
     EXPECT_FAIL(ica_simple_baseline(out, ys, rs, t_values, B, N, d, 3, ICA_BASELINE_WEIGHTED,
                                     0.0f));
