@@ -36,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                     "one PNG per experiment and report.md. Trained models are cached as "
                     "checkpoints in DIR/<profile>/models/; Ctrl-C leaves them resumable.")
     rep.add_argument("--profile", default="quick", choices=profiles,
-                     help="quick (default; about 11 min on 2 cores), paper (the published "
-                          "set-up; hours), smoke (seconds; for tests)")
+                     help="quick (default; tens of minutes on 2 cores: `icalign plan` estimates it), "
+                          "paper (the published set-up; hours), smoke (seconds; for tests)")
     rep.add_argument("--only", metavar="NAMES", default=None,
                      help=f"comma-separated experiments to run (default: all): "
                           f"{describe_names()}")

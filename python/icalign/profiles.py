@@ -1,8 +1,8 @@
 """Profiles (the sizes of one reproduction), training specs and the cost model.
 
 Profile      the sizes of one reproduction: model, ablation grids, training and
-             evaluation budget. ``paper`` is the published set-up, ``quick`` fits
-             the whole reproduction in about 11 minutes on 2 cores, ``smoke`` runs
+             evaluation budget. ``paper`` is the published set-up, ``quick`` is
+             the whole reproduction at small scale (``icalign plan`` estimates its time), ``smoke`` runs
              in seconds for tests. Every size lives in the profile, so a profile
              can be retuned in one place; settings of registered experiments go
              into ``profile.extra[key]`` (see ``Experiment.settings``).
@@ -402,9 +402,9 @@ register_profile(Profile(
 # 1200 steps left most models untrained, so the ablations compared noise. At lr
 # 1e-3 the wider models (E 48, 72) never left the plateau; 5e-4 trained them all
 # but the smallest. E 36 (divisible by 1/3/4/6 heads; head size 12) costs half of
-# E 48, which buys every model 3000 steps: the 13 models train in ~10 minutes on
-# 2 cores (~245 GFLOP/s measured), and `icalign reproduce` as a whole takes about
-# 11 minutes. `icalign plan` prints the estimate for the registered set.
+# E 48, which buys every model 3000 steps: the 13 models of panels a-f and the
+# self-critic trained in ~10 minutes on 2 cores (~245 GFLOP/s measured). `icalign plan`
+# prints the estimate for the registered set, probed on the machine at hand.
 register_profile(Profile(
     name="quick",
     description="paper's ablations at smaller scale (E 36, 8 layers, 3 heads of size 12; "
