@@ -18,6 +18,8 @@ from icalign import profiles, registry, runner as runner_mod
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(ica.__file__))
 PACKAGE_PARENT = os.path.dirname(PACKAGE_DIR)
+# the checkout: tests/.. (the package itself may be installed elsewhere)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _modules():
@@ -174,8 +176,7 @@ def test_reading_results_never_trains(tmp_path):
 def test_version_has_one_source():
     from icalign import _version
     assert ica.__version__ == _version.__version__
-    root = os.path.dirname(PACKAGE_PARENT)
-    pyproject = os.path.join(root, "pyproject.toml")
+    pyproject = os.path.join(REPO, "pyproject.toml")
     if os.path.exists(pyproject):
         with open(pyproject, encoding="utf-8") as f:
             text = f.read()
@@ -213,7 +214,7 @@ def test_entry_point_group_is_loaded(monkeypatch):
 def test_the_documented_way_to_add_an_experiment_works(tmp_path):
     """The example of docs/architecture.md, run as a module of icalign.experiments."""
     import re
-    path = os.path.join(os.path.dirname(PACKAGE_PARENT), "docs", "architecture.md")
+    path = os.path.join(REPO, "docs", "architecture.md")
     if not os.path.exists(path):
         pytest.skip("docs/ is not part of this checkout")
     with open(path, encoding="utf-8") as f:
@@ -241,7 +242,7 @@ def test_every_plot_draws_into_given_axes_and_returns_the_figure():
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
     from icalign import plotting, report
-    data = os.path.join(os.path.dirname(PACKAGE_PARENT), "tests", "data", "smoke")
+    data = os.path.join(REPO, "tests", "data", "smoke")
     with open(os.path.join(PACKAGE_DIR, "plotting.py"), encoding="utf-8") as f:
         assert "matplotlib.use(" not in f.read()
     results = report.load_results(data)
