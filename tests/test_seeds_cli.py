@@ -4,11 +4,14 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import icalign
+
+# the folder holding the icalign under test: the in-place build or an installed package
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(icalign.__file__)))
 
 
 def cli(*args):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     return subprocess.run([sys.executable, "-m", "icalign", *args], capture_output=True,
                           text=True, env=env, check=True)
 
