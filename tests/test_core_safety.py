@@ -399,8 +399,10 @@ def test_diverging_adam_update_raises_and_leaves_the_model_unchanged():
     assert np.isfinite(core.params).all() and core.adam_steps == 1
 
 
-@pytest.mark.parametrize("array", ["xs", "ys", "rs"])
-@pytest.mark.parametrize("baseline", ["gd", "mean", "oracle"])
+# the simple baselines take no queries, so only GD is given a bad xs
+@pytest.mark.parametrize("array,baseline", [("xs", "gd"), ("ys", "gd"), ("rs", "gd"),
+                                            ("ys", "mean"), ("rs", "mean"),
+                                            ("ys", "oracle"), ("rs", "oracle")])
 def test_baselines_refuse_nonfinite_inputs(array, baseline):
     xs, ys, rs, *_ = _core.sample_tasks(2, 5, 3, 0)
     arrays = {"xs": xs, "ys": ys, "rs": rs}
@@ -408,8 +410,6 @@ def test_baselines_refuse_nonfinite_inputs(array, baseline):
     arrays[array].flat[4] = np.nan
     if baseline == "gd":
         call = lambda: _core.gd_baseline(arrays["xs"], arrays["ys"], arrays["rs"], [2, 5], 3)
-    elif array == "xs":
-        pytest.skip("the simple baselines take no queries")
     else:
         call = lambda: _core.simple_baseline(arrays["ys"], arrays["rs"], [2, 5], baseline)
     with pytest.raises(ValueError, match=rf"^{array} holds a non-finite value \(nan\) at flat "
