@@ -194,8 +194,10 @@ REPRO_ONLY = "tf_vs_gd,depth"
 
 
 def _reproduce(out, *extra):
+    # --jobs 1: every write happens in the process whose writes the hook counts (with
+    # worker processes the checkpoints are written by them)
     return ["cli", "reproduce", "--profile", "smoke", "--only", REPRO_ONLY, "--out", out,
-            "--no-progress", *extra]
+            "--no-progress", "--jobs", "1", *extra]
 
 
 @pytest.fixture(scope="module")

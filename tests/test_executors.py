@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import icalign as ica
-from icalign import executors
+from icalign import executors, planning
 from icalign.profiles import TrainSpec
 from icalign.runner import Runner, train_spec
 
@@ -68,11 +68,11 @@ def cluster():
 
 
 def test_makespan():
-    assert executors.makespan([3, 3, 2, 2, 2], 2) == 7  # longest first, not the optimum 6
-    assert executors.makespan([5, 1, 1], 4) == 5
-    assert executors.makespan([1] * 6, 1) == 6
+    assert planning.makespan([3, 3, 2, 2, 2], 2) == 7  # longest first, not the optimum 6
+    assert planning.makespan([5, 1, 1], 4) == 5
+    assert planning.makespan([1] * 6, 1) == 6
     with pytest.raises(ValueError):
-        executors.makespan([1], 0)
+        planning.makespan([1], 0)
 
 
 def test_serial_executor_maps_in_order(tmp_path):

@@ -174,8 +174,9 @@ def _results(folder):
 def test_reproduce_reports_a_failing_write_and_keeps_earlier_results(tmp_path, monkeypatch,
                                                                      capsys, fault):
     out = str(tmp_path / "out")
+    # --jobs 1: the model checkpoints are written by this process, whose writes fail
     args = ["reproduce", "--profile", "smoke", "--only", "tf_vs_gd", "--out", out,
-            "--no-progress"]
+            "--no-progress", "--jobs", "1"]
     assert cli.main(args) == 0
     folder = os.path.join(out, "smoke")
     before = _results(folder)
@@ -186,7 +187,7 @@ def test_reproduce_reports_a_failing_write_and_keeps_earlier_results(tmp_path, m
         _deny_create(monkeypatch)
     # another experiment into the same folder: its model, JSON and the report fail
     code = cli.main(["reproduce", "--profile", "smoke", "--only", "depth", "--out", out,
-                     "--resume", "--no-progress"])
+                     "--resume", "--no-progress", "--jobs", "1"])
     err = capsys.readouterr().err
     monkeypatch.undo()
     assert code != 0, err

@@ -13,6 +13,11 @@ from .profiles import (ASSUMED_EFFICIENCY, ASSUMED_PEAK_FLOPS, PROFILES,
 from .registry import describe_names, load_builtin_experiments, plan
 
 
+JOBS_HELP = ("train (and evaluate) in N local processes side by side, each on "
+             "--threads-per-worker C-core threads; --jobs 1 runs everything in this process "
+             "on --threads threads (default: one single-threaded process per core, which at "
+             "these model sizes trains more models per hour than one process on every core; "
+             "--jobs 1 when --threads is given)")
 README_HELP = ("also rewrite the results block of this README (between <!-- results:begin "
                "--> and <!-- results:end -->) from DIR")
 
@@ -61,8 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                               "'icalign[cluster]')")
     cluster.add_argument("--workers", type=int, default=None, metavar="N",
                          help="train on a local Dask cluster of N worker processes")
+    cluster.add_argument("--jobs", type=int, default=None, metavar="N", help=JOBS_HELP)
     rep.add_argument("--threads-per-worker", type=int, default=1, metavar="T",
-                     help="C-core threads of each --workers process (default 1)")
+                     help="C-core threads of each --jobs or --workers process (default 1)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     rpt = sub.add_parser("report", help="rebuild figures and report.md from the JSON files",
@@ -90,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="training seeds per model (default 1)")
     pl.add_argument("--workers", type=int, default=None, metavar="W",
                     help="also print the wall time on W workers (default: 4 and 16)")
+    pl.add_argument("--jobs", type=int, default=None, metavar="N", help=JOBS_HELP)
+    pl.add_argument("--threads", type=int, default=None,
+                    help="threads of the C core with --jobs 1 (default: OpenMP's default)")
     pl.add_argument("--assume", action="store_true",
                     help="use the assumed throughput instead of timing two training steps of "
                          "every model shape on this machine (a few seconds; the default)")
@@ -114,16 +123,37 @@ def _report_dir(path: str, profile) -> str:
     raise ValueError(f"{path!r} holds several profiles ({', '.join(subs)}); pass --profile")
 
 
-def _plan(args) -> int:
+def _jobs(args, parser) -> int:
+    """--jobs, defaulting to one process per core unless --threads asks for one process."""
+    for name in ("seeds", "threads", "threads_per_worker", "workers", "jobs"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.threads is not None:
+        from . import set_num_threads
+        set_num_threads(args.threads)
+    if args.jobs is not None:
+        return args.jobs
+    from .executors import default_jobs
+    return 1 if args.threads is not None else default_jobs()
+
+
+def _plan(args, parser) -> int:
+    from .executors import make_executor
+    from .planning import makespan
     profile = PROFILES[args.profile]
     specs = plan(profile, _names(args.only))
     rate = assumed_flops_per_second()
     how = (f"{rate / 1e9:.0f} GFLOP/s ({ASSUMED_EFFICIENCY:.0%} of an assumed "
            f"{ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
-    if not args.assume and specs:
-        from .planning import measure_rates
-        rate = measure_rates(specs)
-        how = "the rate of each model measured here just now"
+    with make_executor(jobs=_jobs(args, parser), log=lambda msg: None) as executor:
+        here = executor.describe()
+        jobs = max(1, int(getattr(executor, "workers", 1)))
+        if not args.assume and specs:
+            from .planning import measure_rates
+            rate = getattr(executor, "measure_rates", measure_rates)(specs)
+            how = (f"the rate of each model measured just now on {here}"
+                   + (", side by side" if jobs > 1 else ""))
     rate_of = rate if callable(rate) else (lambda spec: rate)
     total = seconds = 0.0
     print(f"profile {profile.name}: {profile.description}")
@@ -136,20 +166,20 @@ def _plan(args) -> int:
               f"{'' if args.assume else f'  ({r / 1e9:.3g} GFLOP/s)'}")
     print(f"{len(specs)} models, {total / 1e12:.1f} TFLOP: ~{format_seconds(seconds)} "
           f"of training at {how}")
-    _print_seed_plan(specs, args, rate)
+    _print_seed_plan(specs, args, rate, jobs, here)
     return 0
 
 
-def _print_seed_plan(specs, args, rate) -> None:
+def _print_seed_plan(specs, args, rate, jobs, here) -> None:
     from .planning import plan_times
     workers = [args.workers] if args.workers else [4, 16]
-    times = plan_times(specs, args.seeds, rate, workers)
+    times = plan_times(specs, args.seeds, rate, [jobs] + workers)
     print(f"with {args.seeds} seed(s): {times['trainings']} trainings, {times['tflop']:.1f} "
           f"TFLOP, {times['model_hours']:.2f} model-hours; wall time on this machine "
-          f"~{format_seconds(times['wall_here'])}")
-    for w, seconds in times["wall_on"].items():
-        print(f"  on {w} workers (each as fast as this machine, longest trainings first): "
-              f"~{format_seconds(seconds)}")
+          f"({here}) ~{format_seconds(times['wall_on'][jobs])} of training")
+    for w in workers:
+        print(f"  on {w} workers (each as fast as one of these, longest trainings first): "
+              f"~{format_seconds(times['wall_on'][w])}")
 
 
 def _use_file_backend() -> None:
@@ -166,19 +196,11 @@ def _reproduce(args, parser) -> int:
     from .runner import Runner
     if not plotting.have_matplotlib():
         print(f"icalign: figures will be skipped: {plotting.MATPLOTLIB_HINT}", file=sys.stderr)
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads must be >= 1, got {args.threads}")
-        from . import set_num_threads
-        set_num_threads(args.threads)
-    for name in ("seeds", "threads_per_worker", "workers"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     from .executors import make_executor
     with make_executor(scheduler=args.scheduler, workers=args.workers,
+                       jobs=_jobs(args, parser),
                        threads_per_worker=args.threads_per_worker) as executor:
-        if args.scheduler or args.workers:
+        if executor.workers > 1 or args.scheduler is not None:
             print(f"icalign: training on {executor.describe()}", file=sys.stderr)
         runner = Runner(args.profile, out=args.out, resume=args.resume, force=args.force,
                         progress=not args.no_progress, executor=executor, seeds=args.seeds)
@@ -196,7 +218,7 @@ def main(argv=None) -> int:
         return 2
     try:
         if args.command == "plan":
-            return _plan(args)
+            return _plan(args, parser)
         _use_file_backend()
         if args.command == "report":
             from .report import build_outputs, verdict_changes

@@ -1,4 +1,4 @@
-"""Where trainings run: in this process (default) or on a Dask cluster.
+"""Where trainings run: in this process, in local worker processes, or on a Dask cluster.
 
 An executor has ``map(fn, iterable)`` in the sense of
 ``concurrent.futures.Executor.map`` (results in input order); ``fn`` must be a
@@ -8,6 +8,17 @@ the checkpoints) and ``close()`` (or a ``with`` block) releases what it started.
 
 ``SerialExecutor``: one call after the other in this process, with the thread count
 the caller set (``icalign.set_num_threads``).
+
+``ProcessExecutor``: ``workers`` local processes (the standard library's process
+pool, started with ``spawn``), each running the C core on ``threads_per_worker``
+threads, one task at a time. At the small widths of the quick profile two
+single-threaded trainings side by side train more models per hour than one
+two-threaded training (the C core's threads wait on each other at every layer), so
+``icalign reproduce`` uses one single-threaded process per core by default
+(``default_jobs``). Results are bit-identical to the serial executor's (the C core's
+results do not depend on its thread count). A worker process that dies (killed, out
+of memory) stops the run with ``WorkerDied``; finished checkpoints are kept and
+``--resume`` continues.
 
 ``DaskExecutor``: every call is a ``dask.distributed`` task, either on a running
 scheduler (``scheduler="tcp://host:8786"``) or on a ``LocalCluster`` of
@@ -44,7 +55,8 @@ Dask is optional: ``pip install "icalign[cluster]"``; it is imported only when a
 """
 from __future__ import annotations
 
-import heapq
+import concurrent.futures
+import multiprocessing
 import os
 import socket
 import sys
@@ -53,6 +65,7 @@ import time
 import uuid
 from typing import Callable, Iterable, Optional, Sequence
 
+from .planning import rate_table, shape_key
 from .profiles import format_seconds
 
 DASK_HINT = ('the Dask executor needs dask.distributed; install it with '
@@ -63,21 +76,12 @@ class ClusterError(RuntimeError):
     """A task could not be completed on the cluster (its workers kept dying)."""
 
 
+class WorkerDied(RuntimeError):
+    """A local worker process died while running a task (killed, or out of memory)."""
+
+
 # One C core per process: a worker process runs at most one task in it at a time.
 _CORE_LOCK = threading.Lock()
-
-
-def makespan(durations: Iterable[float], workers: int) -> float:
-    """Wall time of independent jobs of the given durations on ``workers`` equal
-    workers when the longest job is started first on the first free worker (the
-    order ``DaskExecutor.map`` submits in with ``weights``); at least
-    max(durations) and sum(durations) / workers."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
-    free = [0.0] * workers
-    for d in sorted((float(d) for d in durations), reverse=True):
-        heapq.heappush(free, heapq.heappop(free) + d)
-    return max(free)
 
 
 class _ProgressLog:
@@ -106,6 +110,51 @@ class _ProgressLog:
 
 def _default_log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _weights_and_labels(items: list, weights, labels) -> tuple:
+    """Default weights ``x.flops()`` and labels ``x.name`` when every item has them
+    (a TrainSpec does); weights default to 1 otherwise, labels to ''."""
+    if weights is None and all(callable(getattr(x, "flops", None)) for x in items):
+        weights = [x.flops() for x in items]
+    if labels is None and all(isinstance(getattr(x, "name", None), str) for x in items):
+        labels = [x.name for x in items]
+    weights = list(weights) if weights is not None else [1.0] * len(items)
+    if len(weights) != len(items):
+        raise ValueError(f"{len(weights)} weights for {len(items)} items")
+    return weights, list(labels) if labels is not None else [""] * len(items)
+
+
+def _heaviest_first(weights: Sequence[float]) -> list:
+    """Indices in submission order: the longest tasks first shortens the wall time."""
+    return sorted(range(len(weights)), key=lambda i: -weights[i])
+
+
+def _in_input_order(futures: dict, completed: Iterable, result: Callable,
+                    progress: "_ProgressLog", labels: list):
+    """Yields the results of ``futures`` ({future: input index}) in input order as
+    ``completed`` (futures as they finish) delivers them; ``result(future, label)``
+    returns a future's result or raises the executor's error."""
+    results, next_out = {}, 0
+    for fut in completed:
+        i = futures[fut]
+        results[i] = result(fut, labels[i])
+        progress.finished(i, labels[i])
+        while next_out in results:
+            yield results.pop(next_out)
+            next_out += 1
+
+
+def _mean_rates(tables: list) -> Callable:
+    """``rate(spec)`` from several workers' ``planning.rate_table``: the mean of the
+    workers' rates for the spec's shape."""
+    keys = set().union(*tables) if tables else set()
+    mean = {k: sum(t[k] for t in tables if k in t) / sum(1 for t in tables if k in t)
+            for k in keys}
+
+    def rate(spec) -> float:
+        return mean[shape_key(spec)]
+    return rate
 
 
 class SerialExecutor:
@@ -153,6 +202,15 @@ def _call_on_worker(fn: Callable, item):
         return fn(item)
 
 
+def _probe_on_worker(specs: list, dask_worker=None) -> dict:
+    """``planning.rate_table`` on a worker (``Client.run``), on its thread count."""
+    from . import set_num_threads
+    nthreads = int(getattr(getattr(dask_worker, "state", dask_worker), "nthreads", 1) or 1)
+    with _CORE_LOCK:
+        set_num_threads(max(1, nthreads))
+        return rate_table(specs)
+
+
 def _probe_worker(probe: str, token: str) -> tuple:
     """Worker side of ``check_shared_folder``: read the client's probe, write our own."""
     host = socket.gethostname()
@@ -185,6 +243,7 @@ class DaskExecutor:
     """
 
     name = "dask"
+    evaluates = True  # the Runner runs each (experiment, seed) as a task too
 
     def __init__(self, scheduler: Optional[str] = None, workers: Optional[int] = None,
                  threads_per_worker: int = 1, log: Optional[Callable[[str], None]] = None,
@@ -298,18 +357,11 @@ class DaskExecutor:
         items = list(iterable)
         if not items:
             return iter(())
-        if weights is None and all(callable(getattr(x, "flops", None)) for x in items):
-            weights = [x.flops() for x in items]
-        if labels is None and all(isinstance(getattr(x, "name", None), str) for x in items):
-            labels = [x.name for x in items]
-        return self._map(fn, items, weights, labels)
+        return self._map(fn, items, *_weights_and_labels(items, weights, labels))
 
     def _map(self, fn, items, weights, labels):
         import distributed
-        weights = list(weights) if weights is not None else [1.0] * len(items)
-        if len(weights) != len(items):
-            raise ValueError(f"{len(weights)} weights for {len(items)} items")
-        order = sorted(range(len(items)), key=lambda i: -weights[i])
+        order = _heaviest_first(weights)
         rank = {i: len(items) - r for r, i in enumerate(order)}  # higher runs first
         kwargs = {"resources": {RESOURCE: 1}} if self._use_resource() else {}
         futures = {}
@@ -317,26 +369,31 @@ class DaskExecutor:
             fut = self.client.submit(_call_on_worker, fn, items[i], pure=False,
                                      priority=rank[i], **kwargs)
             futures[fut] = i
-        progress = _ProgressLog(weights, self.log, "cluster")
-        results, next_out = {}, 0
+
+        def result(fut, label):
+            try:
+                return fut.result()
+            except distributed.KilledWorker as exc:
+                raise ClusterError(
+                    f"{label or 'a task'}: Dask gave up after its workers died repeatedly "
+                    f"while running it ({exc}); finished checkpoints are kept, rerun with "
+                    f"--resume") from exc
+
+        finished = False
         try:
-            for fut in distributed.as_completed(list(futures)):
-                i = futures[fut]
-                try:
-                    results[i] = fut.result()
-                except distributed.KilledWorker as exc:
-                    name = labels[i] if labels is not None else f"task {i}"
-                    raise ClusterError(
-                        f"{name}: Dask gave up after its workers died repeatedly while running "
-                        f"it ({exc}); finished checkpoints are kept, rerun with --resume"
-                    ) from exc
-                progress.finished(i, labels[i] if labels is not None else "")
-                while next_out in results:
-                    yield results.pop(next_out)
-                    next_out += 1
+            yield from _in_input_order(futures, distributed.as_completed(list(futures)),
+                                       result, _ProgressLog(weights, self.log, "cluster"),
+                                       labels)
+            finished = True
         finally:
-            if next_out < len(items):
+            if not finished:
                 self.client.cancel(list(futures))
+
+    def measure_rates(self, specs: Sequence) -> Callable:
+        """``rate(spec)``: each model shape's training FLOP/s measured on every worker
+        at once with its thread count (``planning.rate_table``), averaged over workers."""
+        tables = self.client.run(_probe_on_worker, list(specs))
+        return _mean_rates(list(tables.values()))
 
     def close(self) -> None:
         try:
@@ -345,6 +402,133 @@ class DaskExecutor:
             if self._cluster is not None:
                 self._cluster.close()
                 self._cluster = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+# ---------------------------------------------------------------- local processes
+_POOL_BARRIER = None  # set in each pool worker: all workers start a probe together
+
+
+def _start_pool_worker(threads: int, barrier) -> None:
+    global _POOL_BARRIER
+    from . import set_num_threads
+    set_num_threads(threads)
+    _POOL_BARRIER = barrier
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A pool worker otherwise finishes its training after the run that started it was
+    # killed, and would then write checkpoints beside the run that resumes it.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _probe_in_pool(specs: list) -> dict:
+    """Pool task: ``planning.rate_table`` once every worker holds such a task, so the
+    rates are those of trainings running side by side."""
+    try:
+        _POOL_BARRIER.wait(timeout=60)
+    except threading.BrokenBarrierError:
+        pass  # a worker is missing: measure anyway
+    return rate_table(specs)
+
+
+def default_jobs() -> int:
+    """The number of local worker processes ``icalign reproduce`` uses by default: one
+    per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class ProcessExecutor:
+    """Runs tasks in ``workers`` local processes of ``threads_per_worker`` C-core
+    threads each (see the module docstring).
+
+    Examples
+    --------
+    >>> from icalign.executors import ProcessExecutor
+    >>> with ProcessExecutor(workers=2, log=lambda msg: None) as ex:
+    ...     list(ex.map(abs, [-3, 1, -2]))
+    [3, 1, 2]
+    """
+
+    name = "processes"
+
+    def __init__(self, workers: int, threads_per_worker: int = 1,
+                 log: Optional[Callable[[str], None]] = None):
+        for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self.workers, self.threads_per_worker = workers, threads_per_worker
+        self.log = log or _default_log
+        # spawn, not fork: a forked child inherits the parent's OpenMP runtime state
+        context = multiprocessing.get_context("spawn")
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_start_pool_worker,
+            initargs=(threads_per_worker, context.Barrier(workers)))
+
+    def worker_threads(self) -> dict:
+        """{worker: C-core threads} of the worker processes."""
+        return {f"process {i + 1}": self.threads_per_worker for i in range(self.workers)}
+
+    def describe(self) -> str:
+        return (f"{self.workers} local process(es) of {self.threads_per_worker} "
+                f"C-core thread(s) each")
+
+    def check_shared_folder(self, path) -> None:
+        os.makedirs(os.fspath(path), exist_ok=True)  # the workers run on this machine
+
+    def map(self, fn: Callable, iterable: Iterable, weights: Optional[Sequence[float]] = None,
+            labels: Optional[Sequence[str]] = None) -> Iterable:
+        """``fn(x)`` for every x in the worker processes, heaviest first (weights and
+        labels as for ``DaskExecutor.map``); yields the results in input order."""
+        items = list(iterable)
+        if not items:
+            return iter(())
+        return self._map(fn, items, *_weights_and_labels(items, weights, labels))
+
+    def _map(self, fn, items, weights, labels):
+        futures = {self._pool.submit(fn, items[i]): i for i in _heaviest_first(weights)}
+
+        def result(fut, label):
+            try:
+                return fut.result()
+            except concurrent.futures.process.BrokenProcessPool as exc:
+                raise WorkerDied(
+                    f"{label or 'a task'}: a worker process died while running it (killed, "
+                    f"or out of memory); finished checkpoints are kept, rerun with "
+                    f"--resume") from exc
+
+        finished = False
+        try:
+            yield from _in_input_order(futures, concurrent.futures.as_completed(futures),
+                                       result, _ProgressLog(weights, self.log, "processes"),
+                                       labels)
+            finished = True
+        finally:
+            if not finished:
+                for fut in futures:
+                    fut.cancel()
+
+    def measure_rates(self, specs: Sequence) -> Callable:
+        """``rate(spec)``: each model shape's training FLOP/s measured in every worker
+        process at once (``planning.rate_table``), so it is the rate of trainings
+        side by side, averaged over workers."""
+        specs = list(specs)
+        return _mean_rates(list(self._pool.map(_probe_in_pool, [specs] * self.workers)))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self):
         return self
@@ -363,10 +547,15 @@ def _accepts_n_workers(client) -> bool:
 
 
 def make_executor(scheduler: Optional[str] = None, workers: Optional[int] = None,
-                  threads_per_worker: int = 1, log: Optional[Callable[[str], None]] = None):
-    """The executor the CLI options ask for: Dask for ``scheduler`` or ``workers``,
-    else the serial executor."""
-    if scheduler is None and workers is None:
+                  threads_per_worker: int = 1, log: Optional[Callable[[str], None]] = None,
+                  jobs: Optional[int] = 1):
+    """The executor the CLI options ask for: Dask for ``scheduler`` or ``workers``;
+    else ``jobs`` local worker processes (``ProcessExecutor``), or the serial
+    executor for ``jobs=1``; ``jobs=None`` means ``default_jobs()``."""
+    if scheduler is not None or workers is not None:
+        return DaskExecutor(scheduler=scheduler, workers=workers,
+                            threads_per_worker=threads_per_worker, log=log)
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs == 1:
         return SerialExecutor(log=log)
-    return DaskExecutor(scheduler=scheduler, workers=workers,
-                        threads_per_worker=threads_per_worker, log=log)
+    return ProcessExecutor(jobs, threads_per_worker=threads_per_worker, log=log)

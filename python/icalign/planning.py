@@ -4,16 +4,31 @@
 turns them into time with a throughput: measured on this machine by a few timed
 training steps of every distinct model shape of the plan (``measure_rates``: the
 C core's efficiency differs about twofold between n_embd 12 and 72, so one probe
-does not fit all), or the assumed throughput when measuring is skipped. Wall time on W workers assumes each
-worker trains as fast as this machine and the longest trainings start first
-(``executors.makespan``); evaluation, which is a small fraction, is not counted.
+does not fit all), or the assumed throughput when measuring is skipped. An executor
+with several workers measures in all of them at once (``measure_rates`` of
+``executors.ProcessExecutor`` and ``DaskExecutor``), so the rates are those of
+trainings side by side. Wall time on W workers assumes each worker trains at those
+rates and the longest trainings start first (``makespan``); evaluation,
+which is a small fraction, is not counted.
 """
 from __future__ import annotations
 
+import heapq
 import time
-from typing import Callable, Sequence, Union
+from typing import Callable, Iterable, Sequence, Union
 
-from .executors import makespan
+
+def makespan(durations: Iterable[float], workers: int) -> float:
+    """Wall time of independent jobs of the given durations on ``workers`` equal
+    workers when the longest job is started first on the first free worker (the
+    order the executors' ``map`` submits in); at least
+    max(durations) and sum(durations) / workers."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    free = [0.0] * workers
+    for d in sorted((float(d) for d in durations), reverse=True):
+        heapq.heappush(free, heapq.heappop(free) + d)
+    return max(free)
 
 
 def measure_flops_per_second(spec, steps: int = 2, max_batch: int = 64) -> float:
@@ -36,18 +51,29 @@ def measure_flops_per_second(spec, steps: int = 2, max_batch: int = 64) -> float
     return per_step * steps / max(seconds, 1e-9)
 
 
-def measure_rates(specs: Sequence, steps: int = 2, max_batch: int = 64) -> Callable:
-    """Throughput of this machine per model shape: ``measure_flops_per_second`` once
-    for each distinct (config, batch size) of ``specs``. Returns ``rate(spec)``, the
-    FLOP/s measured for that spec's shape."""
+def shape_key(spec) -> tuple:
+    """What a training's speed depends on: the model config and the batch size."""
+    return (spec.config, spec.batch_size)
+
+
+def rate_table(specs: Sequence, steps: int = 2, max_batch: int = 64) -> dict:
+    """{``shape_key``: FLOP/s}: ``measure_flops_per_second`` once for each distinct
+    model shape of ``specs``, on the C core's current threads."""
     measured = {}
     for spec in specs:
-        key = (spec.config, spec.batch_size)
-        if key not in measured:
-            measured[key] = measure_flops_per_second(spec, steps=steps, max_batch=max_batch)
+        if shape_key(spec) not in measured:
+            measured[shape_key(spec)] = measure_flops_per_second(spec, steps=steps,
+                                                                 max_batch=max_batch)
+    return measured
+
+
+def measure_rates(specs: Sequence, steps: int = 2, max_batch: int = 64) -> Callable:
+    """Throughput of this machine per model shape (``rate_table``). Returns
+    ``rate(spec)``, the FLOP/s measured for that spec's shape."""
+    measured = rate_table(specs, steps=steps, max_batch=max_batch)
 
     def rate(spec) -> float:
-        return measured[(spec.config, spec.batch_size)]
+        return measured[shape_key(spec)]
     return rate
 
 

@@ -61,8 +61,10 @@ class Runner:
     Without either, an output directory that already holds results for the
     selected experiments is refused (nothing is overwritten by accident).
     executor: trains the missing models (``map(fn, iterable)``); default
-        ``SerialExecutor()``; ``icalign.executors.DaskExecutor`` runs them on a Dask
-        cluster whose workers share the output folder.
+        ``SerialExecutor()``; ``icalign.executors.ProcessExecutor`` trains them in
+        local worker processes side by side (what ``icalign reproduce`` does by
+        default), ``icalign.executors.DaskExecutor`` on a Dask cluster whose workers
+        share the output folder.
     seeds: K independent training seeds ``train_seed + k`` (k < K) for every model;
         each experiment runs once per seed on the same evaluation tasks and its JSON
         keeps every seed's curve with the mean and a 95 % interval across seeds
@@ -175,16 +177,20 @@ class Runner:
 
     def _probe(self, specs: list) -> None:
         """Times two training steps of every distinct model shape in ``specs``
-        (``planning.measure_rates``), so estimates use this machine's rate for each."""
+        (``planning.measure_rates``), so estimates use this machine's rate for each;
+        an executor with its own ``measure_rates`` measures on its workers, side by
+        side, as they will train."""
         t0 = time.monotonic()
-        self._rate = measure_rates(specs)
+        self._rate = getattr(self.executor, "measure_rates", measure_rates)(specs)
         shapes = len({(s.config, s.batch_size) for s in specs})
         self.log(f"icalign: probed the training rate of {shapes} model shape(s) in "
                  f"{format_seconds(time.monotonic() - t0)}")
 
     def _announce(self, spec: TrainSpec) -> TrainSpec:
         model_params = Transformer(spec.config, seed=spec.seed).num_parameters
-        self.log(f"{self._tag(spec)} training {spec.name}: {model_params:,} parameters, "
+        # other executors take every model at once and start them as workers free up
+        what = "training" if isinstance(self.executor, SerialExecutor) else "queued"
+        self.log(f"{self._tag(spec)} {what} {spec.name}: {model_params:,} parameters, "
                  f"{spec.steps} steps x batch {spec.batch_size}; estimate "
                  f"{format_seconds(spec.flops() / self._rate_of(spec))} "
                  f"({self._rate_of(spec) / 1e9:.3g} GFLOP/s)")
@@ -464,8 +470,10 @@ class Runner:
         t_train = time.monotonic()
         done = self.train_models(needed)
         t_eval = time.monotonic()
-        remote = {} if isinstance(self.executor, SerialExecutor) or not todo \
-            else self._evaluate_on_executor(todo)
+        # an executor whose workers may be other machines evaluates there too; local
+        # worker processes only train (the experiments need not be picklable)
+        remote = self._evaluate_on_executor(todo) \
+            if todo and getattr(self.executor, "evaluates", False) else {}
         results = {}
         for i, name in enumerate(selected):
             tag = f"[experiment {i + 1}/{len(selected)}] {name}"

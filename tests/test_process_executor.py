@@ -1,0 +1,173 @@
+"""The local process executor (the default of ``icalign reproduce`` on a machine with
+several cores): results in input order and bit-identical to the serial executor,
+each worker on its own thread count, the side-by-side rate probe, a dead worker as
+a clear error, and no worker outliving the run that started it."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import icalign as ica
+from icalign import executors
+from icalign.cli import main
+from icalign.profiles import PROFILES
+from icalign.registry import plan
+from icalign.runner import Runner
+
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(ica.__file__)))
+
+
+def threads_and_pid(x):
+    import icalign as ica
+    return x, ica.get_num_threads(), os.getpid()
+
+
+def die(x):
+    if x == 2:
+        os._exit(3)
+    return x
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with executors.ProcessExecutor(workers=2, log=lambda m: None) as ex:
+        yield ex
+
+
+def test_map_keeps_input_order_and_reports_progress():
+    lines = []
+    with executors.ProcessExecutor(workers=2, log=lines.append) as ex:
+        out = list(ex.map(threads_and_pid, range(6), weights=[1, 5, 2, 2, 1, 1],
+                          labels=[f"m{i}" for i in range(6)]))
+    assert [o[0] for o in out] == list(range(6))
+    assert len(lines) == 6 and lines[-1].startswith("[processes] 6/6 done")
+    assert "ETA" in lines[0]
+    assert len({o[2] for o in out} - {os.getpid()}) >= 1   # ran in other processes
+
+
+def test_each_worker_runs_the_core_on_its_own_thread_count():
+    expected = 2 if ica._core.has_openmp() else 1
+    with executors.ProcessExecutor(workers=1, threads_per_worker=2, log=lambda m: None) as ex:
+        assert {o[1] for o in ex.map(threads_and_pid, range(3))} == {expected}
+        assert ex.worker_threads() == {"process 1": 2}
+        assert "1 local process(es) of 2 C-core thread(s)" in ex.describe()
+
+
+def test_arguments_are_checked():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers must be an int >= 1"):
+            executors.ProcessExecutor(workers=bad)
+    with pytest.raises(ValueError, match="threads_per_worker"):
+        executors.ProcessExecutor(workers=1, threads_per_worker=0)
+    assert isinstance(executors.make_executor(jobs=1), executors.SerialExecutor)
+    assert executors.default_jobs() >= 1
+
+
+def test_a_dead_worker_is_a_clear_error():
+    with executors.ProcessExecutor(workers=1, log=lambda m: None) as ex:
+        with pytest.raises(executors.WorkerDied, match="m2: a worker process died.*--resume"):
+            list(ex.map(die, range(4), labels=[f"m{i}" for i in range(4)]))
+
+
+def test_rates_are_probed_in_every_worker(pool):
+    specs = plan(PROFILES["smoke"], None)[:3]
+    rate = pool.measure_rates(specs)
+    assert all(np.isfinite(rate(s)) and rate(s) > 0 for s in specs)
+
+
+def _strip(value):
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items()
+                if k not in ("seconds", "train_seconds", "timing", "version")}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def test_smoke_in_worker_processes_equals_the_serial_run(pool, tmp_path):
+    """Two seeds, so the seed path runs too; every JSON number and checkpoint equal."""
+    quiet = dict(progress=False, log=lambda m: None, seeds=2)
+    serial = Runner("smoke", out=str(tmp_path / "serial"), **quiet).run(figures=False)
+    pooled = Runner("smoke", out=str(tmp_path / "pool"), executor=pool,
+                    **quiet).run(figures=False)
+    assert _strip(pooled) == _strip(serial)
+    with open(tmp_path / "pool" / "smoke" / "run.json", encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert manifest["executor"]["kind"] == "processes"
+    assert manifest["executor"]["workers"] == 2 and manifest["executor"]["threads"] == 2
+    models = sorted(os.listdir(tmp_path / "serial" / "smoke" / "models"))
+    assert len(models) == 20 and models == sorted(os.listdir(tmp_path / "pool" / "smoke" / "models"))
+    for name in models:
+        a = ica.load_checkpoint(str(tmp_path / "serial" / "smoke" / "models" / name))
+        b = ica.load_checkpoint(str(tmp_path / "pool" / "smoke" / "models" / name))
+        assert a["step"] == b["step"]
+        for key in a["state_dict"]:
+            assert np.array_equal(a["state_dict"][key], b["state_dict"][key]), (name, key)
+
+
+def test_cli_default_and_jobs_option(tmp_path, capsys):
+    assert main(["reproduce", "--profile", "smoke", "--only", "tf_vs_gd", "--jobs", "2",
+                 "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    assert "2 local process(es) of 1 C-core thread(s)" in capsys.readouterr().err
+    with open(tmp_path / "a" / "smoke" / "run.json", encoding="utf-8") as f:
+        assert json.load(f)["executor"]["kind"] == "processes"
+    assert main(["reproduce", "--profile", "smoke", "--only", "tf_vs_gd", "--threads", "1",
+                 "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    with open(tmp_path / "b" / "smoke" / "run.json", encoding="utf-8") as f:
+        assert json.load(f)["executor"]["kind"] == "local"   # --threads: one process
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--profile", "smoke", "--jobs", "0", "--out", str(tmp_path / "c")])
+    assert "--jobs must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["plan", "--profile", "smoke", "--jobs", "2"]) == 0
+    assert "wall time on this machine (2 local process(es)" in capsys.readouterr().out
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"   # a zombie has exited
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def test_workers_do_not_outlive_a_killed_run(tmp_path):
+    """A run killed with SIGKILL leaves no worker process training on behind it."""
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {PACKAGE_PARENT!r})
+        from icalign.executors import ProcessExecutor
+
+        def main():
+            ex = ProcessExecutor(workers=1, log=lambda m: None)
+            fut = ex._pool.submit(os.getpid)
+            print(fut.result(), flush=True)
+            ex._pool.submit(time.sleep, 60)
+            time.sleep(0.5)
+            os.kill(os.getpid(), 9)
+
+        if __name__ == "__main__":
+            main()
+    """)
+    path = tmp_path / "killed_run.py"
+    path.write_text(script)
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                         timeout=120)
+    worker = int(out.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not _running(worker):
+            return
+        time.sleep(0.2)
+    os.kill(worker, 9)
+    pytest.fail(f"worker process {worker} still ran 10 s after its run was killed")
