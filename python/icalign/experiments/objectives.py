@@ -4,9 +4,11 @@ the trained transformer, GD on the same objective and the objective's own
 optimum (the prediction minimising it over the t examples, ``surrogate_optimum``),
 at exact and at noisy shown rewards. Not in the paper.
 
-Verdicts use the per-task standard errors of the evaluation set (paired where two
-methods answer the same tasks): they cover the sampling of evaluation tasks, not
-the training seed of each model.
+With several training seeds, a verdict about a trained model is decided across the
+seeds: a one-sample t test (and its 95 % interval) of the per-seed differences at
+t = 15. With one seed the per-task standard errors of the evaluation set are used
+instead (paired where two methods answer the same tasks): they cover the sampling of
+evaluation tasks, not the training seed of the model.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import math
 
 import numpy as np
 
-from .. import plotting
+from .. import plotting, stats
 from ..baselines import DEFAULT_T, gd_baseline, simple_baseline
 from ..evaluate import normalized_error, optimum_errors, transformer_predictions
 from ..profiles import PROFILES
@@ -32,8 +34,10 @@ NOTE = (
     "objective; 'optimum' minimises that objective directly over the prediction. With "
     "exact rewards the neg_sq objectives have no finite minimiser (the ranking orders every "
     "pair along y* − eps, so the loss keeps falling along that line): their optimum curves "
-    "then show the iterate at the step cap, and the JSON's `converged` says so. Standard "
-    "errors are over evaluation tasks (one training seed per model).")
+    "then show the iterate at the step cap, and the JSON's `converged` says so. Per seed, "
+    "`t15` and `paired_t15` hold means and standard errors over evaluation tasks; with "
+    "several training seeds `per_seed` holds them for every seed and the claims test the "
+    "per-seed differences across seeds.")
 
 for _profile in PROFILES.values():
     _profile.extra.setdefault(KEY, {"objectives": [list(o) for o in OBJECTIVES],
@@ -113,6 +117,34 @@ def _pm(d: dict) -> str:
     return f"{d['mean']:+.3f} ± {2 * d['se']:.3f}"
 
 
+def _per_seed(r, table: str, key: str) -> list:
+    """The per-seed means of ``r[table][key]`` (one entry with one seed)."""
+    seeds = r.get("per_seed", {}).get(table)
+    return [row[key]["mean"] for row in seeds] if seeds else [r[table][key]["mean"]]
+
+
+def _t15(r, key: str) -> float:
+    """Mean over training seeds of a curve's error at t = 15."""
+    return float(np.mean(_per_seed(r, "t15", key)))
+
+
+def _difference(r, key: str) -> dict:
+    """A difference at t = 15 (a ``paired_t15`` key) with its uncertainty: across
+    training seeds (one-sample t test, 95 % t interval) when there are several, else
+    over evaluation tasks (mean ± 2 paired standard errors). ``sign`` is +1 / -1 where
+    it is significantly above / below 0, else 0."""
+    values = _per_seed(r, "paired_t15", key)
+    if len(values) > 1:
+        test = stats.one_sample_t(values)
+        v = stats.verdict(test, "positive")
+        sign = {stats.HOLDS: 1, stats.OPPOSITE: -1}.get(v["verdict"], 0)
+        return {"mean": test["mean"], "lo": test["lo"], "hi": test["hi"], "sign": sign,
+                "text": stats.verdict_text(dict(v, seeds_needed=None))}
+    d = r["paired_t15"][key]
+    return {"mean": d["mean"], "lo": d["mean"] - 2 * d["se"], "hi": d["mean"] + 2 * d["se"],
+            "sign": _sign(d), "text": _pm(d)}
+
+
 def _attained(r, label, sfx) -> float:
     """Share of tasks whose optimum converged at t = 15."""
     return r["converged"][label + sfx][list(DEFAULT_T).index(15)]
@@ -127,59 +159,66 @@ def _sign(d: dict) -> int:
     return 0
 
 
+def _uncertainty_text(r) -> str:
+    k = len(_per_seed(r, "t15", next(iter(r["t15"]))))
+    return (f"one-sample t test across {k} training seeds"
+            if k > 1 else "± 2 paired task standard errors")
+
+
 def _claims_at(r, p) -> list:
     sfx = " " + _p(p)
     labels = r["objectives"]
-    tf = {a: r["t15"][f"TF {a}{sfx}"]["mean"] for a in labels}
-    opt = {a: r["t15"][f"optimum {a}{sfx}"]["mean"] for a in labels}
+    tf = {a: _t15(r, f"TF {a}{sfx}") for a in labels}
+    opt = {a: _t15(r, f"optimum {a}{sfx}") for a in labels}
+    how = _uncertainty_text(r)
     attained = {a: _attained(r, a, sfx) >= CONVERGED_ENOUGH for a in labels}
     rows = []
 
     # 1. TF reaches its own objective's optimum
     parts, verdicts = [], []
     for a in labels:
-        d = r["paired_t15"][f"TF {a} − optimum {a}{sfx}"]
+        d = _difference(r, f"TF {a} − optimum {a}{sfx}")
         conv = _attained(r, a, sfx)
         parts.append(f"{a}: TF {_f(tf[a])}, optimum {_f(opt[a])} (converged "
-                     f"{100 * conv:.0f} %), TF − optimum {_pm(d)}")
+                     f"{100 * conv:.0f} %), TF − optimum {d['text']}")
         if attained[a]:
-            lo, hi = abs(d["mean"]) - 2 * d["se"], abs(d["mean"]) + 2 * d["se"]
-            verdicts.append(True if hi <= CLOSE else False if lo > CLOSE else None)
+            inside = -CLOSE <= d["lo"] and d["hi"] <= CLOSE
+            outside = d["lo"] > CLOSE or d["hi"] < -CLOSE
+            verdicts.append(True if inside else False if outside else None)
     verdict = None if not verdicts or None in verdicts else all(verdicts)
     rows.append(Claim(SECTION, f"TF reaches its own objective's optimum ({_p(p)})",
                       "t = 15: " + "; ".join(parts), verdict,
-                      f"|TF − optimum| ≤ {CLOSE} at t = 15 (± 2 paired task standard errors) "
+                      f"|TF − optimum| ≤ {CLOSE} at t = 15 (the whole interval; {how}) "
                       f"for every objective whose optimum converged on ≥ "
                       f"{100 * CONVERGED_ENOUGH:.0f} % of tasks"))
 
     # 2. which objective brings TF closest to y*
     order = sorted(labels, key=lambda a: tf[a])
     best = order[0]
-    listed = ", ".join(f"{a} {_f(tf[a])} ± {2 * r['t15'][f'TF {a}{sfx}']['se']:.3f}"
-                       for a in order)
+    listed = ", ".join(f"{a} {_f(tf[a])}" for a in order)
     if best == PAPER_OBJECTIVE:
-        d = r["paired_t15"][f"TF {order[1]} − TF {best}{sfx}"]
-        verdict = True if _sign(d) > 0 else None
-        detail = f"next {order[1]} − {best} {_pm(d)}"
+        d = _difference(r, f"TF {order[1]} − TF {best}{sfx}")
+        verdict = True if d["sign"] > 0 else None
+        detail = f"next {order[1]} − {best}: {d['text']}"
     else:
-        d = r["paired_t15"][f"TF {PAPER_OBJECTIVE} − TF {best}{sfx}"]
-        verdict = False if _sign(d) > 0 else None
-        detail = f"{PAPER_OBJECTIVE} − {best} {_pm(d)}"
+        d = _difference(r, f"TF {PAPER_OBJECTIVE} − TF {best}{sfx}")
+        verdict = False if d["sign"] > 0 else None
+        detail = f"{PAPER_OBJECTIVE} − {best}: {d['text']}"
     rows.append(Claim(SECTION, f"The paper's objective ({PAPER_OBJECTIVE}) brings TF closest "
                                f"to y* ({_p(p)})",
                       f"TF at t = 15, best first: {listed}; {detail}", verdict,
-                      "lowest TF error at t = 15, beyond 2 paired task standard errors"))
+                      f"lowest TF error at t = 15, significantly ({how}, 5 % level)"))
 
     # 3. does any objective let TF beat the best-rewarded response?
-    diffs = {a: r["paired_t15"][f"TF {a} − best{sfx}"] for a in labels}
+    diffs = {a: _difference(r, f"TF {a} − best{sfx}") for a in labels}
     closest = min(labels, key=lambda a: diffs[a]["mean"])
-    signs = [_sign(diffs[a]) for a in labels]
+    signs = [diffs[a]["sign"] for a in labels]
     verdict = True if -1 in signs else False if all(s > 0 for s in signs) else None
     rows.append(Claim(SECTION, f"Some objective lets TF beat the best-rewarded response "
                                f"({_p(p)})",
-                      f"t = 15: best {_f(r['t15']['best' + sfx]['mean'])}; closest TF "
-                      f"{closest} {_f(tf[closest])}, TF − best {_pm(diffs[closest])}", verdict,
-                      "some TF below best at t = 15 beyond 2 paired task standard errors"))
+                      f"t = 15: best {_f(_t15(r, 'best' + sfx))}; closest TF "
+                      f"{closest} {_f(tf[closest])}, TF − best: {diffs[closest]['text']}",
+                      verdict, f"some TF below best at t = 15, significantly ({how}, 5 % level)"))
 
     # 4. do the objectives rank alike for TF and for their optima?
     kept = [a for a in labels if attained[a]]
@@ -192,19 +231,14 @@ def _claims_at(r, p) -> list:
                       f"t = 15, best first: TF {' < '.join(tf_order)}; optima "
                       f"{' < '.join(opt_order)}{note}",
                       (tf_order == opt_order) if len(kept) >= 2 else None,
-                      "same order of the mean errors at t = 15 among objectives with a "
-                      "converged optimum"))
+                      "same order of the mean errors at t = 15 (means over seeds) among "
+                      "objectives with a converged optimum"))
     return rows
 
 
 def _claims(results) -> list:
     r = results[KEY]
-    rows = [row for p in r["noise_levels"] for row in _claims_at(r, p)]
-    k = len(r.get("seeds", {}).get("training_seeds", [0]))
-    if k > 1:  # the per-task statistics are those of the first training seed's models
-        for row in rows:
-            row.evidence = f"first of {k} training seeds: " + row.evidence
-    return rows
+    return [row for p in r["noise_levels"] for row in _claims_at(r, p)]
 
 
 def beyond_the_paper(results: dict) -> str:
@@ -249,7 +283,7 @@ def beyond_the_paper(results: dict) -> str:
     p0, p5 = r["noise_levels"][0], r["noise_levels"][-1]
 
     def at(key, p):
-        return r["t15"][f"{key} {_p(p)}"]["mean"]
+        return _t15(r, f"{key} {_p(p)}")
 
     labels = r["objectives"]
     conv = {(lab, p): _attained(r, lab, " " + _p(p)) for lab in labels for p in (p0, p5)}
@@ -266,7 +300,7 @@ def beyond_the_paper(results: dict) -> str:
              f"{tf_best0} ({_f(at('TF ' + tf_best0, p0))}) at p = {p0:g} and with {tf_best5} "
              f"({_f(at('TF ' + tf_best5, p5))}) at p = {p5:g}, where the best-rewarded "
              f"response errs {_f(at('best', p5))}. The claims table gives each comparison "
-             f"with its standard errors.")
+             f"with its test and interval.")
     return text
 
 
