@@ -60,3 +60,12 @@ def test_readme_paragraph_is_written_from_the_published_json():
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         readme = f.read()
     assert objectives.beyond_the_paper(report.load_results(PUBLISHED)) in readme
+
+
+def test_evaluation_time_is_split_by_part(smoke_result):
+    """The optima, GD and the transformer are timed apart, so run.json's split says where
+    this experiment's time goes (it was once all 'other')."""
+    timing = smoke_result["timing"]
+    assert timing["optimum"] > 0 and timing["gd"] > 0 and timing["tf_eval"] > 0
+    parts = sum(timing[p] for p in ("tf_eval", "gd", "baselines", "optimum", "critic"))
+    assert timing["other"] < parts

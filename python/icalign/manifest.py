@@ -22,11 +22,12 @@ from ._files import atomic_write_text
 from ._version import __version__
 
 #: The parts of an experiment's evaluation time, in the order they are shown.
-TIMING_PARTS = ("tf_eval", "gd", "baselines", "critic", "other")
+TIMING_PARTS = ("tf_eval", "gd", "baselines", "optimum", "critic", "other")
 #: How the parts are named in the README's time table.
 TIMING_LABELS = {"tf_eval": "TF evaluation (transformer forward passes)",
                  "gd": "GD baseline (per-task Adam on the PL loss)",
                  "baselines": "other baselines (mean, best, weighted, oracle)",
+                 "optimum": "objective optima (the training objective minimised per task)",
                  "critic": "critic loops (self-correction studies)",
                  "other": "other (evaluation sets, statistics, merging seeds)"}
 MANIFEST_NAME = "run.json"
@@ -97,7 +98,7 @@ def experiment_timing(parts: Iterable[dict], seconds: float) -> dict:
     >>> from icalign.manifest import experiment_timing
     >>> experiment_timing([{"tf_eval": 1.0, "gd": 2.0, "seconds": 3.5},
     ...                    {"tf_eval": 1.5, "seconds": 1.5}], 5.0)
-    {'tf_eval': 2.5, 'gd': 2.0, 'baselines': 0.0, 'critic': 0.0, 'other': 0.5, 'seconds': 5.0}
+    {'tf_eval': 2.5, 'gd': 2.0, 'baselines': 0.0, 'optimum': 0.0, 'critic': 0.0, 'other': 0.5, 'seconds': 5.0}
     """
     total = {p: 0.0 for p in TIMING_PARTS}
     for run in parts:
@@ -116,7 +117,7 @@ def sum_timings(timings: Iterable[Optional[dict]]) -> dict:
     >>> from icalign.manifest import sum_timings
     >>> sum_timings([{"gd": 1.0, "seconds": 1.0}, None, {"gd": 0.5, "critic": 2.0,
     ...                                                 "seconds": 2.5}])
-    {'tf_eval': 0.0, 'gd': 1.5, 'baselines': 0.0, 'critic': 2.0, 'other': 0.0, 'seconds': 3.5}
+    {'tf_eval': 0.0, 'gd': 1.5, 'baselines': 0.0, 'optimum': 0.0, 'critic': 2.0, 'other': 0.0, 'seconds': 3.5}
     """
     total = {p: 0.0 for p in TIMING_PARTS + ("seconds",)}
     for timing in timings:

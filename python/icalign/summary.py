@@ -170,8 +170,8 @@ def _time_table(manifest: Optional[dict]) -> list:
                          f"{m.get('loaded', 0)} loaded",
              t["training"]["wall_seconds"], t["training"]["model_seconds"]),
             ("Evaluation", "all experiments run", ev["wall_seconds"], ev["seconds"])]
-    rows += [(f"of which: {TIMING_LABELS[p]}", "", None, ev.get(p, 0.0))
-             for p in TIMING_PARTS]
+    # a part that a run's version did not time apart is left out, not shown as 0
+    rows += [(f"of which: {TIMING_LABELS[p]}", "", None, ev[p]) for p in TIMING_PARTS if p in ev]
     rows += [("Figures and report", "", t["outputs_seconds"], None),
              ("Whole run", "", manifest["wall_seconds"], None)]
     fmt = (lambda s: "" if s is None else format_seconds(s))

@@ -79,18 +79,22 @@ def _run(runner) -> dict:
         steps = runner.profile.gd_steps_at(p)
         gd_steps[_p(p)] = steps
         per_task = {}
-        for name in ("best", "oracle"):
-            per_task[name] = normalized_error(simple_baseline(name, batch, t), batch.ystar)
+        with runner.timer("baselines"):
+            for name in ("best", "oracle"):
+                per_task[name] = normalized_error(simple_baseline(name, batch, t), batch.ystar)
         for label, spec in specs:
             model = runner.trained_model(spec)
-            per_task["TF " + label] = normalized_error(
-                transformer_predictions(model, batch, t), batch.ystar)
-            per_task["GD " + label] = normalized_error(
-                gd_baseline(batch, t, steps=steps, lr=runner.profile.gd_lr,
-                            seed=runner.profile.gd_seed, objective=spec.objective,
-                            reward=spec.reward), batch.ystar)
-            per_task["optimum " + label], conv = optimum_errors(
-                batch, t, spec.objective, spec.reward, settings["optimum_max_steps"])
+            with runner.timer("tf_eval"):
+                per_task["TF " + label] = normalized_error(
+                    transformer_predictions(model, batch, t), batch.ystar)
+            with runner.timer("gd"):
+                per_task["GD " + label] = normalized_error(
+                    gd_baseline(batch, t, steps=steps, lr=runner.profile.gd_lr,
+                                seed=runner.profile.gd_seed, objective=spec.objective,
+                                reward=spec.reward), batch.ystar)
+            with runner.timer("optimum"):
+                per_task["optimum " + label], conv = optimum_errors(
+                    batch, t, spec.objective, spec.reward, settings["optimum_max_steps"])
             converged[label + sfx] = conv.tolist()
         for key, e in per_task.items():
             curves[key + sfx] = e.mean(axis=0).tolist()

@@ -37,8 +37,9 @@ def _run_tf_vs_gd(runner) -> dict:
     model = runner.trained_model(spec)
     curves = runner.curves(model, 0.0)
     # the minimiser of the training objective itself (PL, cosine reward)
-    errors, converged = optimum_errors(runner.eval_batch(0.0), objective=spec.objective,
-                                       reward=spec.reward)
+    with runner.timer("optimum"):
+        errors, converged = optimum_errors(runner.eval_batch(0.0), objective=spec.objective,
+                                           reward=spec.reward)
     curves["optimum"] = errors.mean(axis=0).tolist()
     return {"curves": curves, "config": spec.config.to_dict(),
             "models": {"TF": runner.model_info(spec)},
