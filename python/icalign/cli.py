@@ -15,9 +15,9 @@ from .registry import describe_names, load_builtin_experiments, plan
 
 JOBS_HELP = ("train (and evaluate) in N local processes side by side, each on "
              "--threads-per-worker C-core threads; --jobs 1 runs everything in this process "
-             "on --threads threads (default: one single-threaded process per core, which at "
-             "these model sizes trains more models per hour than one process on every core; "
-             "--jobs 1 when --threads is given)")
+             "on --threads threads (default: one single-threaded process per core: as fast as "
+             "one process on every core on a quiet machine, and faster when other processes "
+             "compete for the cores; --jobs 1 when --threads is given)")
 README_HELP = ("also rewrite the results block of this README (between <!-- results:begin "
                "--> and <!-- results:end -->) from DIR")
 

@@ -11,11 +11,11 @@ the caller set (``icalign.set_num_threads``).
 
 ``ProcessExecutor``: ``workers`` local processes (the standard library's process
 pool, started with ``spawn``), each running the C core on ``threads_per_worker``
-threads, one task at a time. At the small widths of the quick profile two
-single-threaded trainings side by side train more models per hour than one
-two-threaded training (the C core's threads wait on each other at every layer), so
-``icalign reproduce`` uses one single-threaded process per core by default
-(``default_jobs``). Results are bit-identical to the serial executor's (the C core's
+threads, one task at a time. On a quiet machine two single-threaded trainings side
+by side are as fast as one two-threaded training at the quick profile's sizes; when
+other processes compete for the cores they are faster (the C core's threads
+wait on each other at every layer whenever one is descheduled), so ``icalign
+reproduce`` uses one single-threaded process per core by default (``default_jobs``). Results are bit-identical to the serial executor's (the C core's
 results do not depend on its thread count). A worker process that dies (killed, out
 of memory) stops the run with ``WorkerDied``; finished checkpoints are kept and
 ``--resume`` continues.
