@@ -8,13 +8,13 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 
 import icalign as ica
 from icalign import executors, planning
 from icalign.profiles import TrainSpec
 from icalign.runner import Runner, train_spec
+from result_equality import assert_same_checkpoint, without_wall_clock
 
 distributed = pytest.importorskip("distributed")
 
@@ -43,21 +43,6 @@ def threads_job(x):
 
 def square(x):
     return x * x
-
-
-def checkpoint_arrays(path):
-    ck = ica.load_checkpoint(path)
-    out = {"losses": ck["losses"], "adam_m": ck["optimizer"]["adam_m"],
-           "adam_v": ck["optimizer"]["adam_v"]}
-    out.update({"param/" + k: v for k, v in ck["state_dict"].items()})
-    return out, ck["step"]
-
-
-def assert_same_checkpoint(a, b):
-    (xa, sa), (xb, sb) = checkpoint_arrays(a), checkpoint_arrays(b)
-    assert sa == sb and sorted(xa) == sorted(xb)
-    for k in xa:
-        assert np.array_equal(xa[k], xb[k]), k
 
 
 @pytest.fixture(scope="module")
@@ -205,15 +190,6 @@ def test_killed_worker_resumes_from_its_checkpoint(cluster, tmp_path):
     assert_same_checkpoint(path, str(tmp_path / "serial" / (spec.name + ".npz")))
 
 
-def _strip(value):
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items()
-                if k not in ("seconds", "train_seconds", "timing", "version")}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
-
-
 def test_smoke_on_two_workers_equals_the_local_run(cluster, tmp_path):
     """icalign reproduce on a 2-worker LocalCluster: the same JSON numbers and checkpoints
     as in this process (two seeds, so the seed path runs too)."""
@@ -226,7 +202,7 @@ def test_smoke_on_two_workers_equals_the_local_run(cluster, tmp_path):
                       **quiet).run(figures=False)
     finally:
         cluster.log = lambda m: None
-    assert _strip(dask) == _strip(local)
+    assert without_wall_clock(dask) == without_wall_clock(local)
     # 10 models x 2 seeds of training, then 10 experiments x 2 seeds of evaluation
     assert sum(line.startswith("[cluster] 20/20 done") for line in lines) == 2
     # the evaluation timings travel back from the workers into the JSON and run.json

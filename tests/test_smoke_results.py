@@ -17,19 +17,11 @@ import pytest
 import icalign as ica
 from icalign.cli import main
 from icalign.registry import EXPERIMENTS, load_builtin_experiments
+from result_equality import without_wall_clock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMITTED = os.path.join(ROOT, "tests", "data", "smoke")
-VOLATILE = {"seconds", "train_seconds", "timing", "version"}
 RECORDED_PATH = "avx512"  # the path the committed JSON was computed on
-
-
-def _strip(value):
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in VOLATILE}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
 
 
 def _load(path):
@@ -39,7 +31,7 @@ def _load(path):
     if isinstance(extra, dict):
         key = EXPERIMENTS[data["experiment"]].settings_key
         data["profile_settings"]["extra"] = {key: extra[key]} if key in extra else {}
-    return _strip(data)
+    return without_wall_clock(data)
 
 
 @pytest.fixture(scope="module")
