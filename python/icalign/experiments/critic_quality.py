@@ -264,8 +264,8 @@ def _claims_of(fn, name):
             marks = " ".join({"holds": "✓", "opposite": "✗"}.get(rows_k[j].verdict, "?")
                              for rows_k in per_seed)
             rows.append(Claim.decided(first.section, first.claim,
-                                      f"first seed: {first.evidence}; per seed "
-                                      f"(? inconclusive): {marks}",
+                                      f"first seed: {first.evidence}; per seed: {marks} "
+                                      f"(✓ holds, ✗ opposite, ? inconclusive in that seed)",
                                       seeds.agreement(verdicts),
                                       first.criterion + f"; in each of the {k} seeds"))
         return rows
