@@ -160,3 +160,55 @@ def test_workers_do_not_outlive_a_killed_run(tmp_path):
         time.sleep(0.2)
     os.kill(worker, 9)
     pytest.fail(f"worker process {worker} still ran 10 s after its run was killed")
+
+
+INTERRUPTED_RUN = """
+import os, signal, sys, time
+# as in a terminal, even when the test runs where SIGINT is ignored (a background job)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sys.path.insert(0, {parent!r})
+from icalign.executors import ProcessExecutor
+
+def busy(x):
+    print("started", x, flush=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 20:
+        sum(range(1000))
+    print("finished", x, flush=True)
+    return x
+
+if __name__ == "__main__":
+    try:
+        with ProcessExecutor(2, log=lambda m: None) as ex:
+            list(ex.map(busy, range(6)))
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to a process group")
+def test_ctrl_c_stops_the_run_without_starting_queued_tasks(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) ends the run within
+    seconds; the queued tasks are not started after it (they would each run to the end)."""
+    import signal
+    path = tmp_path / "interrupted_run.py"
+    path.write_text(INTERRUPTED_RUN.format(parent=PACKAGE_PARENT))
+    log = tmp_path / "out.txt"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(path)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("started") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        proc.wait(timeout=15)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert "interrupted" in text and text.count("started") == 2 and "finished" not in text, text
+    assert took < 10

@@ -6,7 +6,7 @@ import os
 import sys
 
 from ._version import __version__
-from .executors import ClusterError
+from .executors import ClusterError, WorkerDied
 from .profiles import (ASSUMED_EFFICIENCY, ASSUMED_PEAK_FLOPS, PROFILES,
                        assumed_flops_per_second, format_seconds,
                        train_flops_per_step)
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 130
     except (ValueError, FileExistsError, FileNotFoundError, ImportError,
-            ClusterError) as exc:
+            ClusterError, WorkerDied) as exc:
         print(f"icalign: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a read-only folder: files written so far are whole

@@ -18,7 +18,8 @@ wait on each other at every layer whenever one is descheduled), so ``icalign
 reproduce`` uses one single-threaded process per core by default (``default_jobs``). Results are bit-identical to the serial executor's (the C core's
 results do not depend on its thread count). A worker process that dies (killed, out
 of memory) stops the run with ``WorkerDied``; finished checkpoints are kept and
-``--resume`` continues.
+``--resume`` continues. Ctrl-C reaches the workers too: each saves its training's
+checkpoint, and no worker starts a task queued to it after that.
 
 ``DaskExecutor``: every call is a ``dask.distributed`` task, either on a running
 scheduler (``scheduler="tcp://host:8786"``) or on a ``LocalCluster`` of
@@ -412,15 +413,36 @@ class DaskExecutor:
 
 
 # ---------------------------------------------------------------- local processes
-_POOL_BARRIER = None  # set in each pool worker: all workers start a probe together
+# Set in each pool worker: the barrier makes all workers start a probe together; the
+# stop event, set by the client when a run is interrupted or fails, keeps workers from
+# starting the tasks already queued to them.
+_POOL_BARRIER = None
+_POOL_STOP = None
 
 
-def _start_pool_worker(threads: int, barrier) -> None:
-    global _POOL_BARRIER
+class RunStopped(RuntimeError):
+    """A queued task that a worker did not start because its run had stopped."""
+
+
+def _start_pool_worker(threads: int, barrier, stop) -> None:
+    global _POOL_BARRIER, _POOL_STOP
     from . import set_num_threads
     set_num_threads(threads)
-    _POOL_BARRIER = barrier
+    _POOL_BARRIER, _POOL_STOP = barrier, stop
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _run_in_pool(fn: Callable, item):
+    if _POOL_STOP is not None and _POOL_STOP.is_set():
+        raise RunStopped("the run stopped before this task started")
+    try:
+        return fn(item)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the workers with the client; set here, the stop beats the next
+        # queued task, which a worker takes before the client has handled the signal
+        if _POOL_STOP is not None:
+            _POOL_STOP.set()
+        raise
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -473,9 +495,10 @@ class ProcessExecutor:
         self.log = log or _default_log
         # spawn, not fork: a forked child inherits the parent's OpenMP runtime state
         context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_start_pool_worker,
-            initargs=(threads_per_worker, context.Barrier(workers)))
+            initargs=(threads_per_worker, context.Barrier(workers), self._stop))
 
     def worker_threads(self) -> dict:
         """{worker: C-core threads} of the worker processes."""
@@ -498,7 +521,8 @@ class ProcessExecutor:
         return self._map(fn, items, *_weights_and_labels(items, weights, labels))
 
     def _map(self, fn, items, weights, labels):
-        futures = {self._pool.submit(fn, items[i]): i for i in _heaviest_first(weights)}
+        futures = {self._pool.submit(_run_in_pool, fn, items[i]): i
+                   for i in _heaviest_first(weights)}
 
         def result(fut, label):
             try:
@@ -516,7 +540,8 @@ class ProcessExecutor:
                                        labels)
             finished = True
         finally:
-            if not finished:
+            if not finished:  # interrupted, or a task failed: start nothing more
+                self._stop.set()
                 for fut in futures:
                     fut.cancel()
 
@@ -528,12 +553,26 @@ class ProcessExecutor:
         return _mean_rates(list(self._pool.map(_probe_in_pool, [specs] * self.workers)))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Waits for the tasks running in the workers, then stops them. Interrupted
+        (Ctrl-C) while it waits, it stops the workers at once: a training then loses
+        what it did since its last checkpoint, which stays whole."""
+        self._stop.set()
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:
+            # the standard pool offers no other way to stop a running task
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, value, traceback):
+        if kind is KeyboardInterrupt:
+            self.log("interrupted: waiting for the trainings in the worker processes to "
+                     "save their checkpoints (Ctrl-C again stops them at once)")
         self.close()
         return False
 
