@@ -51,6 +51,18 @@ def test_map_keeps_input_order_and_reports_progress():
     assert len({o[2] for o in out} - {os.getpid()}) >= 1   # ran in other processes
 
 
+def sleep_then_return(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def test_imap_unordered_yields_each_result_when_done(pool):
+    """The runner reads trainings this way, so its 'models ready' count and time left
+    follow the models that are really done."""
+    assert list(pool.imap_unordered(sleep_then_return, [1.5, 0.05])) == [0.05, 1.5]
+    assert list(pool.map(sleep_then_return, [0.5, 0.05])) == [0.5, 0.05]
+
+
 def test_each_worker_runs_the_core_on_its_own_thread_count():
     expected = 2 if ica._core.has_openmp() else 1
     with executors.ProcessExecutor(workers=1, threads_per_worker=2, log=lambda m: None) as ex:

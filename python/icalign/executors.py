@@ -131,16 +131,21 @@ def _heaviest_first(weights: Sequence[float]) -> list:
     return sorted(range(len(weights)), key=lambda i: -weights[i])
 
 
-def _in_input_order(futures: dict, completed: Iterable, result: Callable,
-                    progress: "_ProgressLog", labels: list):
-    """Yields the results of ``futures`` ({future: input index}) in input order as
-    ``completed`` (futures as they finish) delivers them; ``result(future, label)``
-    returns a future's result or raises the executor's error."""
+def _collect(futures: dict, completed: Iterable, result: Callable,
+             progress: "_ProgressLog", labels: list, ordered: bool):
+    """Yields the results of ``futures`` ({future: input index}) as ``completed``
+    (futures as they finish) delivers them: in input order, or with ``ordered=False``
+    each as soon as it is done. ``result(future, label)`` returns a future's result or
+    raises the executor's error."""
     results, next_out = {}, 0
     for fut in completed:
         i = futures[fut]
-        results[i] = result(fut, labels[i])
+        value = result(fut, labels[i])
         progress.finished(i, labels[i])
+        if not ordered:
+            yield value
+            continue
+        results[i] = value
         while next_out in results:
             yield results.pop(next_out)
             next_out += 1
@@ -355,12 +360,18 @@ class DaskExecutor:
         a TrainSpec does) order the submission (heaviest first, which shortens the wall
         time) and weight the ETA of the progress lines; labels (default ``x.name``)
         name the finished items in them."""
-        items = list(iterable)
-        if not items:
-            return iter(())
-        return self._map(fn, items, *_weights_and_labels(items, weights, labels))
+        return self._map(fn, list(iterable), weights, labels, ordered=True)
 
-    def _map(self, fn, items, weights, labels):
+    def imap_unordered(self, fn: Callable, iterable: Iterable,
+                       weights: Optional[Sequence[float]] = None,
+                       labels: Optional[Sequence[str]] = None) -> Iterable:
+        """As ``map``, but yields each result as soon as its task is done."""
+        return self._map(fn, list(iterable), weights, labels, ordered=False)
+
+    def _map(self, fn, items, weights, labels, ordered):
+        if not items:
+            return
+        weights, labels = _weights_and_labels(items, weights, labels)
         import distributed
         order = _heaviest_first(weights)
         rank = {i: len(items) - r for r, i in enumerate(order)}  # higher runs first
@@ -382,9 +393,8 @@ class DaskExecutor:
 
         finished = False
         try:
-            yield from _in_input_order(futures, distributed.as_completed(list(futures)),
-                                       result, _ProgressLog(weights, self.log, "cluster"),
-                                       labels)
+            yield from _collect(futures, distributed.as_completed(list(futures)), result,
+                                _ProgressLog(weights, self.log, "cluster"), labels, ordered)
             finished = True
         finally:
             if not finished:
@@ -515,12 +525,18 @@ class ProcessExecutor:
             labels: Optional[Sequence[str]] = None) -> Iterable:
         """``fn(x)`` for every x in the worker processes, heaviest first (weights and
         labels as for ``DaskExecutor.map``); yields the results in input order."""
-        items = list(iterable)
-        if not items:
-            return iter(())
-        return self._map(fn, items, *_weights_and_labels(items, weights, labels))
+        return self._map(fn, list(iterable), weights, labels, ordered=True)
 
-    def _map(self, fn, items, weights, labels):
+    def imap_unordered(self, fn: Callable, iterable: Iterable,
+                       weights: Optional[Sequence[float]] = None,
+                       labels: Optional[Sequence[str]] = None) -> Iterable:
+        """As ``map``, but yields each result as soon as its task is done."""
+        return self._map(fn, list(iterable), weights, labels, ordered=False)
+
+    def _map(self, fn, items, weights, labels, ordered):
+        if not items:
+            return
+        weights, labels = _weights_and_labels(items, weights, labels)
         futures = {self._pool.submit(_run_in_pool, fn, items[i]): i
                    for i in _heaviest_first(weights)}
 
@@ -535,9 +551,8 @@ class ProcessExecutor:
 
         finished = False
         try:
-            yield from _in_input_order(futures, concurrent.futures.as_completed(futures),
-                                       result, _ProgressLog(weights, self.log, "processes"),
-                                       labels)
+            yield from _collect(futures, concurrent.futures.as_completed(futures), result,
+                                _ProgressLog(weights, self.log, "processes"), labels, ordered)
             finished = True
         finally:
             if not finished:  # interrupted, or a task failed: start nothing more

@@ -222,7 +222,10 @@ class Runner:
         left = sum(s.flops() / self._rate_of(s) for s in missing)
         estimated_done, seconds_done, done = 0.0, 0.0, []
         by_name = {s.name: s for s in missing}
-        for info in self.executor.map(fn, (self._announce(s) for s in missing)):
+        # results as the models finish, where the executor can (the bookkeeping below
+        # goes by name): the time left shown then counts the models really done
+        mapper = getattr(self.executor, "imap_unordered", self.executor.map)
+        for info in mapper(fn, (self._announce(s) for s in missing)):
             spec = by_name[info["name"]]
             done.append(info)
             self._unbilled[spec.name] = info["seconds"]
@@ -484,7 +487,8 @@ class Runner:
             self.log(f"{tag}: {EXPERIMENTS[name].title}")
             results[name] = self._run_one(name, remote.get(name))
             self.log(f"{tag}: wrote {self.json_path(name)} "
-                     f"({format_seconds(results[name]['seconds'])})")
+                     f"({format_seconds(results[name]['seconds'])} of compute, the training "
+                     f"of its models included)")
         t_outputs = time.monotonic()
         if figures or report:
             build_outputs(self.dir, figures=figures, report=report, log=self.log)
