@@ -40,7 +40,6 @@ def train_for(job: tuple) -> float:
 def main() -> None:
     from icalign import set_num_threads
     from icalign.executors import default_jobs, make_executor
-    from icalign.planning import measure_rates
     from icalign.profiles import PROFILES
     from icalign.registry import load_builtin_experiments, plan
 
@@ -61,7 +60,7 @@ def main() -> None:
     spec = plan(PROFILES[args.profile])[args.model]
     jobs = args.jobs or default_jobs()
     with make_executor(jobs=jobs, log=lambda msg: None) as executor:
-        rate = getattr(executor, "measure_rates", measure_rates)([spec])(spec)
+        rate = executor.measure_rates([spec])(spec)
         estimate = spec.flops() / spec.steps / rate
         per_step = list(executor.map(train_for, [(spec, args.steps, seed)
                                                  for seed in range(max(1, jobs))]))

@@ -49,10 +49,12 @@ def test_measure_rates_probes_each_shape_once(monkeypatch):
 def test_runner_estimates_at_the_probed_rates(tmp_path, monkeypatch):
     """A run long enough to probe logs its estimates at the probed rate of each model,
     then corrected by the measured seconds of the models done."""
+    from icalign import executors
     from icalign import runner as runner_mod
     probed = []
     monkeypatch.setattr(runner_mod, "PROBE_ABOVE_SECONDS", 0.0)
-    monkeypatch.setattr(runner_mod, "measure_rates",
+    # the default (serial) executor probes through planning.measure_rates
+    monkeypatch.setattr(executors, "measure_rates",
                         lambda specs: probed.extend(specs) or (lambda spec: 1e6))
     lines = []
     r = runner_mod.Runner("smoke", out=str(tmp_path), progress=False, log=lines.append)

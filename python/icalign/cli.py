@@ -140,18 +140,15 @@ def _jobs(args, parser) -> int:
 
 def _plan(args, parser) -> int:
     from .executors import make_executor
-    from .planning import makespan
     profile = PROFILES[args.profile]
     specs = plan(profile, _names(args.only))
     rate = assumed_flops_per_second()
     how = (f"{rate / 1e9:.0f} GFLOP/s ({ASSUMED_EFFICIENCY:.0%} of an assumed "
            f"{ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
     with make_executor(jobs=_jobs(args, parser), log=lambda msg: None) as executor:
-        here = executor.describe()
-        jobs = max(1, int(getattr(executor, "workers", 1)))
+        here, jobs = executor.describe(), executor.workers
         if not args.assume and specs:
-            from .planning import measure_rates
-            rate = getattr(executor, "measure_rates", measure_rates)(specs)
+            rate = executor.measure_rates(specs)
             how = (f"the rate of each model measured just now on {here}"
                    + (", side by side" if jobs > 1 else ""))
     rate_of = rate if callable(rate) else (lambda spec: rate)

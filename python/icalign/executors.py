@@ -66,7 +66,7 @@ import time
 import uuid
 from typing import Callable, Iterable, Optional, Sequence
 
-from .planning import rate_table, shape_key
+from .planning import measure_rates, rate_table, shape_key
 from .profiles import format_seconds
 
 DASK_HINT = ('the Dask executor needs dask.distributed; install it with '
@@ -163,6 +163,61 @@ def _mean_rates(tables: list) -> Callable:
     return rate
 
 
+class _WorkerExecutor:
+    """What the Dask and the process executors share: ``map`` / ``imap_unordered``
+    submit every item at once, heaviest first, log the progress and stop the queued
+    tasks when the caller stops reading (interrupted, or a task failed). A subclass
+    gives ``_submit(fn, item, rank)`` (rank: higher runs first), ``_result(future,
+    label)``, ``_as_completed(futures)``, ``_cancel(futures)`` and ``progress_name``;
+    ``_prepare()`` runs before each call's submissions."""
+
+    progress_name = "workers"
+
+    def _prepare(self):
+        pass
+
+    def map(self, fn: Callable, iterable: Iterable, weights: Optional[Sequence[float]] = None,
+            labels: Optional[Sequence[str]] = None) -> Iterable:
+        """``fn(x)`` for every x as tasks of the workers, all submitted at once; yields
+        the results in input order as they become available.
+
+        weights (e.g. FLOPs per item; default ``x.flops()`` when every item has it, as
+        a TrainSpec does) order the submission (heaviest first, which shortens the wall
+        time) and weight the ETA of the progress lines; labels (default ``x.name``)
+        name the finished items in them."""
+        return self._run(fn, list(iterable), weights, labels, ordered=True)
+
+    def imap_unordered(self, fn: Callable, iterable: Iterable,
+                       weights: Optional[Sequence[float]] = None,
+                       labels: Optional[Sequence[str]] = None) -> Iterable:
+        """As ``map``, but yields each result as soon as its task is done."""
+        return self._run(fn, list(iterable), weights, labels, ordered=False)
+
+    def _run(self, fn, items, weights, labels, ordered):
+        if not items:
+            return
+        weights, labels = _weights_and_labels(items, weights, labels)
+        self._prepare()
+        order = _heaviest_first(weights)
+        futures = {self._submit(fn, items[i], len(items) - r): i for r, i in enumerate(order)}
+        finished = False
+        try:
+            yield from _collect(futures, self._as_completed(futures), self._result,
+                                _ProgressLog(weights, self.log, self.progress_name), labels,
+                                ordered)
+            finished = True
+        finally:
+            if not finished:
+                self._cancel(futures)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 class SerialExecutor:
     """Runs ``fn`` on each item in this process, in order, lazily (each item starts
     when the caller asks for its result): the default."""
@@ -175,6 +230,11 @@ class SerialExecutor:
 
     def map(self, fn: Callable, iterable: Iterable) -> Iterable:
         return map(fn, iterable)
+
+    @staticmethod
+    def measure_rates(specs: Sequence) -> Callable:
+        """``planning.measure_rates`` in this process, on its threads."""
+        return measure_rates(specs)
 
     def check_shared_folder(self, path) -> None:
         os.makedirs(os.fspath(path), exist_ok=True)
@@ -237,7 +297,7 @@ def _probe_worker(probe: str, token: str) -> tuple:
     return True, mine
 
 
-class DaskExecutor:
+class DaskExecutor(_WorkerExecutor):
     """Runs tasks on a ``dask.distributed`` cluster (see the module docstring).
 
     scheduler: address of a running scheduler ("tcp://host:8786"), or
@@ -249,6 +309,7 @@ class DaskExecutor:
     """
 
     name = "dask"
+    progress_name = "cluster"
     evaluates = True  # the Runner runs each (experiment, seed) as a task too
 
     def __init__(self, scheduler: Optional[str] = None, workers: Optional[int] = None,
@@ -351,54 +412,32 @@ class DaskExecutor:
                 except OSError:
                     pass
 
-    def map(self, fn: Callable, iterable: Iterable, weights: Optional[Sequence[float]] = None,
-            labels: Optional[Sequence[str]] = None) -> Iterable:
-        """``fn(x)`` for every x as Dask tasks, all submitted at once; yields the
-        results in input order as they become available.
+    def _prepare(self):
+        # workers may have joined since the last call
+        self._resource_kwargs = {"resources": {RESOURCE: 1}} if self._use_resource() else {}
 
-        weights (e.g. FLOPs per item; default ``x.flops()`` when every item has it, as
-        a TrainSpec does) order the submission (heaviest first, which shortens the wall
-        time) and weight the ETA of the progress lines; labels (default ``x.name``)
-        name the finished items in them."""
-        return self._map(fn, list(iterable), weights, labels, ordered=True)
+    def _submit(self, fn, item, rank):
+        return self.client.submit(_call_on_worker, fn, item, pure=False, priority=rank,
+                                  **self._resource_kwargs)
 
-    def imap_unordered(self, fn: Callable, iterable: Iterable,
-                       weights: Optional[Sequence[float]] = None,
-                       labels: Optional[Sequence[str]] = None) -> Iterable:
-        """As ``map``, but yields each result as soon as its task is done."""
-        return self._map(fn, list(iterable), weights, labels, ordered=False)
-
-    def _map(self, fn, items, weights, labels, ordered):
-        if not items:
-            return
-        weights, labels = _weights_and_labels(items, weights, labels)
+    @staticmethod
+    def _result(fut, label):
         import distributed
-        order = _heaviest_first(weights)
-        rank = {i: len(items) - r for r, i in enumerate(order)}  # higher runs first
-        kwargs = {"resources": {RESOURCE: 1}} if self._use_resource() else {}
-        futures = {}
-        for i in order:
-            fut = self.client.submit(_call_on_worker, fn, items[i], pure=False,
-                                     priority=rank[i], **kwargs)
-            futures[fut] = i
-
-        def result(fut, label):
-            try:
-                return fut.result()
-            except distributed.KilledWorker as exc:
-                raise ClusterError(
-                    f"{label or 'a task'}: Dask gave up after its workers died repeatedly "
-                    f"while running it ({exc}); finished checkpoints are kept, rerun with "
-                    f"--resume") from exc
-
-        finished = False
         try:
-            yield from _collect(futures, distributed.as_completed(list(futures)), result,
-                                _ProgressLog(weights, self.log, "cluster"), labels, ordered)
-            finished = True
-        finally:
-            if not finished:
-                self.client.cancel(list(futures))
+            return fut.result()
+        except distributed.KilledWorker as exc:
+            raise ClusterError(
+                f"{label or 'a task'}: Dask gave up after its workers died repeatedly "
+                f"while running it ({exc}); finished checkpoints are kept, rerun with "
+                f"--resume") from exc
+
+    @staticmethod
+    def _as_completed(futures):
+        import distributed
+        return distributed.as_completed(list(futures))
+
+    def _cancel(self, futures):
+        self.client.cancel(list(futures))
 
     def measure_rates(self, specs: Sequence) -> Callable:
         """``rate(spec)``: each model shape's training FLOP/s measured on every worker
@@ -413,13 +452,6 @@ class DaskExecutor:
             if self._cluster is not None:
                 self._cluster.close()
                 self._cluster = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 # ---------------------------------------------------------------- local processes
@@ -482,7 +514,7 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class ProcessExecutor:
+class ProcessExecutor(_WorkerExecutor):
     """Runs tasks in ``workers`` local processes of ``threads_per_worker`` C-core
     threads each (see the module docstring).
 
@@ -495,6 +527,7 @@ class ProcessExecutor:
     """
 
     name = "processes"
+    progress_name = "processes"
 
     def __init__(self, workers: int, threads_per_worker: int = 1,
                  log: Optional[Callable[[str], None]] = None):
@@ -521,44 +554,28 @@ class ProcessExecutor:
     def check_shared_folder(self, path) -> None:
         os.makedirs(os.fspath(path), exist_ok=True)  # the workers run on this machine
 
-    def map(self, fn: Callable, iterable: Iterable, weights: Optional[Sequence[float]] = None,
-            labels: Optional[Sequence[str]] = None) -> Iterable:
-        """``fn(x)`` for every x in the worker processes, heaviest first (weights and
-        labels as for ``DaskExecutor.map``); yields the results in input order."""
-        return self._map(fn, list(iterable), weights, labels, ordered=True)
+    def _submit(self, fn, item, rank):
+        # the pool starts tasks in submission order, which is the rank's
+        return self._pool.submit(_run_in_pool, fn, item)
 
-    def imap_unordered(self, fn: Callable, iterable: Iterable,
-                       weights: Optional[Sequence[float]] = None,
-                       labels: Optional[Sequence[str]] = None) -> Iterable:
-        """As ``map``, but yields each result as soon as its task is done."""
-        return self._map(fn, list(iterable), weights, labels, ordered=False)
-
-    def _map(self, fn, items, weights, labels, ordered):
-        if not items:
-            return
-        weights, labels = _weights_and_labels(items, weights, labels)
-        futures = {self._pool.submit(_run_in_pool, fn, items[i]): i
-                   for i in _heaviest_first(weights)}
-
-        def result(fut, label):
-            try:
-                return fut.result()
-            except concurrent.futures.process.BrokenProcessPool as exc:
-                raise WorkerDied(
-                    f"{label or 'a task'}: a worker process died while running it (killed, "
-                    f"or out of memory); finished checkpoints are kept, rerun with "
-                    f"--resume") from exc
-
-        finished = False
+    @staticmethod
+    def _result(fut, label):
         try:
-            yield from _collect(futures, concurrent.futures.as_completed(futures), result,
-                                _ProgressLog(weights, self.log, "processes"), labels, ordered)
-            finished = True
-        finally:
-            if not finished:  # interrupted, or a task failed: start nothing more
-                self._stop.set()
-                for fut in futures:
-                    fut.cancel()
+            return fut.result()
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            raise WorkerDied(
+                f"{label or 'a task'}: a worker process died while running it (killed, "
+                f"or out of memory); finished checkpoints are kept, rerun with "
+                f"--resume") from exc
+
+    @staticmethod
+    def _as_completed(futures):
+        return concurrent.futures.as_completed(futures)
+
+    def _cancel(self, futures):
+        self._stop.set()  # interrupted, or a task failed: start nothing more
+        for fut in futures:
+            fut.cancel()
 
     def measure_rates(self, specs: Sequence) -> Callable:
         """``rate(spec)``: each model shape's training FLOP/s measured in every worker
@@ -580,9 +597,6 @@ class ProcessExecutor:
                 process.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
             raise
-
-    def __enter__(self):
-        return self
 
     def __exit__(self, kind, value, traceback):
         if kind is KeyboardInterrupt:

@@ -33,7 +33,7 @@ from .evaluate import EVAL_SEED_BASE, evaluation_set, task_errors
 from .executors import SerialExecutor
 from .manifest import PhaseTimer, experiment_timing, run_manifest, utc_now, write_manifest
 from .model import Transformer
-from .planning import measure_rates, plan_times
+from .planning import measure_rates, plan_times, shape_key
 from .profiles import PROFILES, Profile, TrainSpec, assumed_flops_per_second, format_seconds
 from .registry import EXPERIMENTS, load_builtin_experiments, plan, resolve
 from .report import build_outputs, load_result
@@ -182,7 +182,7 @@ class Runner:
         side, as they will train."""
         t0 = time.monotonic()
         self._rate = getattr(self.executor, "measure_rates", measure_rates)(specs)
-        shapes = len({(s.config, s.batch_size) for s in specs})
+        shapes = len({shape_key(s) for s in specs})
         self.log(f"icalign: probed the training rate of {shapes} model shape(s) in "
                  f"{format_seconds(time.monotonic() - t0)}")
 
