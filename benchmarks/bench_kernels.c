@@ -14,7 +14,10 @@
  * --chunk E,H times instead the kernels of one layer on one chunk of 2
  * sequences (120 rows), on one thread, as the model's chunk loops run them
  * (operands in cache): the per-chunk cost of each kernel at a model width,
- * and their sum, the time one layer of one chunk needs from these kernels.
+ * and their sum, the time one layer of one chunk needs from these kernels;
+ * "of which softmax" is the part of the attention time its softmax takes.
+ * LayerNorm is timed as the model's default runs it (normalising, not the
+ * affine-only variant).
  */
 #include "kernels.h"
 
@@ -112,17 +115,40 @@ static int chunk_mode(int E, int H) {
     report("attention bwd", shape, 2.0 * 4 * pairs * hs * S * H, 0, sec);
     attn += sec;
     report("attention, sum", "", attn_flops, 0, attn);
+    {
+        /* the softmax inside those, forward and backward once each per (sequence, head)
+         * pair (the backward pass's recompute of the probabilities not counted): the
+         * elementwise part of attention that any implementation has. Rows padded to
+         * whole vectors, as attention.c lays the T x T blocks out. The backward runs on
+         * a fresh copy of dP each time (its own result would shrink towards subnormals);
+         * the copy, timed alone, is subtracted. */
+        const int ld = (T + 15) / 16 * 16;
+        const float scale = 1.0f / sqrtf((float)hs);
+        float *P = buffer((size_t)T * ld, 15), *dS = buffer((size_t)T * ld, 16);
+        float *dP = buffer((size_t)T * ld, 17);
+        double soft, copy;
+        CHUNK_TIME(for (int p_ = 0; p_ < S * H; p_++) ctx->vk->softmax_rows(P, ld, T, 1, scale, 1));
+        soft = sec;
+        CHUNK_TIME(for (int p_ = 0; p_ < S * H; p_++) memcpy(dS, dP, sizeof(float) * T * ld));
+        copy = sec;
+        CHUNK_TIME(for (int p_ = 0; p_ < S * H; p_++) {
+            memcpy(dS, dP, sizeof(float) * T * ld);
+            ctx->vk->softmax_backward_rows(dS, P, ld, T, 1, scale, 1);
+        });
+        soft += sec - copy;
+        report("of which softmax", "", 0, 0, soft);
+    }
     /* per layer: 2 LayerNorms forward, 2 applies and 2 backward; GELU forward and
      * forward + derivative */
     double other = 0.0;
     snprintf(shape, sizeof shape, "%dx%d", M, E);
-    CHUNK_TIME(layernorm_forward(ctx, y, mean, rstd, x, w, bias, M, E, 1));
+    CHUNK_TIME(layernorm_forward(ctx, y, mean, rstd, x, w, bias, M, E, 0));
     report("layernorm fwd", shape, 0, 2.0 * M * E * 4, sec);
     other += 2 * sec;
     CHUNK_TIME(layernorm_apply(ctx, y, x, mean, rstd, w, bias, M, E));
     report("layernorm apply", shape, 0, 2.0 * M * E * 4, sec);
     other += 2 * sec;
-    CHUNK_TIME(layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, w, M, E, 1, 1));
+    CHUNK_TIME(layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, w, M, E, 1, 0));
     report("layernorm bwd", shape, 0, 4.0 * M * E * 4, sec);
     other += 2 * sec;
     snprintf(shape, sizeof shape, "%dx%d", M, 4 * E);
@@ -222,9 +248,9 @@ int main(int argc, char **argv) {
         float *lnw = buffer(E, 12), *lnb = buffer(E, 13), *lns = buffer(layernorm_scratch_floats(M, E), 14);
         snprintf(shape, sizeof shape, "%dx%d", M, E);
         double bytes = 2.0 * M * E * 4;
-        TIME(sec, layernorm_forward(ctx, y, mean, rstd, x, lnw, lnb, M, E, 1));
+        TIME(sec, layernorm_forward(ctx, y, mean, rstd, x, lnw, lnb, M, E, 0));
         report("layernorm fwd", shape, 0, bytes, sec);
-        TIME(sec, layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, lnw, M, E, 0, 1));
+        TIME(sec, layernorm_backward(ctx, z, dw, dw + E, lns, y, x, mean, rstd, lnw, M, E, 0, 0));
         report("layernorm bwd", shape, 0, 4.0 * M * E * 4, sec);
         size_t n = (size_t)M * 4 * E;
         snprintf(shape, sizeof shape, "%dx%d", M, 4 * E);
