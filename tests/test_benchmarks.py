@@ -50,6 +50,7 @@ def test_chunk_kernel_times_are_read_from_bench_kernels_output(tmp_path):
     out = ("# path avx512, 1 thread, one chunk\n"
            "fwd attn.c_attn        120x36 @ 36x108            7.09 us    131.6 GFLOP/s   58.1% peak\n"
            "attention fwd          S2 H3 T60 hs12            13.74 us     38.4 GFLOP/s   16.9% peak\n"
+           "of which softmax                                  7.42 us      0.0 GFLOP/s\n"
            "one layer on one chunk: 145.7 us = dense 82.3 (56%) + attention 41.9 (29%) + "
            "LayerNorm/GELU 21.5 (15%)\n")
     fake = tmp_path / "bench_kernels"
@@ -57,4 +58,6 @@ def test_chunk_kernel_times_are_read_from_bench_kernels_output(tmp_path):
     fake.chmod(0o755)
     times, raw = bound.chunk_kernels(fake, 36, 3, 200.0)
     assert raw == out
-    assert times == {"fwd attn.c_attn": 7.09, "attention fwd": 13.74, "LayerNorm/GELU": 21.5}
+    assert times == {"fwd attn.c_attn": 7.09, "attention fwd": 13.74, "of which softmax": 7.42,
+                     "layer": 145.7,
+                     "LayerNorm/GELU": 21.5}
