@@ -39,7 +39,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,21 +81,6 @@ def product_flops(product):
     return 2.0 * M * K * N * count * credit
 
 
-def best_seconds(fn, min_seconds=0.1, rounds=3):
-    """Best time of one call of fn over `rounds` timed loops of about min_seconds."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    reps = max(1, int(min_seconds / max(time.perf_counter() - t0, 1e-7)))
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / reps)
-    return best
-
-
 def library_rates(product, batch, n_layer):
     """{library and call size: GFLOP/s} of one product, for a call over the whole batch
     and one over 16 sequences; the rates count full products (credit 1)."""
@@ -110,35 +94,29 @@ def library_rates(product, batch, n_layer):
             sizes[seqs] = (1, M, K // batch * seqs, N)
         else:
             sizes[seqs] = (1, M // batch * seqs, K, N)
+    # library: (from NumPy, transpose the last two axes, matmul with out=, empty)
+    libraries = {"OpenBLAS": (lambda x: x, lambda x: np.swapaxes(x, 1, 2), np.matmul,
+                              lambda shape: np.empty(shape, np.float32))}
+    try:
+        import torch
+        libraries["MKL"] = (torch.from_numpy, lambda x: x.transpose(1, 2), torch.matmul,
+                            lambda shape: torch.empty(*shape))
+    except ImportError:
+        pass
     rng = np.random.default_rng(0)
     rates = {}
     for seqs, (n, m, k, nn) in sizes.items():
-        flops = 2.0 * n * m * k * nn
         a = rng.standard_normal((n, k, m) if a_t else (n, m, k), dtype=np.float32)
         b = rng.standard_normal((n, nn, k) if b_t else (n, k, nn), dtype=np.float32)
-        a_op = np.swapaxes(a, 1, 2) if a_t else a
-        b_op = np.swapaxes(b, 1, 2) if b_t else b
-        out = np.empty((n, m, nn), np.float32)
-        if n == 1:
-            a2, b2, o2 = a_op[0], b_op[0], out[0]
-            sec = best_seconds(lambda: np.matmul(a2, b2, out=o2))
-        else:
-            sec = best_seconds(lambda: np.matmul(a_op, b_op, out=out))
-        rates[f"OpenBLAS {seqs} seq"] = flops / sec / 1e9
-        try:
-            import torch
-        except ImportError:
-            continue
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        ta_op = ta.transpose(1, 2) if a_t else ta
-        tb_op = tb.transpose(1, 2) if b_t else tb
-        tout = torch.empty(n, m, nn)
-        if n == 1:
-            x, y, o = ta_op[0], tb_op[0], tout[0]
-            sec = best_seconds(lambda: torch.mm(x, y, out=o))
-        else:
-            sec = best_seconds(lambda: torch.bmm(ta_op, tb_op, out=tout))
-        rates[f"MKL {seqs} seq"] = flops / sec / 1e9
+        for library, (convert, transpose, matmul, empty) in libraries.items():
+            a_op, b_op = convert(a), convert(b)
+            a_op = transpose(a_op) if a_t else a_op
+            b_op = transpose(b_op) if b_t else b_op
+            out = empty((n, m, nn))
+            if n == 1:  # a plain product, not a batch of one
+                a_op, b_op, out = a_op[0], b_op[0], out[0]
+            sec = bench_step.best_seconds(lambda: matmul(a_op, b_op, out=out), rounds=3)
+            rates[f"{library} {seqs} seq"] = 2.0 * n * m * k * nn / sec / 1e9
     return rates
 
 

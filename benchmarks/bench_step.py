@@ -96,6 +96,23 @@ def step_flops(B=BATCH, n_dims=5, n_points=20, n_embd=96, n_layer=20, n_head=3, 
     return dense + attn
 
 
+def best_seconds(fn, reps=None, rounds=5, min_seconds=0.1):
+    """Best time of one call of fn over `rounds` timed loops of `reps` calls (by default
+    as many as take about min_seconds, judged from one call after a warm-up call)."""
+    fn()
+    if reps is None:
+        t0 = time.perf_counter()
+        fn()
+        reps = max(1, int(min_seconds / max(time.perf_counter() - t0, 1e-7)))
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return best
+
+
 # ----------------------------------------------------------------------------- builds
 def cc():
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or "cc"
@@ -189,16 +206,8 @@ def _worker_loss(args):
         args.batch or BATCH, seed=0)
     pred = np.random.default_rng(0).standard_normal(b.xs.shape).astype(np.float32)
 
-    def best_of(fn, reps, rounds=5):
-        best = float("inf")
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            best = min(best, (time.perf_counter() - t0) / reps)
-        return best
-
-    out = dict(icalign=best_of(lambda: ica.pl_loss(pred, b.ys, b.rs, reward="cosine"), 200))
+    out = dict(icalign=best_seconds(lambda: ica.pl_loss(pred, b.ys, b.rs, reward="cosine"),
+                                    reps=200))
     try:
         import torch
     except ImportError:
@@ -211,7 +220,7 @@ def _worker_loss(args):
         p = torch.from_numpy(pred).requires_grad_()
         tm.sequence_loss(p, ys, rs, "pl", "cosine").backward()
 
-    out["torch"] = best_of(torch_pl, 20)
+    out["torch"] = best_seconds(torch_pl, reps=20)
     return out
 
 
