@@ -11,8 +11,18 @@ import tempfile
 from pathlib import Path
 
 import numpy
+import setuptools
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+# pyproject.toml gives its license as an SPDX expression, which setuptools reads from
+# version 77 on (its [build-system] asks for that). pip builds in an isolated
+# environment that has it; an in-place build (python setup.py build_ext --inplace)
+# uses this environment's setuptools, and an older one fails with a puzzling message.
+MIN_SETUPTOOLS = 77
+if int(setuptools.__version__.split(".")[0]) < MIN_SETUPTOOLS:
+    sys.exit(f"building icalign needs setuptools >= {MIN_SETUPTOOLS}, this environment has "
+             f"{setuptools.__version__}: pip install 'setuptools>={MIN_SETUPTOOLS}'")
 
 CSRC = Path("csrc")
 SOURCES = sorted(str(p) for p in CSRC.glob("*.c"))
