@@ -97,13 +97,6 @@ typedef struct {
     ica_reward reward;
 } gd_options;
 
-static ica_status check_objective(ica_objective objective, ica_reward reward) {
-    if ((unsigned)objective > ICA_OBJECTIVE_BT || (unsigned)reward > ICA_REWARD_NEG_SQ)
-        return ica_fail(ICA_ERR_ARGUMENT, "unknown objective %d or reward %d", (int)objective,
-                        (int)reward);
-    return ICA_OK;
-}
-
 /* W, m, v (d x d), dy (d), the prediction (d), the loss work (2N), then the
  * order (N ints). */
 static size_t gd_scratch_bytes(int N, int d) {
@@ -164,7 +157,7 @@ ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const f
     if (!(lr > 0.0f) || !ica_is_finite(lr))
         return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number > 0, got %g", (double)lr);
     size_t n_weights;
-    if ((st = check_objective(objective, reward)) != ICA_OK ||
+    if ((st = ica_check_objective(objective, reward)) != ICA_OK ||
         (st = ica_check_size(&n_weights, "the GD weights", d, d, 3)) != ICA_OK ||
         (st = check_values(&in)) != ICA_OK)
         return st;
@@ -309,7 +302,8 @@ ica_status ica_surrogate_optimum(float *out, float *grad_norm, int *steps, const
         return ica_fail(ICA_ERR_ARGUMENT, "lr must be a finite number > 0, got %g", (double)lr);
     if (!(tol >= 0.0f) || !ica_is_finite(tol))
         return ica_fail(ICA_ERR_ARGUMENT, "tol must be a finite number >= 0, got %g", (double)tol);
-    if ((st = check_objective(objective, reward)) != ICA_OK || (st = check_values(&in)) != ICA_OK)
+    if ((st = ica_check_objective(objective, reward)) != ICA_OK ||
+        (st = check_values(&in)) != ICA_OK)
         return st;
     optimum_options options = {max_steps, lr, tol, objective, reward, out, grad_norm, steps};
     return run_baseline(&ctx, out, &in, optimum_fit_one, &options, optimum_scratch_bytes(N, d));

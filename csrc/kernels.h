@@ -85,7 +85,7 @@ ica_simd_level ica_simd(void);
  * NAME_avx512, NAME_avx2 and NAME_scalar. Grep for "ISA(NAME)". */
 typedef struct {
     const char *name;
-    int gemm_mr, gemm_nr; /* register tile: rows x columns */
+    int gemm_mr, gemm_nr;  /* register tile: rows x columns */
     int gemm_vw, gemm_mr1; /* a tile of nr <= gemm_vw columns takes up to gemm_mr1 rows */
     /* c (mr,nr; row stride ldc) = [cin] + [bias] + sum_p A(i,p) b[p*ldb + j],
      * A(i,p) = a[i*a_rs + p*a_cs], mr <= gemm_tile_rows(nr); cin (row stride
@@ -276,6 +276,10 @@ void sequence_loss_batch(const ica_ctx *ctx, double *loss, float *dpred, double 
                          const float *rs, int B, int N, int d, ica_objective objective,
                          ica_reward reward);
 size_t sequence_loss_scratch_doubles(int B, int N, int d);
+
+/* ICA_OK, or ICA_ERR_ARGUMENT naming the values when objective or reward is
+ * not one of the enums': the one check of every entry point that takes them. */
+ica_status ica_check_objective(ica_objective objective, ica_reward reward);
 
 /* Insert pair index k into order[0..k) (sorted by rs descending, ties by
  * index ascending): incremental sorting of growing prefixes. */

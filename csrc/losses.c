@@ -34,6 +34,13 @@ static double norm_of_double(const double *x, int d) {
     return sqrt(sq);
 }
 
+ica_status ica_check_objective(ica_objective objective, ica_reward reward) {
+    if ((unsigned)objective > ICA_OBJECTIVE_BT || (unsigned)reward > ICA_REWARD_NEG_SQ)
+        return ica_fail(ICA_ERR_ARGUMENT, "unknown objective %d or reward %d", (int)objective,
+                        (int)reward);
+    return ICA_OK;
+}
+
 void rank_insert(int *order, const float *rs, int k) {
     /* order[0..k) is sorted; the new index k goes after every pair whose
      * reward is >= its own (stable by index). */
@@ -188,12 +195,10 @@ ica_status ica_sequence_loss(float *loss, float *dpred, const float *pred, const
                         "the sequence loss needs N >= 3 examples (predictions at n = 2..N-1), "
                         "got N=%d",
                         N);
-    if ((unsigned)objective > ICA_OBJECTIVE_BT || (unsigned)reward > ICA_REWARD_NEG_SQ)
-        return ica_fail(ICA_ERR_ARGUMENT, "unknown objective %d or reward %d", (int)objective,
-                        (int)reward);
     size_t n_pred, n_rs;
     ica_status st;
-    if ((st = ica_check_size(&n_pred, "pred", B, N, d)) != ICA_OK ||
+    if ((st = ica_check_objective(objective, reward)) != ICA_OK ||
+        (st = ica_check_size(&n_pred, "pred", B, N, d)) != ICA_OK ||
         (st = ica_check_size(&n_rs, "rs", B, N, 1)) != ICA_OK ||
         (st = ica_check_finite("pred", pred, n_pred)) != ICA_OK ||
         (st = ica_check_finite("ys", ys, n_pred)) != ICA_OK ||

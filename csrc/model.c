@@ -937,9 +937,7 @@ static ica_status loss_and_grad(const ica_ctx *ctx, ica_model *m, float *loss, c
                         "the training loss needs N >= 3 examples (predictions at n = 2..N-1), "
                         "got N=%d",
                         N);
-    if ((unsigned)objective > ICA_OBJECTIVE_BT || (unsigned)reward > ICA_REWARD_NEG_SQ)
-        return ica_fail(ICA_ERR_ARGUMENT, "unknown objective %d or reward %d", (int)objective,
-                        (int)reward);
+    if ((st = ica_check_objective(objective, reward)) != ICA_OK) return st;
     if (!ica_is_finite(reward_weight))
         return ica_fail(ICA_ERR_ARGUMENT, "reward_weight must be finite, got %g",
                         (double)reward_weight);
