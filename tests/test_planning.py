@@ -46,6 +46,18 @@ def test_measure_rates_probes_each_shape_once(monkeypatch):
     assert (rate(a), rate(b)) == (1e9, 2e9)
 
 
+def test_rates_from_tables_average_the_workers_that_measured_a_shape():
+    from icalign import profiles
+    p = profiles.PROFILES["smoke"]
+    a = p.train_spec()
+    b = p.train_spec(config=p.default_config().replace(n_layer=1))
+    ka, kb = planning.shape_key(a), planning.shape_key(b)
+    rate = planning.rates_from_tables([{ka: 1e9, kb: 4e9}, {ka: 3e9}])
+    assert (rate(a), rate(b)) == (2e9, 4e9)      # b measured by one worker only
+    with pytest.raises(KeyError):
+        planning.rates_from_tables([{ka: 1e9}])(b)
+
+
 def test_runner_estimates_at_the_probed_rates(tmp_path, monkeypatch):
     """A run long enough to probe logs its estimates at the probed rate of each model,
     then corrected by the measured seconds of the models done."""

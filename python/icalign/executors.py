@@ -66,7 +66,7 @@ import time
 import uuid
 from typing import Callable, Iterable, Optional, Sequence
 
-from .planning import measure_rates, rate_table, shape_key
+from .planning import measure_rates, rate_table, rates_from_tables
 from .profiles import format_seconds
 
 DASK_HINT = ('the Dask executor needs dask.distributed; install it with '
@@ -149,18 +149,6 @@ def _collect(futures: dict, completed: Iterable, result: Callable,
         while next_out in results:
             yield results.pop(next_out)
             next_out += 1
-
-
-def _mean_rates(tables: list) -> Callable:
-    """``rate(spec)`` from several workers' ``planning.rate_table``: the mean of the
-    workers' rates for the spec's shape."""
-    keys = set().union(*tables) if tables else set()
-    mean = {k: sum(t[k] for t in tables if k in t) / sum(1 for t in tables if k in t)
-            for k in keys}
-
-    def rate(spec) -> float:
-        return mean[shape_key(spec)]
-    return rate
 
 
 class _WorkerExecutor:
@@ -443,7 +431,7 @@ class DaskExecutor(_WorkerExecutor):
         """``rate(spec)``: each model shape's training FLOP/s measured on every worker
         at once with its thread count (``planning.rate_table``), averaged over workers."""
         tables = self.client.run(_probe_on_worker, list(specs))
-        return _mean_rates(list(tables.values()))
+        return rates_from_tables(list(tables.values()))
 
     def close(self) -> None:
         try:
@@ -582,7 +570,7 @@ class ProcessExecutor(_WorkerExecutor):
         process at once (``planning.rate_table``), so it is the rate of trainings
         side by side, averaged over workers."""
         specs = list(specs)
-        return _mean_rates(list(self._pool.map(_probe_in_pool, [specs] * self.workers)))
+        return rates_from_tables(list(self._pool.map(_probe_in_pool, [specs] * self.workers)))
 
     def close(self) -> None:
         """Waits for the tasks running in the workers, then stops them. Interrupted

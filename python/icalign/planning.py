@@ -67,14 +67,22 @@ def rate_table(specs: Sequence, steps: int = 2, max_batch: int = 64) -> dict:
     return measured
 
 
+def rates_from_tables(tables: Sequence[dict]) -> Callable:
+    """``rate(spec)`` from one or more ``rate_table`` results (one per worker that
+    measured): the mean of the tables' FLOP/s for the spec's shape."""
+    keys = set().union(*tables)
+    mean = {k: sum(t[k] for t in tables if k in t) / sum(1 for t in tables if k in t)
+            for k in keys}
+
+    def rate(spec) -> float:
+        return mean[shape_key(spec)]
+    return rate
+
+
 def measure_rates(specs: Sequence, steps: int = 2, max_batch: int = 64) -> Callable:
     """Throughput of this machine per model shape (``rate_table``). Returns
     ``rate(spec)``, the FLOP/s measured for that spec's shape."""
-    measured = rate_table(specs, steps=steps, max_batch=max_batch)
-
-    def rate(spec) -> float:
-        return measured[shape_key(spec)]
-    return rate
+    return rates_from_tables([rate_table(specs, steps=steps, max_batch=max_batch)])
 
 
 def plan_times(specs: Sequence, seeds: int, rate: Union[float, Callable],
