@@ -173,11 +173,33 @@ static inline void ISA(vstore)(float *p, vec v) { _mm256_storeu_ps(p, v); }
 static inline __m256i ISA(lanes)(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
+/* No masked store: AMD's Zen cores microcode vmaskmovps to memory (many
+ * times the cost of vmovups), and the kernels' loops store full vectors but
+ * for their last one. A partial vector goes out as 4-, 2- and 1-float
+ * pieces, so nothing past p + n is touched. */
 static inline vec ISA(vload_n)(const float *p, int n) {
+    if (n == 8) return _mm256_loadu_ps(p);
     return _mm256_maskload_ps(p, ISA(lanes)(n));
 }
 static inline void ISA(vstore_n)(float *p, vec v, int n) {
-    _mm256_maskstore_ps(p, ISA(lanes)(n), v);
+    if (n == 8) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    __m128 part = _mm256_castps256_ps128(v);
+    if (n >= 4) {
+        _mm_storeu_ps(p, part);
+        part = _mm256_extractf128_ps(v, 1);
+        p += 4;
+        n -= 4;
+    }
+    if (n >= 2) {
+        _mm_storel_pi((__m64 *)p, part);
+        part = _mm_movehl_ps(part, part);
+        p += 2;
+        n -= 2;
+    }
+    if (n) _mm_store_ss(p, part);
 }
 static inline vec ISA(vadd)(vec a, vec b) { return _mm256_add_ps(a, b); }
 static inline vec ISA(vsub)(vec a, vec b) { return _mm256_sub_ps(a, b); }
