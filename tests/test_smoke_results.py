@@ -1,4 +1,4 @@
-"""The smoke profile reproduces the committed results in tests/data/smoke bit for bit.
+"""The smoke profile reproduces the committed results in tests/data bit for bit.
 
 Refactoring must not change a number: every committed JSON is compared with the one
 a smoke run writes now, ignoring only wall-clock fields, the version string and the
@@ -6,9 +6,10 @@ settings of other experiment families in ``profile_settings.extra`` (a new famil
 its own there). A new experiment's JSON is checked once its smoke output is committed
 here.
 
-The numbers are those of one vector code path (``RECORDED_PATH``): the paths agree to
-rounding, not bit for bit, so the smoke run is made on that path, and the test is
-skipped, saying why, on a CPU that lacks it."""
+The vector code paths agree to rounding, not bit for bit, so each path has its own
+record (``RECORDED``): ``tests/data/smoke`` for AVX-512 and ``tests/data/smoke-avx2``
+for AVX2. Each smoke run is made on its path, and is skipped, saying why, on a CPU
+that lacks it (an AVX-512 CPU checks both records, an AVX2-only one the second)."""
 import json
 import os
 
@@ -20,8 +21,8 @@ from icalign.registry import EXPERIMENTS, load_builtin_experiments
 from result_equality import without_wall_clock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMITTED = os.path.join(ROOT, "tests", "data", "smoke")
-RECORDED_PATH = "avx512"  # the path the committed JSON was computed on
+DATA = os.path.join(ROOT, "tests", "data")
+RECORDED = {"avx512": "smoke", "avx2": "smoke-avx2"}  # vector path -> its record in DATA
 
 
 def _load(path):
@@ -34,29 +35,35 @@ def _load(path):
     return without_wall_clock(data)
 
 
-@pytest.fixture(scope="module")
-def smoke_dir(tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(RECORDED))
+def smoke_run(request, tmp_path_factory):
+    """(committed record, fresh smoke output) of one vector path."""
+    path = request.param
     before = ica.simd_path()
     try:
-        ica.set_simd_path(RECORDED_PATH)
+        ica.set_simd_path(path)
     except ValueError as exc:
-        pytest.skip(f"the committed smoke results are those of the {RECORDED_PATH} path, "
-                    f"which this CPU lacks ({exc}); other paths differ in the last bits")
-    out = tmp_path_factory.mktemp("smoke_rerun")
+        pytest.skip(f"the committed smoke results in tests/data/{RECORDED[path]} are those of "
+                    f"the {path} path, which this CPU lacks ({exc}); other paths differ in "
+                    f"the last bits")
+    out = tmp_path_factory.mktemp(f"smoke_rerun_{path}")
     try:
         # --jobs 1: in this process, on the path set here
         assert main(["reproduce", "--profile", "smoke", "--out", str(out), "--no-progress",
                      "--jobs", "1"]) == 0
     finally:
         ica.set_simd_path(before)
-    return os.path.join(str(out), "smoke")
+    return os.path.join(DATA, RECORDED[path]), os.path.join(str(out), "smoke")
 
 
-def test_smoke_json_is_bit_identical_to_the_committed_one(smoke_dir):
+def test_smoke_json_is_bit_identical_to_the_committed_one(smoke_run):
+    committed_dir, produced_dir = smoke_run
     load_builtin_experiments()
-    committed = sorted(f for f in os.listdir(COMMITTED) if f.endswith(".json"))
-    produced = sorted(f for f in os.listdir(smoke_dir) if f.endswith(".json"))
+    committed = sorted(f for f in os.listdir(committed_dir) if f.endswith(".json"))
+    produced = sorted(f for f in os.listdir(produced_dir) if f.endswith(".json"))
+    assert committed, f"no committed smoke results in {committed_dir}"
     assert set(committed) <= set(produced)
     for name in committed:
         # json floats round-trip exactly, so == compares the bits of every number
-        assert _load(os.path.join(smoke_dir, name)) == _load(os.path.join(COMMITTED, name)), name
+        assert (_load(os.path.join(produced_dir, name))
+                == _load(os.path.join(committed_dir, name))), name
