@@ -61,3 +61,70 @@ def test_chunk_kernel_times_are_read_from_bench_kernels_output(tmp_path):
     assert times == {"fwd attn.c_attn": 7.09, "attention fwd": 13.74, "of which softmax": 7.42,
                      "layer": 145.7,
                      "LayerNorm/GELU": 21.5}
+
+
+def _compare_result():
+    def b(pair, build, times):
+        return dict(shape="E36", threads=1, pair=pair, build=build, times=times, simd="avx2")
+    return dict(before="aaa", after="bbb", pairs=3, load_before=[0.5] * 3, load_after=[0.7] * 3,
+                peaks=[{"avx2/1": 100.0}, {"avx2/1": 80.0}], flops={"E36": 3.0e9},
+                bursts=[b(0, "before", [0.09, 0.10, 0.11]), b(0, "after", [0.05, 0.06]),
+                        b(1, "before", [0.12]), b(1, "after", [0.04]),
+                        b(2, "before", [0.08]), b(2, "after", [0.08])])
+
+
+def test_compare_steps_pairs_bursts_and_takes_the_median_ratio():
+    compare = load("compare_steps")
+    rows = compare.summarise(_compare_result())
+    assert len(rows) == 1
+    shape, flops, th, tb, ta, ratio, lo, hi, pb, pa = rows[0]
+    assert (shape, th) == ("E36", 1)
+    # burst medians: before 0.10, 0.12, 0.08; after 0.055, 0.04, 0.08
+    assert tb == pytest.approx(0.10) and ta == pytest.approx(0.055)
+    assert (lo, ratio, hi) == pytest.approx((1.0, 0.10 / 0.055, 3.0))
+    # % of the median of the peaks measured at the start and the end (90 GFLOP/s)
+    assert pb == pytest.approx(100 * 3.0 / 0.10 / 90) and pa == pytest.approx(100 * 3.0 / 0.055 / 90)
+    table = compare.format_table(rows)
+    assert "| E36 L8 H3 (head size 12), batch 64 | 3.00 | 1 | 100.0 ms | 55.0 ms | 1.82× (1.00–3.00)" \
+        in table
+
+
+def test_compare_steps_table_reads_the_json_and_a_missing_after_burst_drops_its_pair(
+        tmp_path, capsys):
+    compare = load("compare_steps")
+    result = _compare_result()
+    result["bursts"] = result["bursts"][:-1]  # pair 2 lost its after burst
+    path = tmp_path / "compare.json"
+    path.write_text(__import__("json").dumps(result))
+    compare.main(["table", str(path)])
+    out = capsys.readouterr().out
+    assert "| 110.0 ms | 47.5 ms |" in out and "before: aaa, after: bbb" in out
+
+
+def test_compare_steps_rejects_a_path_that_is_not_a_checkout(tmp_path):
+    compare = load("compare_steps")
+    with pytest.raises(SystemExit, match="not a checkout"):
+        compare.main(["run", "--before", str(tmp_path), "--pairs", "1"])
+
+
+def _chunk_output(layer, dense, attn, lngelu, pct):
+    return (f"# path avx2, 1 thread, one chunk\n"
+            f"one layer on one chunk: {layer} us = dense {dense} (60%) + attention {attn} (26%) + "
+            f"LayerNorm/GELU {lngelu} (14%)\n"
+            f"layer, counted flops                            {layer} us     55.1 GFLOP/s   "
+            f"{pct}% peak\n")
+
+
+def test_compare_steps_chunks_keeps_the_best_pass_of_each_build():
+    compare = load("compare_steps")
+    text = ("### pass 1 before --chunk 36,3\n" + _chunk_output(280.0, 140.0, 62.0, 78.0, 44.5)
+            + "### pass 1 after --chunk 36,3\n" + _chunk_output(240.0, 139.0, 60.0, 41.0, 52.0)
+            + "### pass 2 before --chunk 36,3\n" + _chunk_output(274.7, 140.6, 61.8, 72.3, 45.4)
+            + "### pass 2 after --chunk 36,3\n" + _chunk_output(229.0, 137.9, 59.2, 31.9, 54.5))
+    passes = compare.read_chunk_passes(text)
+    assert len(passes[("36,3", "before")]) == 2
+    table = compare.format_chunk_table(passes)
+    assert ("| 36,3 | 2 | 274.7 → 229.0 | 140.6 → 137.9 | 61.8 → 59.2 | 72.3 → 31.9 | "
+            "45.4 → 54.5 % |") in table
+    with pytest.raises(ValueError, match="no layer sum"):
+        compare.read_chunk_passes("### pass 1 after --chunk 36,3\n# path avx2\n")
