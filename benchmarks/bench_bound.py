@@ -120,20 +120,30 @@ def library_rates(product, batch, n_layer):
     return rates
 
 
-def chunk_kernels(kernels_bin, E, H, peak):
-    """icalign's per-chunk times (us) of one layer from bench_kernels --chunk: every
-    kernel by name, the LayerNorm/GELU sum and the whole layer ("layer"); and the output."""
-    out = subprocess.run([str(kernels_bin), "--chunk", f"{E},{H}", "--peak", str(peak)],
-                         check=True, capture_output=True, text=True).stdout
-    times = {}
+def parse_chunk_output(out):
+    """From the output of bench_kernels --chunk: the per-chunk times (us) of every kernel
+    by name (the sums too: "dense products, sum", "attention, sum"), the LayerNorm/GELU
+    sum and the whole layer ("layer"); and the % of peak of every line that prints one."""
+    times, percent = {}, {}
     for line in out.splitlines():
         parts = line.split()
         if line.startswith("one layer on one chunk:"):  # 145.7 us = ... + LayerNorm/GELU 21.5
             times["layer"] = float(parts[parts.index("us") - 1])
             times["LayerNorm/GELU"] = float(parts[parts.index("LayerNorm/GELU") + 1])
         elif "us" in parts and not line.startswith("#"):  # name (22 columns), shape, time us
-            times[line[:22].strip()] = float(parts[parts.index("us") - 1])
-    return times, out
+            name = line[:22].strip()
+            times[name] = float(parts[parts.index("us") - 1])
+            if parts[-1] == "peak":  # ... 55.1 GFLOP/s   54.5% peak
+                percent[name] = float(parts[-2].rstrip("%"))
+    return times, percent
+
+
+def chunk_kernels(kernels_bin, E, H, peak):
+    """icalign's per-chunk times (us) of one layer from bench_kernels --chunk
+    (``parse_chunk_output``); and the output."""
+    out = subprocess.run([str(kernels_bin), "--chunk", f"{E},{H}", "--peak", str(peak)],
+                         check=True, capture_output=True, text=True).stdout
+    return parse_chunk_output(out)[0], out
 
 
 def bound_for_shape(name, args, kernels_bin, peak_bin, isa):

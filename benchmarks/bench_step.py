@@ -224,8 +224,9 @@ def _worker_loss(args):
     return out
 
 
-def start_worker(kind, threads, args, simd=None, shape="paper"):
-    cmd = [sys.executable, __file__, "--worker", kind, "--threads", str(threads),
+def start_worker(kind, threads, args, simd=None, shape="paper", script=__file__):
+    """A worker process of `script` (this file, or another checkout's bench_step.py)."""
+    cmd = [sys.executable, str(script), "--worker", kind, "--threads", str(threads),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--shape", shape]
     if args.batch:
         cmd += ["--batch", str(args.batch)]

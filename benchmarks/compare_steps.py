@@ -22,17 +22,18 @@ alternating passes, each headed by a line ``### pass P before|after --chunk E,H`
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_step import (SHAPES, build, measure_peak, parse_shapes,  # noqa: E402
-                        shape_label, step_flops)
+from bench_bound import parse_chunk_output  # noqa: E402
+from bench_step import (SHAPES, build, finish_worker, measure_peak,  # noqa: E402
+                        parse_shapes, shape_label, start_worker, step_flops)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,17 +48,12 @@ def describe(checkout):
 
 
 def burst(checkout, shape, threads, steps, warmup):
-    """Step times (s) of `steps` steps after `warmup`, in a fresh process of that
-    checkout's bench_step.py worker."""
-    cmd = [sys.executable, str(Path(checkout) / "benchmarks" / "bench_step.py"), "--worker",
-           "icalign", "--threads", str(threads), "--steps", str(steps), "--warmup",
-           str(warmup), "--shape", shape]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"the worker of {checkout} failed ({' '.join(cmd)}):\n"
-                         f"{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """The bench_step.py worker result (step times in "times") of `steps` steps after
+    `warmup`, in a fresh process of that checkout's bench_step.py."""
+    timing = SimpleNamespace(steps=steps, warmup=warmup, batch=None)
+    script = Path(checkout) / "benchmarks" / "bench_step.py"
+    return finish_worker(start_worker("icalign", threads, timing, shape=shape, script=script),
+                         f"icalign ({checkout})")
 
 
 def peaks_now():
@@ -122,9 +118,9 @@ def summarise(result):
         peaks = [p[f"{simd}/{th}"] for p in result["peaks"] if f"{simd}/{th}" in p]
         peak = statistics.median(peaks) if peaks else None
         tb, ta = statistics.median(before), statistics.median(after)
-        pct = (lambda t: 100 * flops / t / 1e9 / peak) if peak else (lambda t: None)
+        pb, pa = ((100 * flops / t / 1e9 / peak for t in (tb, ta)) if peak else (None, None))
         rows.append((shape, flops, th, tb, ta, statistics.median(ratios), min(ratios),
-                     max(ratios), pct(tb), pct(ta)))
+                     max(ratios), pb, pa))
     return rows
 
 
@@ -153,11 +149,6 @@ def footer(result):
               f"{result['load_after'][0]:.2f} after")
 
 
-LAYER_LINE = re.compile(r"one layer on one chunk: ([\d.]+) us = dense ([\d.]+) .*attention "
-                        r"([\d.]+) .*LayerNorm/GELU ([\d.]+)")
-PEAK_LINE = re.compile(r"layer, counted flops .* ([\d.]+)% peak")
-
-
 def read_chunk_passes(text):
     """{(E,H text, build): [(layer, dense, attention, LayerNorm/GELU us, % of peak), ...]}
     from alternating ``bench_kernels --chunk`` outputs headed ``### pass P BUILD --chunk E,H``."""
@@ -166,11 +157,12 @@ def read_chunk_passes(text):
         head = block.splitlines()[0].split()
         if len(head) != 5 or head[0] != "pass" or head[3] != "--chunk":
             raise ValueError(f"not a pass header: '### {block.splitlines()[0]}'")
-        layer, peak = LAYER_LINE.search(block), PEAK_LINE.search(block)
-        if not layer or not peak:
+        times, percent = parse_chunk_output(block)
+        if "layer" not in times or "layer, counted flops" not in percent:
             raise ValueError(f"no layer sum in the output of '### {block.splitlines()[0]}'")
         passes.setdefault((head[4], head[2]), []).append(
-            tuple(float(x) for x in layer.groups()) + (float(peak.group(1)),))
+            (times["layer"], times["dense products, sum"], times["attention, sum"],
+             times["LayerNorm/GELU"], percent["layer, counted flops"]))
     return passes
 
 

@@ -1,6 +1,7 @@
 """The benchmarks' flop accounting: the products bench_bound.py times are the ones
 bench_step.py counts, so the ceiling and the step's % of peak share one numerator."""
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def test_compare_steps_table_reads_the_json_and_a_missing_after_burst_drops_its_
     result = _compare_result()
     result["bursts"] = result["bursts"][:-1]  # pair 2 lost its after burst
     path = tmp_path / "compare.json"
-    path.write_text(__import__("json").dumps(result))
+    path.write_text(json.dumps(result))
     compare.main(["table", str(path)])
     out = capsys.readouterr().out
     assert "| 110.0 ms | 47.5 ms |" in out and "before: aaa, after: bbb" in out
@@ -109,6 +110,11 @@ def test_compare_steps_rejects_a_path_that_is_not_a_checkout(tmp_path):
 
 def _chunk_output(layer, dense, attn, lngelu, pct):
     return (f"# path avx2, 1 thread, one chunk\n"
+            f"dense products, sum                             {dense} us     80.3 GFLOP/s   "
+            f"78.4% peak\n"
+            f"attention, sum                                   {attn} us     26.1 GFLOP/s   "
+            f"25.5% peak\n"
+            f"of which softmax                                 12.49 us      0.0 GFLOP/s\n"
             f"one layer on one chunk: {layer} us = dense {dense} (60%) + attention {attn} (26%) + "
             f"LayerNorm/GELU {lngelu} (14%)\n"
             f"layer, counted flops                            {layer} us     55.1 GFLOP/s   "
