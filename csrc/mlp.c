@@ -1,6 +1,6 @@
 /* GELU (tanh approximation, as GPT-2). The backward pass takes the GELU input,
- * so the MLP keeps only its pre-activation. The vector tanh of simd.h is
- * within 2.5e-7 of tanhf (absolute). Elementwise: ICA_ELEMENT_CHUNK-float
+ * so the MLP keeps only its pre-activation. Its accuracy against double
+ * precision is stated with the vector kernel (simd_kernels.h). Elementwise: ICA_ELEMENT_CHUNK-float
  * chunks to threads (ica_parallel_chunks). */
 #include "kernels.h"
 

@@ -13,20 +13,24 @@
  * past p + n; vload_nfill puts `fill` in the other lanes; vkeep_n zeroes
  * lanes >= n of a register), vtranspose (a VW x VW block), vadd, vsub, vmul, vdiv, vmax, vmin,
  * vfma(a, b, c) = a * b + c (fused on the vector paths), vsum / vhmax (horizontal, in a fixed lane
- * order), vsqrt, vrcp, vexp2.
+ * order), vsqrt, vexp2.
  *
  * Doubles (the PL loss): vecd with VWD lanes, vd_set1/load/store/add/sub/mul/
  * div/fma/sqrt/max, vd_lt / vd_le (masks) and vd_sel(mask, a, b), vd_split
- * (x = mant 2^exp), vd_rcp (1/x, full precision), vd_lanes (one float from each of VWD strided
+ * (x = mant 2^exp), vd_lanes (one float from each of VWD strided
  * rows).
  *
  * vexp2: 2^x = 2^n 2^f, n = round(x), |f| <= 1/2, 2^f by its degree-6 Taylor
  * polynomial (relative error < 1.3e-7), times 2^n (scalef on AVX-512,
  * exponent bits otherwise); x clamped to [-126, 127], so 2^x never overflows
  * and bottoms out at 1.2e-38. Callers fold log2(e) into their own constants
- * (one multiply fewer than a natural exp). vrcp: on AVX-512 and AVX2 the
- * hardware estimate (14 / 12 bits) refined by one Newton step; on the
- * portable path an exact division.
+ * (one multiply fewer than a natural exp).
+ *
+ * Every operation here is exactly specified by IEEE 754 or is a bit
+ * manipulation, so a path gives the same bits on every CPU that runs it. That
+ * is why no hardware estimate appears (rcpps, rsqrtps, rcp14): their results
+ * are left to the implementation and differ between Intel and AMD cores.
+ * Reciprocals are divisions, which cost nothing measurable where they are used.
  */
 #undef VW
 #undef VWD
@@ -79,10 +83,6 @@ static inline vec ISA(vround)(vec v) {
     return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 static inline vec ISA(vscale2)(vec p, vec n) { return _mm512_scalef_ps(p, n); } /* p 2^n */
-static inline vec ISA(vrcp)(vec d) { /* 1/d: 14-bit estimate + one Newton step */
-    vec r = _mm512_rcp14_ps(d);
-    return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
-}
 static inline vec ISA(vkeep_n)(vec v, int n) { /* lanes >= n set to 0 */
     return _mm512_maskz_mov_ps(ISA(lanes)(n), v);
 }
@@ -146,11 +146,6 @@ static inline vecd ISA(vd_lanes)(const float *p, ptrdiff_t stride, int n) {
 #undef LANE_
 }
 static inline vecd ISA(vd_sqrt)(vecd a) { return _mm512_sqrt_pd(a); }
-static inline vecd ISA(vd_rcp)(vecd a) { /* 1/a: 14-bit estimate, two Newton steps (2^-56) */
-    __m512d r = _mm512_rcp14_pd(a), two = _mm512_set1_pd(2.0);
-    r = _mm512_mul_pd(r, _mm512_fnmadd_pd(a, r, two));
-    return _mm512_mul_pd(r, _mm512_fnmadd_pd(a, r, two));
-}
 static inline vecd ISA(vd_max)(vecd a, vecd b) { return _mm512_max_pd(a, b); }
 static inline vmaskd ISA(vd_lt)(vecd a, vecd b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
 static inline vmaskd ISA(vd_le)(vecd a, vecd b) { return _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ); }
@@ -231,10 +226,6 @@ static inline vec ISA(vscale2)(vec p, vec n) { /* p 2^n, integral n in [-126, 12
     __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
     return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(e, 23)));
 }
-static inline vec ISA(vrcp)(vec d) { /* 1/d: 12-bit estimate + one Newton step */
-    vec r = _mm256_rcp_ps(d);
-    return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
-}
 static inline vec ISA(vkeep_n)(vec v, int n) {
     return _mm256_and_ps(v, _mm256_castsi256_ps(ISA(lanes)(n)));
 }
@@ -283,7 +274,6 @@ static inline vecd ISA(vd_lanes)(const float *p, ptrdiff_t stride, int n) {
 #undef LANE_
 }
 static inline vecd ISA(vd_sqrt)(vecd a) { return _mm256_sqrt_pd(a); }
-static inline vecd ISA(vd_rcp)(vecd a) { return _mm256_div_pd(_mm256_set1_pd(1.0), a); }
 static inline vecd ISA(vd_max)(vecd a, vecd b) { return _mm256_max_pd(a, b); }
 static inline vmaskd ISA(vd_lt)(vecd a, vecd b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
 static inline vmaskd ISA(vd_le)(vecd a, vecd b) { return _mm256_cmp_pd(a, b, _CMP_LE_OQ); }
@@ -346,7 +336,6 @@ static inline float ISA(vhmax)(vec v) {
     float a = v[0] > v[1] ? v[0] : v[1], b = v[2] > v[3] ? v[2] : v[3];
     return a > b ? a : b;
 }
-static inline vec ISA(vrcp)(vec d) { return ISA(vset1)(1.0f) / d; }
 static inline vec ISA(vkeep_n)(vec v, int n) {
     for (int l = n; l < 4; l++) v[l] = 0.0f;
     return v;
@@ -393,7 +382,6 @@ static inline vecd ISA(vd_sqrt)(vecd a) {
     for (int l = 0; l < 2; l++) a[l] = sqrt(a[l]);
     return a;
 }
-static inline vecd ISA(vd_rcp)(vecd a) { return ISA(vd_set1)(1.0) / a; }
 static inline vmaskd ISA(vd_lt)(vecd a, vecd b) { return a < b; }
 static inline vmaskd ISA(vd_le)(vecd a, vecd b) { return a <= b; }
 static inline vecd ISA(vd_sel)(vmaskd m, vecd a, vecd b) {
