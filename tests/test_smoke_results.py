@@ -11,12 +11,16 @@ record (``RECORDED``): ``tests/data/smoke`` for AVX-512 and ``tests/data/smoke-a
 for AVX2. Each smoke run is made on its path, and is skipped, saying why, on a CPU
 that lacks it (an AVX-512 CPU checks both records, an AVX2-only one the second).
 
-A record holds on every CPU that runs its path, Intel's or AMD's, because the vector
-code uses only operations whose results IEEE 754 fixes: the last test guards that."""
+A record holds on every CPU that runs its path, Intel's or AMD's: the vector code uses
+only operations whose results IEEE 754 fixes, and the statistics do not depend on the
+BLAS kernels and NumPy loops chosen for the CPU. The last two tests guard both."""
 import glob
 import json
 import os
+import platform
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -26,6 +30,7 @@ from icalign.registry import EXPERIMENTS, load_builtin_experiments
 from result_equality import without_wall_clock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(ica.__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
 RECORDED = {"avx512": "smoke", "avx2": "smoke-avx2"}  # vector path -> its record in DATA
 
@@ -61,8 +66,7 @@ def smoke_run(request, tmp_path_factory):
     return os.path.join(DATA, RECORDED[path]), os.path.join(str(out), "smoke")
 
 
-def test_smoke_json_is_bit_identical_to_the_committed_one(smoke_run):
-    committed_dir, produced_dir = smoke_run
+def _assert_reproduces(committed_dir, produced_dir):
     load_builtin_experiments()
     committed = sorted(f for f in os.listdir(committed_dir) if f.endswith(".json"))
     produced = sorted(f for f in os.listdir(produced_dir) if f.endswith(".json"))
@@ -72,6 +76,39 @@ def test_smoke_json_is_bit_identical_to_the_committed_one(smoke_run):
         # json floats round-trip exactly, so == compares the bits of every number
         assert (_load(os.path.join(produced_dir, name))
                 == _load(os.path.join(committed_dir, name))), name
+
+
+def test_smoke_json_is_bit_identical_to_the_committed_one(smoke_run):
+    _assert_reproduces(*smoke_run)
+
+
+def test_smoke_json_does_not_depend_on_the_blas_and_numpy_loops_of_the_cpu(tmp_path):
+    """Another CPU makes OpenBLAS pick other kernels and NumPy other loops: force the
+    oldest x86 kernels and NumPy's baseline loops, and the record must still hold."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip(f"the records are of x86 vector paths; this is {platform.machine()}")
+    before = ica.simd_path()
+    paths = []
+    for path in sorted(RECORDED):
+        try:
+            ica.set_simd_path(path)
+            paths.append(path)
+        except ValueError:
+            pass
+    ica.set_simd_path(before)
+    if not paths:
+        pytest.skip("this CPU runs none of the recorded vector paths")
+    import numpy as np
+    found = np.show_config(mode="dicts").get("SIMD Extensions", {}).get("found") or []
+    env = dict(os.environ, ICALIGN_SIMD=paths[-1], OPENBLAS_CORETYPE="Nehalem",
+               NPY_DISABLE_CPU_FEATURES=" ".join(found), OMP_WAIT_POLICY="passive")
+    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_PARENT] + [
+        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    proc = subprocess.run([sys.executable, "-m", "icalign", "reproduce", "--profile", "smoke",
+                           "--out", str(tmp_path), "--no-progress", "--jobs", "1"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _assert_reproduces(os.path.join(DATA, RECORDED[paths[-1]]), str(tmp_path / "smoke"))
 
 
 # rcp/rsqrt estimates: (v)rcpps, rsqrtps, rcp14, rsqrt14, rcp28... Their results are

@@ -221,8 +221,8 @@ def trend(res: dict, labels: Sequence[str], x: Optional[Sequence[float]] = None,
     xs = np.arange(len(labels), dtype=np.float64) if x is None else np.asarray(x, float)
     vals, ses = zip(*(baseline_value(res, lab, at) for lab in labels))
     dx = xs - xs.mean()
-    w = dx / float(dx @ dx)
-    slope = float(w @ np.asarray(vals))
+    w = dx / float(stats.pairwise_dot(dx, dx))
+    slope = float(stats.pairwise_dot(w, np.asarray(vals)))
     se = None if any(s is None for s in ses) else float(math.sqrt(np.sum((w * ses) ** 2)))
     return stats.verdict(_z_test(slope, se, "z test on the least-squares slope (task "
                                             "standard errors)"), expect)

@@ -37,6 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import stats
 from ._validation import check_int, real_array
 from .critics import (NORM_EPS, Critic, CriticInput, check_reference, make_critic,
                       oracle_rewards, reference_rewards)
@@ -451,7 +452,7 @@ def self_check_accuracy(model, batch: TaskBatch, n_context: int | None = None) -
     acc = pairwise_accuracy(est, true)
     # a constant estimate (or constant truth) has no correlation: 0, not NaN
     flat_e, flat_t = est.ravel(), true.ravel()
-    corr = float(np.corrcoef(flat_e, flat_t)[0, 1]) \
+    corr = stats.pearson(flat_e, flat_t)["pearson_r"] \
         if np.std(flat_e) > 0 and np.std(flat_t) > 0 else 0.0
     return {"accuracy": float(np.nanmean(acc)), "mse": float(np.mean((est - true) ** 2)),
             "corr": corr, "n_context": n}

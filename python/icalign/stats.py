@@ -4,6 +4,10 @@ Pearson correlation with its least-squares line, a two-sided p-value from the ex
 Student t distribution (through a regularized incomplete beta function implemented
 here, so that SciPy is not a runtime dependency) and a seeded permutation test. Their
 use is described in docs/math.md, section "Critics and self-correction".
+
+Sums of products go through `pairwise_dot`, never ``@``: NumPy hands ``@`` to BLAS,
+whose kernel, and with it the order of the additions, depends on the CPU, so a
+statistic would differ in its last bits from one machine to the next.
 """
 from __future__ import annotations
 
@@ -135,6 +139,36 @@ def student_t_sf2(t: float, df: float) -> float:
     return betainc(df / 2.0, 0.5, df / (df + t * t))
 
 
+def pairwise_dot(a, b, axis: int = -1):
+    """Sum of the products of ``a`` and ``b`` along ``axis``, the same bits on every CPU.
+
+    NumPy's pairwise summation of ``a * b`` (broadcast): unlike ``a @ b``, whose BLAS
+    kernel is chosen for the CPU at hand and adds in that kernel's order, the order of
+    the additions here is fixed by the shapes alone.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Operands that broadcast together.
+    axis : int, default -1
+        The axis summed over.
+
+    Returns
+    -------
+    numpy.ndarray or numpy.float64
+        The sums; a scalar for 1-D operands.
+
+    Examples
+    --------
+    >>> from icalign.stats import pairwise_dot
+    >>> float(pairwise_dot([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]))
+    32.0
+    >>> pairwise_dot([[1.0, 2.0], [3.0, 4.0]], [1.0, -1.0]).tolist()
+    [-1.0, -1.0]
+    """
+    return np.sum(np.multiply(a, b), axis=axis)
+
+
 def pearson(x, y) -> dict:
     """Pearson correlation, least-squares line and the exact t-test p-value.
 
@@ -176,7 +210,8 @@ def pearson(x, y) -> dict:
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("pearson: x and y must be finite")
     dx, dy = x - x.mean(), y - y.mean()
-    sxx, syy, sxy = float(dx @ dx), float(dy @ dy), float(dx @ dy)
+    sxx, syy, sxy = (float(pairwise_dot(dx, dx)), float(pairwise_dot(dy, dy)),
+                     float(pairwise_dot(dx, dy)))
     if sxx == 0.0 or syy == 0.0:
         raise ValueError("pearson: x or y is constant; the correlation is undefined")
     r = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
@@ -234,13 +269,13 @@ def permutation_pvalue(x, y, n_permutations: int = 10_000, seed: int = 0) -> flo
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
     dx = x - x.mean()
     dy = y - y.mean()
-    norm = math.sqrt(float(dx @ dx) * float(dy @ dy))
+    norm = math.sqrt(float(pairwise_dot(dx, dx)) * float(pairwise_dot(dy, dy)))
     if norm == 0.0:
         raise ValueError("permutation_pvalue: x or y is constant")
-    observed = abs(float(dx @ dy)) / norm
+    observed = abs(float(pairwise_dot(dx, dy))) / norm
     rng = np.random.default_rng(seed)
     perms = rng.permuted(np.broadcast_to(dy, (n_permutations, dy.size)), axis=1)
-    r_perm = np.abs(perms @ dx) / norm
+    r_perm = np.abs(pairwise_dot(perms, dx)) / norm
     hits = int(np.sum(r_perm >= observed * (1.0 - 1e-12)))
     return (1.0 + hits) / (1.0 + n_permutations)
 
@@ -622,10 +657,10 @@ def trend_test(values, x=None, confidence: float = CONFIDENCE) -> dict:
     if xs.size != v.shape[1]:
         raise ValueError(f"trend_test: {xs.size} positions for {v.shape[1]} configurations")
     dx = xs - xs.mean()
-    sxx = float(dx @ dx)
+    sxx = float(pairwise_dot(dx, dx))
     if sxx == 0.0:
         raise ValueError("trend_test: the configuration positions are all equal")
-    slopes = (v - v.mean(axis=1, keepdims=True)) @ dx / sxx
+    slopes = pairwise_dot(v - v.mean(axis=1, keepdims=True), dx) / sxx
     out = one_sample_t(slopes, 0.0, confidence)
     out.update(slopes=slopes.tolist(), x=xs.tolist(),
                test=f"trend: per-seed least-squares slope, one-sample t, df = {out['df']}")

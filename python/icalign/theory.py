@@ -67,6 +67,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .stats import pairwise_dot
+
 __all__ = ["pl_gd", "bt_gd", "pl_grad", "bt_grad", "construct_pl_gd", "construct_bt_gd",
            "pl_gd_parameters", "bt_gd_parameters", "random_tasks", "relative_error",
            "Construction"]
@@ -80,7 +82,7 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 
 def _scores(yhat, Y):
     """s_j = r(yhat, y_j) + |yhat|^2 = 2<yhat, y_j> - |y_j|^2 (softmax-equivalent)."""
-    return 2.0 * Y @ yhat - (Y * Y).sum(axis=1)
+    return 2.0 * pairwise_dot(Y, yhat) - (Y * Y).sum(axis=1)
 
 
 def _softmax(s):
@@ -97,7 +99,7 @@ def pl_grad(yhat, ys, rs):
     s = _scores(yhat, Y)
     g = np.zeros_like(yhat)
     for i in range(Y.shape[0] - 1):
-        g -= 2.0 * (Y[i] - _softmax(s[i:]) @ Y[i:])
+        g -= 2.0 * (Y[i] - pairwise_dot(_softmax(s[i:])[:, None], Y[i:], axis=0))
     return g
 
 
@@ -163,7 +165,7 @@ def random_tasks(n_tasks, n_dims=5, n_points=20, delta=0.02, noise=1.0, seed=0):
     rs = np.empty((n_tasks, n_points))
     for b in range(n_tasks):
         x = rng.standard_normal(n_dims)
-        ystar = rng.standard_normal((n_dims, n_dims)) / math.sqrt(n_dims) @ x
+        ystar = pairwise_dot(rng.standard_normal((n_dims, n_dims)) / math.sqrt(n_dims), x)
         Y = ystar + noise * rng.standard_normal((n_points, n_dims))
         r = -((Y - ystar) ** 2).sum(axis=1)
         while True:
@@ -620,7 +622,8 @@ def construction_errors(construction, xs, ys, rs, model=None):
     a = construction.arguments
     y0 = None
     if a.get("y0_weight") is not None:
-        y0 = np.asarray(xs, dtype=np.float64)[:, -1] @ np.asarray(a["y0_weight"]).T
+        y0 = pairwise_dot(np.asarray(xs, dtype=np.float64)[:, -1, None, :],
+                          np.asarray(a["y0_weight"], dtype=np.float64))
     target = _gd_of(construction.kind)(xs, ys, rs, a["lr"], a["steps"], y0)
     model = construction.transformer() if model is None else model
     try:
