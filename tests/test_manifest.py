@@ -5,6 +5,9 @@ import os
 
 import pytest
 
+import numpy as np
+
+import icalign as ica
 from icalign import manifest, summary
 from icalign.cli import main
 from icalign.runner import Runner
@@ -32,6 +35,12 @@ def test_manifest_of_a_fresh_run(smoke):
     assert m["executor"]["kind"] == "local" and m["executor"]["threads"] >= 1
     assert m["experiments"]["run"] == ["tf_vs_gd", "critic_rounds"]
     assert m["models"]["trained"] == 2 and m["models"]["loaded"] == 0
+    assert m["platform"]["simd_path"] == ica.simd_path()
+    assert m["platform"]["cpu"] == manifest.cpu_name() and m["platform"]["cpu"]
+    assert m["platform"]["numpy"] == np.__version__
+    # both models trained in this process, so on its path and CPU
+    assert m["models"]["trained_on"] == [{"simd_path": ica.simd_path(),
+                                          "cpu": manifest.cpu_name(), "models": 2}]
     t = m["time"]
     assert 0 < t["training"]["model_seconds"] <= t["training"]["wall_seconds"] + 1e-6
     ev = t["evaluation"]
@@ -71,6 +80,7 @@ def test_readme_block_from_a_folder_with_a_manifest(smoke, tmp_path):
     assert text.startswith("# x\n\nbefore\n" + summary.BEGIN) and text.endswith(
         summary.END + "\nafter\n") and "stale" not in text
     assert "wall clock" in text and "1 model trained in this run, 1 loaded" in text
+    assert f"(1 model on the {ica.simd_path()} path of {manifest.cpu_name()})" in text
     assert "**Where the time went**" in text and "critic loops" in text
     assert "**Verdicts changed since the run with one training seed**" in text
     assert "### Claims" in text and "## Claims" not in text.replace("### Claims", "")
@@ -87,3 +97,18 @@ def test_readme_without_markers_is_refused(smoke, tmp_path):
     readme.write_text("# no block here\n", encoding="utf-8")
     assert main(["report", smoke[0], "--no-figures", "--readme", str(readme)]) == 2
     assert readme.read_text(encoding="utf-8") == "# no block here\n"
+
+
+def test_trained_on_follows_the_vector_path(tmp_path):
+    """Each model says where it was trained: a path forced for the training shows up."""
+    from icalign.profiles import TrainSpec
+    from icalign.tasks import train_spec
+    spec = TrainSpec(ica.ModelConfig(n_embd=8, n_layer=1, n_head=2, n_points=6), steps=3,
+                     batch_size=4, lr=1e-3)
+    before = ica.simd_path()
+    try:
+        ica.set_simd_path("scalar")
+        out = train_spec(spec, str(tmp_path), progress=False)
+    finally:
+        ica.set_simd_path(before)
+    assert out["trained_on"] == {"simd_path": "scalar", "cpu": manifest.cpu_name()}

@@ -1,8 +1,13 @@
 """The run manifest: ``run.json`` in a profile folder, written at the end of
 ``Runner.run``, says how the results came about: when, how long, on what executor,
 with how many seeds, which models were trained in the run and which loaded from
-earlier checkpoints, and where the time went (training; evaluation split into the
-transformer's forward passes, per-task GD, the other baselines and the critic loops).
+earlier checkpoints, where the time went (training; evaluation split into the
+transformer's forward passes, per-task GD, the other baselines and the critic loops),
+and on what: the CPU and the C core's vector path each model was trained on, and the
+run's Python and NumPy. With the same icalign, Python and NumPy, a rerun on the same
+vector path reproduces the results bit for bit on any CPU; on another path the C core
+agrees to float32 rounding only, and trained models, whose training amplifies
+rounding, then agree statistically, not bit for bit.
 
 ``PhaseTimer`` is the small accumulator behind the time split: the runner times its
 calls with it (``with timer("gd"): ...``), an experiment's timings travel with its
@@ -13,9 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 from contextlib import contextmanager
 from typing import Iterable, Optional
+
+import numpy as np
 
 from . import _core
 from ._files import atomic_write_text
@@ -163,6 +171,56 @@ def executor_info(executor) -> dict:
     return info
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what ``platform`` knows.
+
+    Examples
+    --------
+    >>> from icalign.manifest import cpu_name
+    >>> isinstance(cpu_name(), str) and len(cpu_name()) > 0
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def trained_on() -> dict:
+    """Where this process trains (``train_spec`` returns it with each model, so a
+    manifest can say what produced which numbers).
+
+    Returns
+    -------
+    dict
+        ``{"simd_path": the C core's vector path now, "cpu": cpu_name()}``.
+
+    Examples
+    --------
+    >>> import icalign as ica
+    >>> from icalign.manifest import trained_on
+    >>> trained_on()["simd_path"] == ica.simd_path()
+    True
+    """
+    return {"simd_path": _core.simd_path(), "cpu": cpu_name()}
+
+
+def _trained_on_counts(trained: list) -> list:
+    counts = {}
+    for d in trained:
+        where = d.get("trained_on")
+        if where:
+            key = (where["simd_path"], where["cpu"])
+            counts[key] = counts.get(key, 0) + 1
+    return [{"simd_path": path, "cpu": cpu, "models": n}
+            for (path, cpu), n in sorted(counts.items())]
+
+
 def utc_now() -> str:
     """The current time, UTC, ISO 8601 to the second (e.g. '2026-01-31T12:00:00Z')."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -218,8 +276,10 @@ def run_manifest(profile: str, seeds: Iterable[int], executor, started: str,
     -------
     dict
         JSON-ready: times (UTC ISO and wall-clock seconds), seeds, executor
-        (``executor_info``), experiments, models (counts and names: trained, loaded,
-        resumed from a checkpoint) and the time split (training: its wall seconds and
+        (``executor_info``), platform (this process's CPU, vector path, Python and
+        NumPy), experiments, models (counts and names: trained, loaded, resumed from a
+        checkpoint; ``trained_on``: how many were trained on each vector path and CPU)
+        and the time split (training: its wall seconds and
         the sum of the models' training seconds; evaluation: its wall seconds and the
         seconds per part summed over the experiments, which exceed the wall seconds
         when workers evaluate side by side; outputs: figures and report).
@@ -229,10 +289,13 @@ def run_manifest(profile: str, seeds: Iterable[int], executor, started: str,
         "profile": profile, "started": started, "ended": utc_now(),
         "wall_seconds": t_end - t_start, "seeds": list(seeds),
         "executor": executor_info(executor), "version": __version__,
+        "platform": dict(trained_on(), python=platform.python_version(),
+                         numpy=np.__version__),
         "experiments": {"run": list(results), "finished_earlier": list(finished_earlier)},
         "models": {"planned": planned, "trained": len(trained), "loaded": len(loaded),
                    "trained_names": [d["name"] for d in trained], "loaded_names": list(loaded),
-                   "resumed_names": [d["name"] for d in trained if d.get("resumed_from")]},
+                   "resumed_names": [d["name"] for d in trained if d.get("resumed_from")],
+                   "trained_on": _trained_on_counts(trained)},
         "time": {"training": {"wall_seconds": t_eval - t_train,
                               "model_seconds": sum(d["seconds"] for d in trained)},
                  "evaluation": dict(sum_timings(r.get("timing") for r in results.values()),

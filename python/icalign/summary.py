@@ -96,6 +96,10 @@ def _run_line(results: dict, manifest: Optional[dict], link: str) -> list:
                f"{manifest.get('started')} to {manifest.get('ended')} on {where}; "
                f"{_count(m.get('trained', 0), 'model')} trained in this run, "
                f"{m.get('loaded', 0)} loaded from earlier checkpoints")
+        places = [f"{_count(w['models'], 'model')} on the {w['simd_path']} path of "
+                  f"{w['cpu']}" for w in m.get("trained_on", [])]
+        if places:
+            how += " (" + "; ".join(places) + ")"
     else:
         how = (f"no run manifest (run.json) in the folder: the models' training time "
                f"summed from the JSON files is {format_seconds(sum(models.values()))}")

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from .manifest import trained_on
 from .model import Transformer
 from .profiles import TrainSpec
 from .task import AlignmentTask
@@ -27,7 +28,8 @@ def train_spec(spec: TrainSpec, models_dir: str, checkpoint_every: float = 120.0
     an unfinished one); returns what happened as a dict: name, steps_done,
     resumed_from, seconds (this call), final_loss (mean of the last 20 steps),
     diverged_at_step (None unless the loss turned non-finite: then the checkpoint
-    holds the last finite state) and message.
+    holds the last finite state), message and trained_on (``manifest.trained_on``:
+    the vector path and CPU of the process that trained).
 
     A top-level function of picklable arguments: executors may run it in other
     processes or on other machines that share ``models_dir``."""
@@ -49,4 +51,4 @@ def train_spec(spec: TrainSpec, models_dir: str, checkpoint_every: float = 120.0
     return {"name": spec.name, "steps_done": history.steps_done,
             "resumed_from": history.resumed_from, "seconds": time.monotonic() - t0,
             "final_loss": float(np.mean(history.losses[-20:])) if len(history) else None,
-            "diverged_at_step": diverged, "message": message}
+            "diverged_at_step": diverged, "message": message, "trained_on": trained_on()}
