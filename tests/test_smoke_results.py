@@ -12,8 +12,10 @@ for AVX2. Each smoke run is made on its path, and is skipped, saying why, on a C
 that lacks it (an AVX-512 CPU checks both records, an AVX2-only one the second).
 
 A record holds on every CPU that runs its path, Intel's or AMD's: the vector code uses
-only operations whose results IEEE 754 fixes, and the statistics do not depend on the
-BLAS kernels and NumPy loops chosen for the CPU. The last two tests guard both."""
+only operations whose results IEEE 754 fixes, the build never fuses a multiply and an
+add that the source keeps apart, and the statistics do not depend on the BLAS kernels
+and NumPy loops chosen for the CPU. The last three tests guard these."""
+import ast
 import glob
 import json
 import os
@@ -132,3 +134,19 @@ def test_vector_code_uses_no_implementation_defined_estimate():
                 found.append(f"{os.path.basename(path)}:{number}: {line.strip()}")
     assert not found, ("hardware reciprocal estimates make results differ between CPU "
                        "vendors; divide instead:\n" + "\n".join(found))
+
+
+def test_build_keeps_multiplies_and_adds_apart():
+    """Clang contracts a * b + c into one FMA by default (GCC does in GNU C mode): with
+    CFLAGS=-march=native a clang build then missed the records, and with
+    -ffp-contract=off it reproduced them bit for bit."""
+    setup = os.path.join(ROOT, "setup.py")
+    if not os.path.exists(setup):
+        pytest.skip("no setup.py: not a source checkout")
+    with open(setup, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    flags = [ast.literal_eval(node.value) for node in ast.walk(tree)
+             if isinstance(node, ast.Assign)
+             and any(getattr(t, "id", None) == "BASE_FLAGS" for t in node.targets)]
+    assert flags, "setup.py defines no BASE_FLAGS"
+    assert "-ffp-contract=off" in flags[0], flags[0]
