@@ -1,7 +1,7 @@
 /* GELU (tanh approximation, as GPT-2). The backward pass takes the GELU input,
  * so the MLP keeps only its pre-activation. Its accuracy against double
- * precision is stated with the vector kernel (simd_kernels.h). Elementwise: ICA_ELEMENT_CHUNK-float
- * chunks to threads (ica_parallel_chunks). */
+ * precision is stated with the vector kernel (simd_kernels.h). Elementwise:
+ * ICA_ELEMENT_CHUNK-float chunks to threads (ica_parallel_chunks). */
 #include "kernels.h"
 
 typedef struct {
