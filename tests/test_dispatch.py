@@ -23,22 +23,12 @@ import icalign as ica
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as ref  # noqa: E402
+import simd_paths  # noqa: E402
 
-PATHS = ["avx512", "avx2", "scalar"]
-
-
-def _supported(path):
-    before = ica.simd_path()
-    try:
-        ica.set_simd_path(path)
-        return True
-    except ValueError:
-        return False
-    finally:
-        ica.set_simd_path(before)
+PATHS = list(simd_paths.ALL)
 
 
-SUPPORTED = [p for p in PATHS if _supported(p)]
+SUPPORTED = simd_paths.supported(PATHS)
 
 
 @pytest.fixture(params=PATHS)

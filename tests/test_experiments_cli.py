@@ -1,7 +1,6 @@
 """The experiment registry, runner and `icalign` CLI on the smoke profile."""
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 import icalign as ica
-from icalign import profiles, registry, report, runner as runner_mod
+from icalign import profiles, registry, runner as runner_mod
 
 # subprocesses import the same icalign as this test process (the in-place build
 # or the installed package)

@@ -20,23 +20,12 @@ import pytest
 
 import icalign as ica
 
-PATHS = ["avx512", "avx2", "scalar"]
+import simd_paths
+
+PATHS = list(simd_paths.ALL)
 
 
-def _supported():
-    before = ica.simd_path()
-    out = []
-    for p in PATHS:
-        try:
-            ica.set_simd_path(p)
-            out.append(p)
-        except ValueError:
-            pass
-    ica.set_simd_path(before)
-    return out
-
-
-SUPPORTED = _supported()
+SUPPORTED = simd_paths.supported(PATHS)
 pytestmark = pytest.mark.skipif(len(SUPPORTED) < 2, reason="this CPU runs one SIMD path only")
 CFG = ica.ModelConfig(n_dims=5, n_points=10, n_embd=24, n_layer=2, n_head=3)
 

@@ -12,16 +12,9 @@ import pytest
 import icalign as ica
 from icalign import _core
 
-PATHS = []
-for _path in ("avx512", "avx2", "scalar"):
-    _before = ica.simd_path()
-    try:
-        ica.set_simd_path(_path)
-        PATHS.append(_path)
-    except ValueError:
-        pass
-    finally:
-        ica.set_simd_path(_before)
+import simd_paths
+
+PATHS = simd_paths.supported()
 
 SMALL = dict(n_dims=3, n_points=7, n_embd=12, n_layer=2, n_head=3)
 CONFIGS = {
