@@ -369,7 +369,9 @@ def variant_inputs(draw, rng, arrays, names, consistent=None):
         drawn.append(v)
         if cat != "same":
             bad.add(name)
-    if "error" in cats and consistent is not None and consistent(objs) and all(
+    # a list is a valid layout ('same'): judge its shape as the array it stands for
+    as_arrays = [np.asarray(o) if isinstance(o, list) else o for o in objs]
+    if "error" in cats and consistent is not None and consistent(as_arrays) and all(
             v in BAD_SHAPE for v, c in zip(drawn, cats) if c == "error"):
         cats = ["any" if c == "error" else c for c in cats]
     return objs, cats, canon, bad

@@ -95,3 +95,15 @@ def test_chunked_predict_matches_one_call_and_checks_shapes_first():
     longer = np.concatenate([b.ys, b.ys[:1]])
     with pytest.raises(ValueError, match="ys must have shape"):
         model.predict(b.xs, longer, b.rs, batch_size=3)
+
+
+def test_one_response_per_task_may_come_with_list_arguments():
+    # the long fuzz profile expected a refusal here: 2-D responses (B, d) are one response
+    # per task, and a list eps is the same layout; the harness now judges lists as arrays
+    responses = np.array([[0.25]], np.float64)
+    ystar, eps = np.array([[1.0]]), np.array([[-0.5]])
+    want = ica.oracle_rewards(responses, ystar, eps)
+    assert want.shape == (1,)
+    np.testing.assert_array_equal(ica.oracle_rewards(responses, ystar, eps.tolist()), want)
+    np.testing.assert_array_equal(ica.oracle_rewards(responses.tolist(), ystar.tolist(),
+                                                     eps.tolist()), want)
