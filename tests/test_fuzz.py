@@ -59,9 +59,10 @@ def test_fuzz_public_api(tmp_path):
     assert rc >= 0 and summary is not None, diag
     failures = "\n\n".join(f"[{f['target']}]\n" + "\n".join(f["errors"])
                            for f in summary["failures"])
-    assert not summary["failures"], f"contract violations:\n{failures}"
+    seed = f", {' '.join(extra)}" if extra else ""  # a random seed, to rerun the same cases
+    assert not summary["failures"], f"contract violations{seed}:\n{failures}"
     assert rc == 0
-    print(f"\nfuzz: {summary['total']} cases ({examples} examples per target): "
+    print(f"\nfuzz: {summary['total']} cases ({examples} examples per target{seed}): "
           f"{summary['cases']}")
     # every target ran, and the bounded profile really exercises them
     assert len(summary["cases"]) >= 13

@@ -107,3 +107,19 @@ def test_one_response_per_task_may_come_with_list_arguments():
     np.testing.assert_array_equal(ica.oracle_rewards(responses, ystar, eps.tolist()), want)
     np.testing.assert_array_equal(ica.oracle_rewards(responses.tolist(), ystar.tolist(),
                                                      eps.tolist()), want)
+
+
+def test_step_whose_adam_moment_would_overflow_is_refused_and_leaves_the_model():
+    # the long fuzz profile expected reward_weight 4.5e20 to step: the gradient's square
+    # overflows Adam's float32 second moment, which would freeze those parameters for
+    # good; the step refuses instead, as documented, and changes nothing
+    cfg = ica.ModelConfig(n_dims=3, n_points=6, n_embd=8, n_layer=1, n_head=2,
+                          reward_head=True)
+    model = ica.Transformer(cfg, seed=0)
+    b = ica.AlignmentTask(3, 6).sample(1, seed=0)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match="Adam update .* non-finite"):
+        model.step(b.xs, b.ys, b.rs, lr=1e-3, reward_weight=1e25)
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    model.step(b.xs, b.ys, b.rs, lr=1e-3, reward_weight=1e15)  # well inside float32: steps
