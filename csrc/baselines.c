@@ -87,6 +87,20 @@ static ica_status run_baseline(const ica_ctx *ctx, float *out, const baseline_ba
     return ICA_OK;
 }
 
+/* A fit that diverged (too large an lr) leaves NaN or infinity in out (B,
+ * n_t, d): an error naming the (task, t) pair, never a silent non-finite
+ * result. */
+static ica_status check_prediction(const float *out, const baseline_batch *in, const char *what,
+                                   const char *remedy) {
+    ptrdiff_t bad = ica_find_nonfinite(out, (size_t)in->B * in->n_t * in->d);
+    if (bad < 0) return ICA_OK;
+    ptrdiff_t pair = bad / in->d;
+    return ica_fail(ICA_ERR_NUMERIC,
+                    "%s diverged: its prediction for task %td at t = %d is not finite (%g); "
+                    "lower %s",
+                    what, pair / in->n_t, in->t_values[pair % in->n_t], (double)out[bad], remedy);
+}
+
 /* ------------------------------------------------------------ GD baseline */
 
 typedef struct {
@@ -162,7 +176,9 @@ ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const f
         (st = check_values(&in)) != ICA_OK)
         return st;
     gd_options options = {steps, lr, seed, objective, reward};
-    return run_baseline(&ctx, out, &in, gd_fit_one, &options, gd_scratch_bytes(N, d));
+    if ((st = run_baseline(&ctx, out, &in, gd_fit_one, &options, gd_scratch_bytes(N, d))) != ICA_OK)
+        return st;
+    return check_prediction(out, &in, "GD", "lr or steps");
 }
 
 /* ---------------------------------------------------- surrogate optimum */
@@ -306,7 +322,10 @@ ica_status ica_surrogate_optimum(float *out, float *grad_norm, int *steps, const
         (st = check_values(&in)) != ICA_OK)
         return st;
     optimum_options options = {max_steps, lr, tol, objective, reward, out, grad_norm, steps};
-    return run_baseline(&ctx, out, &in, optimum_fit_one, &options, optimum_scratch_bytes(N, d));
+    if ((st = run_baseline(&ctx, out, &in, optimum_fit_one, &options,
+                           optimum_scratch_bytes(N, d))) != ICA_OK)
+        return st;
+    return check_prediction(out, &in, "The optimum's Adam", "lr");
 }
 
 /* ------------------------------------------------------- simple baselines */

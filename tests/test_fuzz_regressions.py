@@ -107,6 +107,9 @@ def test_one_response_per_task_may_come_with_list_arguments():
     np.testing.assert_array_equal(ica.oracle_rewards(responses, ystar, eps.tolist()), want)
     np.testing.assert_array_equal(ica.oracle_rewards(responses.tolist(), ystar.tolist(),
                                                      eps.tolist()), want)
+    # ... and with a float64 ystar beyond float32 (the critics compute in float64)
+    far = ica.oracle_rewards(responses, np.array([[1e39]]), eps)
+    assert far.shape == (1,) and np.all(np.isfinite(far))
 
 
 def test_step_whose_adam_moment_would_overflow_is_refused_and_leaves_the_model():
@@ -123,3 +126,16 @@ def test_step_whose_adam_moment_would_overflow_is_refused_and_leaves_the_model()
     after = model.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)
     model.step(b.xs, b.ys, b.rs, lr=1e-3, reward_weight=1e15)  # well inside float32: steps
+
+
+@pytest.mark.parametrize("fit", ["gd", "optimum"])
+def test_a_diverging_fit_is_an_error_not_a_silent_nan(fit):
+    # the long fuzz profile (seeds 285337193, 3873455132): gd_baseline with lr 2e38
+    # returned NaN; both Adam fits now say where they diverged
+    b = ica.AlignmentTask(4, 5).sample(2, seed=0)
+    call = ((lambda lr: ica.gd_baseline(b, [2, 4], lr=lr, steps=2)) if fit == "gd" else
+            (lambda lr: ica.surrogate_optimum(b, [2, 4], lr=lr, max_steps=50).pred))
+    with pytest.raises(FloatingPointError, match=r"diverged: its prediction for task \d+ "
+                                                 r"at t = [24] is not finite"):
+        call(3e38)
+    assert np.all(np.isfinite(call(1e10)))  # large, but finite: returned as it is

@@ -70,6 +70,9 @@ def gd_baseline(batch: TaskBatch, t_values: Iterable[int] = DEFAULT_T, steps: in
     ValueError
         If ``t_values`` is empty or out of range, ``steps`` < 0, ``lr`` is
         not a finite number > 0, or the objective or reward is unknown.
+    FloatingPointError
+        If a fit diverges (too large an ``lr``) so that a prediction is not
+        finite; the message names the task and t.
 
     Examples
     --------
@@ -170,6 +173,9 @@ def surrogate_optimum(batch: TaskBatch, t_values: Iterable[int] = DEFAULT_T,
         If ``t_values`` is empty or out of range, the objective or reward is
         unknown, ``max_steps`` < 0, ``lr`` is not a finite number > 0 or
         ``tol`` not a finite number >= 0.
+    FloatingPointError
+        If Adam diverges (too large an ``lr``) so that a minimiser is not
+        finite; the message names the task and t.
 
     Notes
     -----
