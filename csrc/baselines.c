@@ -6,8 +6,9 @@
  * its own; check_values() checks the input values; run_baseline() calls the
  * baseline's per-(task, t) function, out[b, i] = fn(task b, t_values[i]),
  * over the batch in parallel, with a per-thread scratch of the size the
- * baseline asks for. A new baseline is a per-(task, t) function, its option
- * checks and these calls. */
+ * baseline asks for, and refuses an answer that is not finite (a diverged fit,
+ * an overflow) instead of returning it. A new baseline is a per-(task, t)
+ * function, its option checks and these calls. */
 #include "kernels.h"
 
 #include <math.h>
@@ -60,9 +61,12 @@ typedef void (*baseline_fn)(const void *options, float *out, void *scratch, cons
 
 /* out (B, n_t, d): fn for every (task, t) pair. The pairs are independent and
  * each is computed whole by one thread, so the schedule (dynamic: pairs
- * differ in cost with t) does not change any result. */
+ * differ in cost with t) does not change any result. An answer with NaN or
+ * infinity is an ICA_ERR_NUMERIC naming the (task, t) pair: "<what>: its
+ * answer for task b at t = T is not finite (x); <remedy>". */
 static ica_status run_baseline(const ica_ctx *ctx, float *out, const baseline_batch *in,
-                               baseline_fn fn, const void *options, size_t scratch_bytes) {
+                               baseline_fn fn, const void *options, size_t scratch_bytes,
+                               const char *what, const char *remedy) {
     const int n_t = in->n_t, N = in->N, d = in->d;
     const ptrdiff_t pairs = (ptrdiff_t)in->B * n_t;
     int failed = 0;
@@ -84,21 +88,11 @@ static ica_status run_baseline(const ica_ctx *ctx, float *out, const baseline_ba
         free(scratch);
     }
     if (failed) return ica_fail(ICA_ERR_NOMEM, "out of memory for the baseline's scratch");
-    return ICA_OK;
-}
-
-/* A fit that diverged (too large an lr) leaves NaN or infinity in out (B,
- * n_t, d): an error naming the (task, t) pair, never a silent non-finite
- * result. */
-static ica_status check_prediction(const float *out, const baseline_batch *in, const char *what,
-                                   const char *remedy) {
-    ptrdiff_t bad = ica_find_nonfinite(out, (size_t)in->B * in->n_t * in->d);
+    ptrdiff_t bad = ica_find_nonfinite(out, (size_t)pairs * d);
     if (bad < 0) return ICA_OK;
-    ptrdiff_t pair = bad / in->d;
-    return ica_fail(ICA_ERR_NUMERIC,
-                    "%s diverged: its prediction for task %td at t = %d is not finite (%g); "
-                    "lower %s",
-                    what, pair / in->n_t, in->t_values[pair % in->n_t], (double)out[bad], remedy);
+    ptrdiff_t pair = bad / d;
+    return ica_fail(ICA_ERR_NUMERIC, "%s: its answer for task %td at t = %d is not finite (%g); %s",
+                    what, pair / n_t, in->t_values[pair % n_t], (double)out[bad], remedy);
 }
 
 /* ------------------------------------------------------------ GD baseline */
@@ -176,9 +170,8 @@ ica_status ica_gd_baseline(float *out, const float *xs, const float *ys, const f
         (st = check_values(&in)) != ICA_OK)
         return st;
     gd_options options = {steps, lr, seed, objective, reward};
-    if ((st = run_baseline(&ctx, out, &in, gd_fit_one, &options, gd_scratch_bytes(N, d))) != ICA_OK)
-        return st;
-    return check_prediction(out, &in, "GD", "lr or steps");
+    return run_baseline(&ctx, out, &in, gd_fit_one, &options, gd_scratch_bytes(N, d), "GD diverged",
+                        "lower lr or steps");
 }
 
 /* ---------------------------------------------------- surrogate optimum */
@@ -322,10 +315,8 @@ ica_status ica_surrogate_optimum(float *out, float *grad_norm, int *steps, const
         (st = check_values(&in)) != ICA_OK)
         return st;
     optimum_options options = {max_steps, lr, tol, objective, reward, out, grad_norm, steps};
-    if ((st = run_baseline(&ctx, out, &in, optimum_fit_one, &options,
-                           optimum_scratch_bytes(N, d))) != ICA_OK)
-        return st;
-    return check_prediction(out, &in, "The optimum's Adam", "lr");
+    return run_baseline(&ctx, out, &in, optimum_fit_one, &options, optimum_scratch_bytes(N, d),
+                        "the optimum's Adam diverged", "lower lr");
 }
 
 /* ------------------------------------------------------- simple baselines */
@@ -410,5 +401,6 @@ ica_status ica_simple_baseline(float *out, const float *ys, const float *rs, con
                         (double)temperature);
     if ((st = check_values(&in)) != ICA_OK) return st;
     simple_options options = {kind, temperature};
-    return run_baseline(&ctx, out, &in, simple_one, &options, 0);
+    return run_baseline(&ctx, out, &in, simple_one, &options, 0, "the baseline overflowed",
+                        "the responses are too large for float32 arithmetic");
 }

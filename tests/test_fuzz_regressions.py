@@ -1,6 +1,8 @@
 """Fixed cases the fuzzing (tests/fuzz_api.py) found in the Python layer, kept as plain
 tests so they run whatever the fuzz profile draws. (The C core's are in
 tests/test_core_safety.py and tests/test_faults.py.)"""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -135,7 +137,20 @@ def test_a_diverging_fit_is_an_error_not_a_silent_nan(fit):
     b = ica.AlignmentTask(4, 5).sample(2, seed=0)
     call = ((lambda lr: ica.gd_baseline(b, [2, 4], lr=lr, steps=2)) if fit == "gd" else
             (lambda lr: ica.surrogate_optimum(b, [2, 4], lr=lr, max_steps=50).pred))
-    with pytest.raises(FloatingPointError, match=r"diverged: its prediction for task \d+ "
+    with pytest.raises(FloatingPointError, match=r"diverged: its answer for task \d+ "
                                                  r"at t = [24] is not finite"):
         call(3e38)
     assert np.all(np.isfinite(call(1e10)))  # large, but finite: returned as it is
+
+
+def test_a_baseline_that_overflows_is_an_error_not_a_silent_inf():
+    # found while moving the check above into the shared baseline runner: the oracle's
+    # least squares returned inf for finite responses near the float32 limit
+    b = ica.AlignmentTask(2, 4).sample(1, seed=0)
+    ys = np.full_like(b.ys, 3e38)
+    ys[:, 1::2] *= -1
+    huge = dataclasses.replace(b, ys=ys)
+    with pytest.raises(FloatingPointError, match=r"overflowed: its answer for task 0 at "
+                                                 r"t = 2 is not finite"):
+        ica.oracle_baseline(huge, [2, 4])
+    assert np.all(np.isfinite(ica.mean_baseline(huge, [2, 4])))  # finite: returned

@@ -255,6 +255,9 @@ def simple_baseline(kind: str, batch: TaskBatch, t_values: Iterable[int] = DEFAU
     ValueError
         If ``kind`` is unknown, ``t_values`` is empty or out of range, or the
         temperature is invalid.
+    FloatingPointError
+        If an answer overflows float32 (responses near its limit); the
+        message names the task and t.
 
     Examples
     --------
