@@ -17,9 +17,27 @@ def cli(*args):
 
 
 def test_three_seed_smoke_reproduce_and_report(tmp_path):
-    cli("reproduce", "--profile", "smoke", "--seeds", "3", "--only", "a,c", "--out",
-        str(tmp_path), "--no-progress", "--threads", "1")
+    cli("reproduce", "--profile", "smoke", "--seeds", "3", "--only", "a,c,objectives",
+        "--out", str(tmp_path), "--no-progress", "--threads", "1")
     d = tmp_path / "smoke"
+    for path in sorted(d.glob("*.json")):
+        if path.name == "run.json":
+            continue
+        res = json.loads(path.read_text())
+        for label, unc in res["uncertainty"].items():
+            # a curve that is the same for every seed has no spread across seeds:
+            # it must carry its standard error over the evaluation tasks instead
+            same = label not in res["seed_curves"] or \
+                all(row == res["seed_curves"][label][0] for row in res["seed_curves"][label])
+            assert (unc["kind"] == "tasks") == same, (path.name, label, unc["kind"])
+            if unc["kind"] == "tasks" and any(res["curves"][label]):
+                assert max(unc["se"]) > 0, (path.name, label)
+    a = json.loads((d / "tf_vs_gd.json").read_text())
+    assert a["uncertainty"]["optimum"]["kind"] == "tasks"
+    assert {label for label, unc in json.loads((d / "objectives.json").read_text())[
+        "uncertainty"].items() if unc["kind"] == "seeds"} == \
+        {"TF PL-cosine p=0", "TF PL-cosine p=0.5"} | {f"TF {o} p={p}" for o in (
+            "PL-neg_sq", "BT-cosine", "BT-neg_sq") for p in ("0", "0.5")}
     res = json.loads((d / "depth.json").read_text())
     assert res["seeds"]["training_seeds"] == [0, 1, 2]
     assert all(len(rows) == 3 for rows in res["seed_curves"].values())

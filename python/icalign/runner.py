@@ -291,6 +291,35 @@ class Runner:
                 "train_seconds": h.seconds,
                 "diverged_at_step": self._diverged.get(spec.name)}
 
+    def task_curve(self, label: str, errors, trained: bool) -> list:
+        """The curve ``label`` of an experiment's payload from per-task errors.
+
+        Parameters
+        ----------
+        label : str
+            The curve's label in the payload's ``curves``.
+        errors : array_like, shape (n_tasks, n_x)
+            Its error on each evaluation task (finite, n_tasks >= 2).
+        trained : bool
+            True for a trained model's curve, which changes with the training seed;
+            False for one that is the same for every seed (a baseline, the task
+            optimum).
+
+        Returns
+        -------
+        list of float
+            The mean over tasks at each x. Its standard error over the evaluation
+            tasks is kept for the result: a curve with ``trained=False`` is reported
+            with it (mean +- 1.96 se), a trained model's curve with the interval
+            across seeds and this standard error beside it. Curves put in a payload
+            without this method count as trained.
+        """
+        errors = np.asarray(errors)
+        se = task_standard_error(errors)
+        self._task_se[label] = {"se": se["se"], "n_tasks": se["n_tasks"],
+                                "kind": "model" if trained else "baseline"}
+        return errors.mean(axis=0).tolist()
+
     def curves(self, model: Optional[Transformer] = None, reward_noise: float = 0.0,
                baselines: Iterable[str] = BASELINE_LABELS, suffix: str = "",
                gd_steps: Optional[int] = None, tf_label: str = "TF") -> dict:
@@ -308,24 +337,18 @@ class Runner:
         if model is not None:
             with self.timer("tf_eval"):
                 errors = task_errors(batch, model, DEFAULT_T, ())
-            out[tf_label + suffix] = errors["TF"].mean(axis=0).tolist()
-            se = task_standard_error(errors["TF"])
-            self._task_se[tf_label + suffix] = {"se": se["se"], "n_tasks": se["n_tasks"],
-                                                "kind": "model"}
+            out[tf_label + suffix] = self.task_curve(tf_label + suffix, errors["TF"],
+                                                     trained=True)
         for name in baselines:
             # a baseline does not depend on the training seed: computed once per run
             key = (name, float(reward_noise), int(steps) if name == "GD" else None)
             if key not in self._baseline_cache:
                 with self.timer("gd" if name == "GD" else "baselines"):
-                    errors = task_errors(batch, None, DEFAULT_T, (name,), gd_steps=steps,
-                                         gd_lr=self.profile.gd_lr,
-                                         seed=self.profile.gd_seed)[name]
-                se = task_standard_error(errors)
-                self._baseline_cache[key] = (errors.mean(axis=0).tolist(),
-                                             {"se": se["se"], "n_tasks": se["n_tasks"]})
-            curve, se = self._baseline_cache[key]
-            out[name + suffix] = list(curve)
-            self._task_se[name + suffix] = dict(se, kind="baseline")
+                    self._baseline_cache[key] = task_errors(
+                        batch, None, DEFAULT_T, (name,), gd_steps=steps,
+                        gd_lr=self.profile.gd_lr, seed=self.profile.gd_seed)[name]
+            out[name + suffix] = self.task_curve(name + suffix, self._baseline_cache[key],
+                                                 trained=False)
         return out
 
     # ------------------------------------------------------------------ running

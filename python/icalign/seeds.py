@@ -10,9 +10,11 @@ once per seed and ``merge_seed_payloads`` combines the K payloads into its JSON:
 - ``uncertainty[label]``: for a trained model's curve ``{"kind": "seeds", "n": K,
   "lo", "hi", "task_se"}``, the pointwise 95 % Student t interval across seeds (None
   with one seed, and ``note`` "one seed") and the largest over seeds of its
-  task-sampling standard error; for a baseline curve (GD, mean, best, weighted,
-  oracle: the same for every seed) ``{"kind": "tasks", "n": n_tasks, "se", "lo",
-  "hi"}``, its standard error over the evaluation tasks and mean +- 1.96 se;
+  task-sampling standard error; for a curve that is the same for every seed (the
+  baselines GD, mean, best, weighted and oracle, the task optimum: every curve an
+  experiment makes with ``Runner.task_curve(..., trained=False)``) ``{"kind":
+  "tasks", "n": n_tasks, "se", "lo", "hi"}``, its standard error over the
+  evaluation tasks and mean +- 1.96 se;
 - ``models[label]``: seed 0's model, and ``seed_models[label]`` every seed's;
 - any other value that differs between seeds is kept per seed in
   ``per_seed[key]`` (and seed 0's value stays under ``key``).

@@ -97,7 +97,7 @@ def _run(runner) -> dict:
                     batch, t, spec.objective, spec.reward, settings["optimum_max_steps"])
             converged[label + sfx] = conv.tolist()
         for key, e in per_task.items():
-            curves[key + sfx] = e.mean(axis=0).tolist()
+            curves[key + sfx] = runner.task_curve(key + sfx, e, trained=key.startswith("TF "))
             at15[key + sfx] = _mean_se(e[:, i15])
         labels = [label for label, _ in specs]
         for a in labels:

@@ -40,7 +40,7 @@ def _run_tf_vs_gd(runner) -> dict:
     with runner.timer("optimum"):
         errors, converged = optimum_errors(runner.eval_batch(0.0), objective=spec.objective,
                                            reward=spec.reward)
-    curves["optimum"] = errors.mean(axis=0).tolist()
+    curves["optimum"] = runner.task_curve("optimum", errors, trained=False)
     return {"curves": curves, "config": spec.config.to_dict(),
             "models": {"TF": runner.model_info(spec)},
             "gd_steps": runner.profile.gd_steps_at(0.0),
