@@ -160,3 +160,20 @@ def test_text_progress_without_tqdm(monkeypatch, capsys):
     ica.train(ica.Transformer(CFG, seed=0), task, **{**KW, "steps": 2, "progress": "tiny"})
     err = capsys.readouterr().err
     assert "tiny: step 2/2 loss" in err and "steps/s" in err
+
+
+def test_resumed_call_says_where_it_starts(tmp_path, capsys):
+    task = ica.AlignmentTask(CFG.n_dims, CFG.n_points)
+    path = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):
+        ica.train(ica.Transformer(CFG, seed=1), InterruptingTask(at=3, batch_size=4),
+                  checkpoint=path, **KW)
+    capsys.readouterr()
+    ica.train(ica.Transformer(CFG, seed=1), task, checkpoint=path, **{**KW, "progress": True})
+    assert f"checkpoint {str(path)!r} is at step 4 of 6: training resumes there" in \
+        capsys.readouterr().err
+    ica.train(ica.Transformer(CFG, seed=1), task, checkpoint=path, **{**KW, "progress": True})
+    assert "is at step 6 of 6: already finished, nothing to train" in \
+        capsys.readouterr().err
+    ica.train(ica.Transformer(CFG, seed=1), task, checkpoint=path, **KW)   # progress off
+    assert capsys.readouterr().err == ""

@@ -138,15 +138,17 @@ def _uncertainty_text(results: dict) -> list:
     n_tasks = first.get("profile_settings", {}).get("eval_size")
     seeds = (f"{k} training seeds: trained-model numbers are means ± the half-width of the "
              f"95 % Student t interval across seeds" if k > 1 else
-             "one training seed: trained-model numbers carry no interval, and claims about "
-             "them are inconclusive (rerun with --seeds 3 or more)")
+             "one training seed: trained-model numbers carry no interval, and the claims "
+             "decided about them by a test across seeds are inconclusive (rerun with "
+             "--seeds 3 or more)")
     worst = _largest_task_se(results)
     tasks = f"{n_tasks} evaluation tasks" + ("" if worst is None else
                                              f" (largest task-sampling standard error of "
                                              f"any curve at t = 15: {worst:.4f})")
     return [f"Decided from {seeds}; baselines are ± 1.96 standard errors over the "
-            f"{tasks}. ✓: the claim holds at the 5 % level (the test is "
-            f"shown), ✗: its opposite holds, inconclusive: not distinguishable with these "
+            f"{tasks}. ✓: the claim holds (at the 5 % level where a test decides it; "
+            f"the test is then shown), ✗: its opposite holds, inconclusive: not "
+            f"distinguishable with these "
             f"seeds (with an estimate of the seeds that would resolve it where one is "
             f"cheap). Orderings (depth, heads, reward noise) are decided by a trend test: "
             f"the per-seed least-squares slope across the ordered configurations, tested "

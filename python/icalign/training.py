@@ -170,8 +170,9 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> dict:
         'version' (str: the icalign that wrote it), 'step' (int: steps done),
         'losses' (float64 array: the loss of every step), 'seconds' (float),
         'state_dict' ({name: array}) and 'optimizer' ({'adam_m', 'adam_v',
-        'adam_steps'}). ``model_from_checkpoint`` and
-        ``history_from_checkpoint`` turn it into a model and a TrainHistory.
+        'adam_steps'}). ``icalign.training.model_from_checkpoint`` and
+        ``icalign.training.history_from_checkpoint`` turn it into a model and a
+        TrainHistory.
 
     Raises
     ------
@@ -717,6 +718,12 @@ def train(model: Transformer, task: AlignmentTask, steps: int = 3000, batch_size
         return TrainHistory(np.asarray(losses, dtype=np.float64), seconds, int(steps),
                             resumed_from=start, arguments=dict(arguments))
 
+    if start and progress:
+        # a resumed call otherwise looks like one that skipped steps, or did nothing
+        what = "already finished, nothing to train" if start >= steps else \
+            "training resumes there"
+        print(f"checkpoint {os.fspath(checkpoint)!r} is at step {start} of {int(steps)}: "
+              f"{what}", file=sys.stderr, flush=True)
     if start >= steps:
         return history(seconds_before)
     bar = Progress(progress, int(steps), start, progress if isinstance(progress, str)
