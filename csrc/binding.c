@@ -114,24 +114,27 @@ static void batch_release(batch_arrays *b) {
     Py_XDECREF(b->rs);
 }
 
-static int batch_convert(PyObject *xs, PyObject *ys, PyObject *rs, int d, batch_arrays *b) {
+/* xs_name: what the caller calls its first array (pred for the losses), so that
+ * a mismatch of ys or rs names the argument it must match. */
+static int batch_convert(PyObject *xs, const char *xs_name, PyObject *ys, PyObject *rs, int d,
+                         batch_arrays *b) {
     memset(b, 0, sizeof *b);
     char expected[64];
     snprintf(expected, sizeof expected, "(B, N, d=%d)", d);
-    if (!(b->xs = as_float32(xs, "xs", 3, 3, expected))) goto fail;
+    if (!(b->xs = as_float32(xs, xs_name, 3, 3, expected))) goto fail;
     if (!(b->ys = as_float32(ys, "ys", 3, 3, expected))) goto fail;
     if (!(b->rs = as_float32(rs, "rs", 2, 3, "(B, N) or (B, N, 1)"))) goto fail;
     npy_intp B = PyArray_DIM(b->xs, 0), N = PyArray_DIM(b->xs, 1);
-    if (dim_mismatch(b->xs, "xs", expected, 2, d)) goto fail;
+    if (dim_mismatch(b->xs, xs_name, expected, 2, d)) goto fail;
     char batch_shape[96];
-    snprintf(batch_shape, sizeof batch_shape, "(B=%zd, N=%zd, d=%d) like xs", (Py_ssize_t)B,
-             (Py_ssize_t)N, d);
+    snprintf(batch_shape, sizeof batch_shape, "(B=%zd, N=%zd, d=%d) like %s", (Py_ssize_t)B,
+             (Py_ssize_t)N, d, xs_name);
     if (dim_mismatch(b->ys, "ys", batch_shape, 0, B) ||
         dim_mismatch(b->ys, "ys", batch_shape, 1, N) ||
         dim_mismatch(b->ys, "ys", batch_shape, 2, d))
         goto fail;
-    snprintf(batch_shape, sizeof batch_shape, "(B=%zd, N=%zd) or (B, N, 1) like xs", (Py_ssize_t)B,
-             (Py_ssize_t)N);
+    snprintf(batch_shape, sizeof batch_shape, "(B=%zd, N=%zd) or (B, N, 1) like %s", (Py_ssize_t)B,
+             (Py_ssize_t)N, xs_name);
     if (dim_mismatch(b->rs, "rs", batch_shape, 0, B) ||
         dim_mismatch(b->rs, "rs", batch_shape, 1, N))
         goto fail;
@@ -438,7 +441,7 @@ static PyObject *run_forward(ModelObject *self, PyObject *args, PyObject *kwds, 
     if (!model_ready(self)) return NULL;
     const ica_config *cfg = ica_model_config(self->model);
     batch_arrays b;
-    if (!batch_convert(xs, ys, rs, cfg->n_dims, &b)) return NULL;
+    if (!batch_convert(xs, "xs", ys, rs, cfg->n_dims, &b)) return NULL;
     const npy_intp T = 3 * (npy_intp)b.N;
     npy_intp dims[3] = {b.B, b.N, b.d}, map_dims[5] = {b.B, cfg->n_layer, cfg->n_head, T, T};
     PyArrayObject *out =
@@ -491,7 +494,7 @@ static PyObject *run_loss(ModelObject *self, PyObject *xs, PyObject *ys, PyObjec
         return NULL;
     if (!model_ready(self)) return NULL;
     batch_arrays b;
-    if (!batch_convert(xs, ys, rs, ica_model_config(self->model)->n_dims, &b)) return NULL;
+    if (!batch_convert(xs, "xs", ys, rs, ica_model_config(self->model)->n_dims, &b)) return NULL;
     if (!model_acquire(self)) {
         batch_release(&b);
         return NULL;
@@ -627,8 +630,7 @@ static PyObject *py_sequence_loss(PyObject *mod, PyObject *args, PyObject *kwds)
     if (!pred) return NULL;
     batch_arrays b;
     int d = (int)PyArray_DIM(pred, 2);
-    /* pred plays the role of xs in the shape checks: ys and rs must match it */
-    if (!batch_convert((PyObject *)pred, ys, rs, d, &b)) {
+    if (!batch_convert((PyObject *)pred, "pred", ys, rs, d, &b)) {
         Py_DECREF(pred);
         return NULL;
     }
@@ -746,7 +748,7 @@ static int baseline_prepare(PyObject *shape_source, const char *source_name, PyO
     PyArrayObject *probe = as_float32(shape_source, source_name, 3, 3, "(B, N, d)");
     if (!probe) return 0;
     int d = (int)PyArray_DIM(probe, 2);
-    int ok = batch_convert(xs ? xs : (PyObject *)probe, ys, rs, d, &c->b);
+    int ok = batch_convert(xs ? xs : (PyObject *)probe, xs ? "xs" : source_name, ys, rs, d, &c->b);
     Py_DECREF(probe);
     if (!ok) return 0;
     if (!(c->t_values = convert_t_values(t_obj, &c->n_t))) goto fail;

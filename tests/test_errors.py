@@ -60,7 +60,7 @@ BAD_CALLS = [
     ("predict_rewards without head", lambda m: m.predict_rewards(*good()), ValueError,
      r"reward_head=True"),
     ("pl_loss shape mismatch", lambda m: ica.pl_loss(good()[0], good(N=5)[1], good()[2]),
-     ValueError, r"ys must have shape \(B=2, N=6, d=3\) like xs"),
+     ValueError, r"ys must have shape \(B=2, N=6, d=3\) like pred"),
     ("pl_loss nan pred", lambda m: ica.pl_loss(np.full((2, 6, 3), np.nan), *good()[1:]),
      ValueError, r"pred holds a non-finite value"),
     ("pl_loss too short", lambda m: ica.pl_loss(*good(N=2)), ValueError, r"N >= 3"),

@@ -62,7 +62,8 @@ def check_str(name: str, value) -> str:
 
 def real_array(name: str, value):
     """``value`` as a C-contiguous float64 array: TypeError naming ``name`` unless its
-    dtype is real (bool, int, float), ValueError if it holds NaN or infinity."""
+    dtype is real (bool, int, float), ValueError naming the first NaN or infinity
+    (in C order) and its flat index."""
     import numpy as np
     try:
         arr = np.asarray(value)
@@ -74,6 +75,11 @@ def real_array(name: str, value):
     # C order whatever the input's layout: numpy's reductions then run in the same
     # order, so a Fortran-ordered or strided view gives the same bits
     arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} holds non-finite values")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = int(np.argmin(finite.ravel()))  # the first False
+        # the C core's wording (ica_check_finite), so that a NaN reads the same
+        # whichever entry point it reaches
+        raise ValueError(f"{name} holds a non-finite value ({arr.flat[bad]:g}) at flat "
+                         f"index {bad}")
     return arr

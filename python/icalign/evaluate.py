@@ -5,7 +5,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_int, real_array
 from .baselines import (DEFAULT_T, SIMPLE_BASELINES, gd_baseline, simple_baseline,
                         surrogate_optimum)
 from .task import TaskBatch
@@ -40,7 +40,10 @@ def normalized_error(pred, ystar) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``pred`` and ``ystar`` differ in the last axis d.
+        If ``pred`` and ``ystar`` differ in the last axis d or in axes that
+        do not broadcast, or either holds NaN or infinity.
+    TypeError
+        If either is not an array of real numbers.
 
     Examples
     --------
@@ -56,13 +59,24 @@ def normalized_error(pred, ystar) -> np.ndarray:
     >>> ica.normalized_error(-b.ystar, b.ystar).round(6)
     array([2., 2., 2., 2.])
     """
-    pred = np.asarray(pred, dtype=np.float64)
-    ystar = np.asarray(ystar, dtype=np.float64)
+    # a NaN would come back as a NaN error, unnoticed in a mean over tasks
+    pred = real_array("pred", pred)
+    ystar = real_array("ystar", ystar)
     if pred.shape[-1] != ystar.shape[-1]:
         raise ValueError(f"pred (shape {pred.shape}) and ystar (shape {ystar.shape}) must "
                          f"share the last axis d")
+    given = ystar.shape
     while ystar.ndim < pred.ndim:
         ystar = ystar[:, None, ...] if ystar.ndim >= 2 else ystar[None]
+    try:
+        np.broadcast_shapes(pred.shape, ystar.shape)
+    except ValueError:
+        # numpy's message names neither argument; every shape numpy broadcasts
+        # is still accepted
+        B, d = pred.shape[0], pred.shape[-1]
+        expected = f"(B={B}, d={d})" + ("" if pred.ndim == 2 else f" or {pred.shape}")
+        raise ValueError(f"ystar must have shape {expected} to match pred of shape "
+                         f"{pred.shape}, got {given}") from None
     dot = np.sum(pred * ystar, axis=-1)
     norms = (np.maximum(np.linalg.norm(pred, axis=-1), COS_EPS)
              * np.maximum(np.linalg.norm(ystar, axis=-1), COS_EPS))
