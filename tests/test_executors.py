@@ -70,8 +70,10 @@ def test_serial_executor_maps_in_order(tmp_path):
 
 def test_missing_dask_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
-    with pytest.raises(ImportError, match=r"icalign\[cluster\]"):
+    with pytest.raises(ImportError, match=r"icalign\[cluster\]") as info:
         executors.DaskExecutor(workers=1)
+    # and the install from a checkout of the source, as the README does it
+    assert 'pip install ".[cluster]"' in str(info.value)
 
 
 def test_executor_arguments_are_checked():

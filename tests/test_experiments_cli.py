@@ -242,7 +242,7 @@ def test_runs_without_matplotlib(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "pip install 'icalign[plot]'" in proc.stderr
+    assert 'pip install "icalign[plot]"' in proc.stderr and 'pip install ".[plot]"' in proc.stderr
     d = tmp_path / "smoke"
     assert (d / "tf_vs_gd.json").exists() and (d / "report.md").exists()
     assert not (d / "tf_vs_gd.png").exists()

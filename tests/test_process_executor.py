@@ -223,4 +223,81 @@ def test_ctrl_c_stops_the_run_without_starting_queued_tasks(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     text = log.read_text()
     assert "interrupted" in text and text.count("started") == 2 and "finished" not in text, text
+    assert "Traceback" not in text, text
     assert took < 10
+
+
+IDLE_WORKERS_RUN = """
+import multiprocessing, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a terminal
+sys.path.insert(0, {parent!r})
+from icalign import runner
+from icalign.cli import main
+
+def evaluate_slowly(self, name, remote):
+    # the local process executor evaluates in this process: its workers wait idle
+    print("evaluating; workers", *[p.pid for p in multiprocessing.active_children()],
+          flush=True)
+    time.sleep(60)
+
+if __name__ == "__main__":
+    runner.Runner._run_one = evaluate_slowly
+    code = main(["reproduce", "--profile", "smoke", "--only", "tf_vs_gd", "--jobs", "2",
+                 "--out", {out!r}, "--no-progress"])
+    print("exit", code, "children left", len(multiprocessing.active_children()), flush=True)
+    sys.exit(code)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to a process group")
+def test_ctrl_c_with_idle_workers_prints_no_traceback(tmp_path):
+    """Ctrl-C while the workers wait for work (here: while the run evaluates) reaches
+    them too, as a terminal sends it to the whole process group: the run ends with its
+    own 'interrupted' lines only, promptly, and stops its workers."""
+    import signal
+    path = tmp_path / "idle_workers_run.py"
+    path.write_text(IDLE_WORKERS_RUN.format(parent=PACKAGE_PARENT, out=str(tmp_path / "out")))
+    log = tmp_path / "out.txt"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(path)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "evaluating" not in log.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        time.sleep(0.2)   # the workers are back waiting on the pool's queue
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "interrupted: checkpoints are kept" in text and proc.returncode == 130, text
+    assert "exit 130 children left 0" in text, text
+    workers = [int(p) for p in text.split("evaluating; workers", 1)[1].split("\n", 1)[0].split()]
+    assert workers and not any(_running(pid) for pid in workers), text
+
+
+UNGUARDED_SCRIPT = """
+import sys
+sys.path.insert(0, {parent!r})
+from icalign.cli import main
+main(["reproduce", "--profile", "smoke", "--only", "tf_vs_gd", "--jobs", "2",
+      "--out", {out!r}, "--no-progress"])
+"""
+
+
+def test_a_script_without_the_main_guard_is_named_as_the_likely_cause(tmp_path):
+    """Each spawned worker imports the main script, which starts the run again there and
+    dies of it: the error says so, not only 'killed, or out of memory'."""
+    path = tmp_path / "unguarded.py"
+    path.write_text(UNGUARDED_SCRIPT.format(parent=PACKAGE_PARENT, out=str(tmp_path / "out")))
+    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                          timeout=300)
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("icalign: error: E8-") and "a worker process died" in error, \
+        proc.stderr
+    assert f"the Python script {path}, the call must be under " \
+           f"`if __name__ == \"__main__\":`" in error, error

@@ -18,6 +18,10 @@ JOBS_HELP = ("train (and evaluate) in N local processes side by side, each on "
              "on --threads threads (default: one single-threaded process per core: as fast as "
              "one process on every core on a quiet machine, and faster when other processes "
              "compete for the cores; --jobs 1 when --threads is given)")
+PLAN_JOBS_HELP = ("estimate the wall time of training in N local processes side by side, "
+                  "each on --threads-per-worker C-core threads, each model's rate measured in "
+                  "them; --jobs 1: in this process on --threads threads (default: one process "
+                  "per core, as for icalign reproduce; --jobs 1 when --threads is given)")
 README_HELP = ("also rewrite the results block of this README (between <!-- results:begin "
                "--> and <!-- results:end -->) from DIR")
 
@@ -63,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--scheduler", metavar="ADDRESS", default=None,
                          help="train on a running Dask cluster (e.g. tcp://host:8786); its "
                               "workers must see --out at the same path (pip install "
-                              "'icalign[cluster]')")
+                              "'icalign[cluster]', or pip install '.[cluster]' in a checkout "
+                              "of the source)")
     cluster.add_argument("--workers", type=int, default=None, metavar="N",
                          help="train on a local Dask cluster of N worker processes")
     cluster.add_argument("--jobs", type=int, default=None, metavar="N", help=JOBS_HELP)
@@ -78,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="a profile folder (results/quick) or an --out folder holding one")
     rpt.add_argument("--profile", default=None, choices=profiles,
                      help="profile subfolder when DIR is an --out folder holding several")
-    rpt.add_argument("--no-figures", action="store_true")
+    rpt.add_argument("--no-figures", action="store_true",
+                     help="rebuild report.md only, not the PNG figures")
     rpt.add_argument("--changes-from", metavar="REPORT", default=None,
                      help="an earlier report.md (e.g. of a one-seed run): print the claims "
                           "whose verdict changed since; with --readme, also keep its "
@@ -88,15 +94,21 @@ def _parser() -> argparse.ArgumentParser:
                      help="how the README block names the earlier report (default: from "
                           "the seeds it states, e.g. 'the run with one training seed')")
 
-    pl = sub.add_parser("plan", help="list the models a profile trains and the time estimate")
-    pl.add_argument("--profile", default="quick", choices=profiles)
+    pl = sub.add_parser("plan", help="list the models a profile trains and the time estimate",
+                        description="Lists the models a profile trains, with their FLOPs and "
+                                    "the training time estimated from rates measured on this "
+                                    "machine, without training.")
+    pl.add_argument("--profile", default="quick", choices=profiles,
+                    help="the profile to plan (default: quick; see icalign reproduce --help)")
     pl.add_argument("--only", metavar="NAMES", default=None,
                     help=f"comma-separated experiments (default: all): {describe_names()}")
     pl.add_argument("--seeds", type=int, default=1, metavar="K",
                     help="training seeds per model (default 1)")
     pl.add_argument("--workers", type=int, default=None, metavar="W",
                     help="also print the wall time on W workers (default: 4 and 16)")
-    pl.add_argument("--jobs", type=int, default=None, metavar="N", help=JOBS_HELP)
+    pl.add_argument("--jobs", type=int, default=None, metavar="N", help=PLAN_JOBS_HELP)
+    pl.add_argument("--threads-per-worker", type=int, default=1, metavar="T",
+                    help="C-core threads of each --jobs process (default 1)")
     pl.add_argument("--threads", type=int, default=None,
                     help="threads of the C core with --jobs 1 (default: OpenMP's default)")
     pl.add_argument("--assume", action="store_true",
@@ -145,7 +157,8 @@ def _plan(args, parser) -> int:
     rate = assumed_flops_per_second()
     how = (f"{rate / 1e9:.0f} GFLOP/s ({ASSUMED_EFFICIENCY:.0%} of an assumed "
            f"{ASSUMED_PEAK_FLOPS / 1e9:.0f} GFLOP/s peak)")
-    with make_executor(jobs=_jobs(args, parser), log=lambda msg: None) as executor:
+    with make_executor(jobs=_jobs(args, parser), threads_per_worker=args.threads_per_worker,
+                       log=lambda msg: None) as executor:
         here, jobs = executor.describe(), executor.workers
         if not args.assume and specs:
             rate = executor.measure_rates(specs)

@@ -19,7 +19,8 @@ reproduce`` uses one single-threaded process per core by default (``default_jobs
 results do not depend on its thread count). A worker process that dies (killed, out
 of memory) stops the run with ``WorkerDied``; finished checkpoints are kept and
 ``--resume`` continues. Ctrl-C reaches the workers too: each saves its training's
-checkpoint, and no worker starts a task queued to it after that.
+checkpoint, and no worker starts a task queued to it after that; an idle worker
+ignores it (the client then stops the pool).
 
 ``DaskExecutor``: every call is a ``dask.distributed`` task, either on a running
 scheduler (``scheduler="tcp://host:8786"``) or on a ``LocalCluster`` of
@@ -51,14 +52,16 @@ guarantees:
 - Progress. ``map`` logs, on the client, each finished task as "k/n done" with the
   elapsed time and an ETA (weighted by ``weights`` when given, e.g. model FLOPs).
 
-Dask is optional: ``pip install "icalign[cluster]"``; it is imported only when a
-``DaskExecutor`` is made.
+Dask is optional: ``pip install "icalign[cluster]"`` (in a checkout of the source:
+``pip install ".[cluster]"``); it is imported only when a ``DaskExecutor`` is made.
 """
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import threading
@@ -70,7 +73,8 @@ from .planning import measure_rates, rate_table, rates_from_tables
 from .profiles import format_seconds
 
 DASK_HINT = ('the Dask executor needs dask.distributed; install it with '
-             'pip install "icalign[cluster]" (or pip install "dask[distributed]")')
+             'pip install "icalign[cluster]" (or pip install ".[cluster]" in a checkout '
+             'of the source, or pip install "dask[distributed]")')
 RESOURCE = "icalign"
 
 class ClusterError(RuntimeError):
@@ -456,6 +460,10 @@ class RunStopped(RuntimeError):
 
 def _start_pool_worker(threads: int, barrier, stop) -> None:
     global _POOL_BARRIER, _POOL_STOP
+    # A terminal's Ctrl-C reaches every process of the group: an idle worker, waiting
+    # for its next task in the pool's own code, would die of it with a traceback. Idle
+    # workers ignore it (the client stops the pool); a running task takes it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from . import set_num_threads
     set_num_threads(threads)
     _POOL_BARRIER, _POOL_STOP = barrier, stop
@@ -466,13 +474,29 @@ def _run_in_pool(fn: Callable, item):
     if _POOL_STOP is not None and _POOL_STOP.is_set():
         raise RunStopped("the run stopped before this task started")
     try:
-        return fn(item)
+        with _ctrl_c_interrupts():
+            return fn(item)
     except KeyboardInterrupt:
         # Ctrl-C reaches the workers with the client; set here, the stop beats the next
         # queued task, which a worker takes before the client has handled the signal
         if _POOL_STOP is not None:
             _POOL_STOP.set()
         raise
+
+
+@contextlib.contextmanager
+def _ctrl_c_interrupts():
+    """Ctrl-C raises KeyboardInterrupt inside the block (a training then saves its
+    checkpoint); after it, the handler before it (in a pool worker: ignore) is back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread takes signals (and may set their handlers)
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        # None: a handler set outside Python, which cannot be put back; ignore instead
+        signal.signal(signal.SIGINT, signal.SIG_IGN if previous is None else previous)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -486,11 +510,24 @@ def _exit_with_parent(parent: int) -> None:
 def _probe_in_pool(specs: list) -> dict:
     """Pool task: ``planning.rate_table`` once every worker holds such a task, so the
     rates are those of trainings running side by side."""
-    try:
-        _POOL_BARRIER.wait(timeout=60)
-    except threading.BrokenBarrierError:
-        pass  # a worker is missing: measure anyway
-    return rate_table(specs)
+    with _ctrl_c_interrupts():
+        try:
+            _POOL_BARRIER.wait(timeout=60)
+        except threading.BrokenBarrierError:
+            pass  # a worker is missing: measure anyway
+        return rate_table(specs)
+
+
+def _main_script() -> Optional[str]:
+    """The file of the main module when spawned worker processes import it (a script
+    run by its path, or a module run with ``-m``), else None (a package's
+    ``__main__``, as ``python -m icalign``, or an interactive session)."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None and (name == "__main__" or name.endswith(".__main__")):
+        return None  # multiprocessing does not import these again
+    path = getattr(main, "__file__", None)
+    return path if isinstance(path, str) and path else None
 
 
 def default_jobs() -> int:
@@ -551,10 +588,16 @@ class ProcessExecutor(_WorkerExecutor):
         try:
             return fut.result()
         except concurrent.futures.process.BrokenProcessPool as exc:
+            script = _main_script()
+            # a script that starts the run at import starts it again in each worker,
+            # which then dies at start-up: the usual cause when icalign is called so
+            hint = (f"; if icalign is started from the Python script {script}, the call "
+                    f"must be under `if __name__ == \"__main__\":` (worker processes "
+                    f"import the script)" if script else "")
             raise WorkerDied(
                 f"{label or 'a task'}: a worker process died while running it (killed, "
                 f"or out of memory); finished checkpoints are kept, rerun with "
-                f"--resume") from exc
+                f"--resume{hint}") from exc
 
     @staticmethod
     def _as_completed(futures):

@@ -1,7 +1,8 @@
 """Figures for the experiments and a picture of one task sequence.
 
 matplotlib is optional: it is imported only when a figure is drawn, and a
-clear ImportError says how to install it (``pip install 'icalign[plot]'``).
+clear ImportError says how to install it (``pip install "icalign[plot]"``, or
+``pip install ".[plot]"`` in a checkout of the source).
 Every plot function takes an optional ``ax`` (``axes`` for several panels) to draw
 into and returns the figure. This module never chooses a matplotlib backend
 (the ``icalign`` command does, to write files) and imports no other part of
@@ -15,7 +16,8 @@ import re
 import numpy as np
 
 MATPLOTLIB_HINT = ("matplotlib is not installed; install it with "
-                   "`pip install 'icalign[plot]'` (or `pip install matplotlib`)")
+                   "`pip install \"icalign[plot]\"` (`pip install \".[plot]\"` in a checkout "
+                   "of the source, or just `pip install matplotlib`)")
 
 # One colour per method, used in every panel.
 METHOD_COLORS = {"TF": "#1f77b4", "GD": "#ff7f0e", "mean": "#7f7f7f", "best": "#2ca02c",
