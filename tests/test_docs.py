@@ -1,6 +1,8 @@
 """The documentation stands alone: every relative link and image in README.md and
 docs/ resolves to a file of the repository (and every anchor to a heading), and no
 text points outside the repository."""
+import ast
+import builtins
 import glob
 import os
 import re
@@ -131,6 +133,61 @@ def test_no_text_points_outside_the_repository(path):
             for i, line in enumerate(lines, 1)
             for pattern, why in FORBIDDEN if pattern.search(line)]
     assert not hits, f"{_rel(path)}:\n" + "\n".join(hits)
+
+
+_PYTHON_BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
+
+
+def _python_blocks(path):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for m in _PYTHON_BLOCK.finditer(text):
+        indent = len(m.group(1))
+        yield text.count("\n", 0, m.start()) + 1, \
+            "\n".join(line[indent:] for line in m.group(2).split("\n"))
+
+
+def _undefined_names(tree):
+    """Names a block reads but neither imports nor defines (scopes ignored)."""
+    defined, used = set(dir(builtins)), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (used if isinstance(node.ctx, ast.Load) else defined).add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            defined.add(node.name)
+    return used - defined
+
+
+def _is_main_guard(node):
+    return isinstance(node, ast.If) and isinstance(node.test, ast.Compare) \
+        and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
+
+
+@pytest.mark.parametrize("path", MARKDOWN, ids=_rel)
+def test_python_blocks_stand_alone(path):
+    """Every Python block can be copied and run on its own: it imports or defines every
+    name it uses, and a script that starts a run (``main(...)``) does so under
+    ``if __name__ == "__main__":``, since the local worker processes import the main
+    script."""
+    problems = []
+    for line, code in _python_blocks(path):
+        tree = ast.parse(code)
+        missing = _undefined_names(tree)
+        if missing:
+            problems.append(f"block at line {line} uses {sorted(missing)} without defining them")
+        for node in tree.body:
+            if not _is_main_guard(node) and any(
+                    isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                    and n.func.id == "main" for n in ast.walk(node)):
+                problems.append(f"block at line {line} calls main() outside "
+                                "if __name__ == '__main__'")
+    assert not problems, f"{_rel(path)}: " + "; ".join(problems)
 
 
 @pytest.mark.parametrize("heading, slug", [
