@@ -169,6 +169,13 @@ def _uncertainty_text(r) -> str:
             if k > 1 else "± 2 paired task standard errors")
 
 
+def _tested(claim: str, evidence: str, passed, criterion: str) -> Claim:
+    """A claim decided by a test (across seeds, or over tasks with one seed): True
+    holds, False its opposite holds, None not distinguishable (inconclusive)."""
+    verdict = {True: "holds", False: "opposite", None: "inconclusive"}[passed]
+    return Claim.decided(SECTION, claim, evidence, verdict, criterion)
+
+
 def _claims_at(r, p) -> list:
     sfx = " " + _p(p)
     labels = r["objectives"]
@@ -189,12 +196,16 @@ def _claims_at(r, p) -> list:
             inside = -CLOSE <= d["lo"] and d["hi"] <= CLOSE
             outside = d["lo"] > CLOSE or d["hi"] < -CLOSE
             verdicts.append(True if inside else False if outside else None)
-    verdict = None if not verdicts or None in verdicts else all(verdicts)
-    rows.append(Claim(SECTION, f"TF reaches its own objective's optimum ({_p(p)})",
-                      "t = 15: " + "; ".join(parts), verdict,
-                      f"|TF − optimum| ≤ {CLOSE} at t = 15 (the whole interval; {how}) "
-                      f"for every objective whose optimum converged on ≥ "
-                      f"{100 * CONVERGED_ENOUGH:.0f} % of tasks"))
+    claim = f"TF reaches its own objective's optimum ({_p(p)})"
+    criterion = (f"|TF − optimum| ≤ {CLOSE} at t = 15 (the whole interval; {how}) for every "
+                 f"objective whose optimum converged on ≥ {100 * CONVERGED_ENOUGH:.0f} % of "
+                 f"tasks")
+    evidence = "t = 15: " + "; ".join(parts)
+    if verdicts:
+        verdict = None if None in verdicts else all(verdicts)
+        rows.append(_tested(claim, evidence, verdict, criterion))
+    else:  # no optimum converged: nothing to test
+        rows.append(Claim(SECTION, claim, evidence, None, criterion))
 
     # 2. which objective brings TF closest to y*
     order = sorted(labels, key=lambda a: tf[a])
@@ -208,21 +219,19 @@ def _claims_at(r, p) -> list:
         d = _difference(r, f"TF {PAPER_OBJECTIVE} − TF {best}{sfx}")
         verdict = False if d["sign"] > 0 else None
         detail = f"{PAPER_OBJECTIVE} − {best}: {d['text']}"
-    rows.append(Claim(SECTION, f"The paper's objective ({PAPER_OBJECTIVE}) brings TF closest "
-                               f"to y* ({_p(p)})",
-                      f"TF at t = 15, best first: {listed}; {detail}", verdict,
-                      f"lowest TF error at t = 15, significantly ({how}, 5 % level)"))
+    rows.append(_tested(f"The paper's objective ({PAPER_OBJECTIVE}) brings TF closest to y* "
+                        f"({_p(p)})", f"TF at t = 15, best first: {listed}; {detail}", verdict,
+                        f"lowest TF error at t = 15, significantly ({how}, 5 % level)"))
 
     # 3. does any objective let TF beat the best-rewarded response?
     diffs = {a: _difference(r, f"TF {a} − best{sfx}") for a in labels}
     closest = min(labels, key=lambda a: diffs[a]["mean"])
     signs = [diffs[a]["sign"] for a in labels]
     verdict = True if -1 in signs else False if all(s > 0 for s in signs) else None
-    rows.append(Claim(SECTION, f"Some objective lets TF beat the best-rewarded response "
-                               f"({_p(p)})",
-                      f"t = 15: best {_f(_t15(r, 'best' + sfx))}; closest TF "
-                      f"{closest} {_f(tf[closest])}, TF − best: {diffs[closest]['text']}",
-                      verdict, f"some TF below best at t = 15, significantly ({how}, 5 % level)"))
+    rows.append(_tested(f"Some objective lets TF beat the best-rewarded response ({_p(p)})",
+                        f"t = 15: best {_f(_t15(r, 'best' + sfx))}; closest TF {closest} "
+                        f"{_f(tf[closest])}, TF − best: {diffs[closest]['text']}", verdict,
+                        f"some TF below best at t = 15, significantly ({how}, 5 % level)"))
 
     # 4. do the objectives rank alike for TF and for their optima?
     kept = [a for a in labels if attained[a]]
