@@ -198,22 +198,21 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to a process group")
-def test_ctrl_c_stops_the_run_without_starting_queued_tasks(tmp_path):
-    """Ctrl-C (SIGINT to the process group, as a terminal sends it) ends the run within
-    seconds; the queued tasks are not started after it (they would each run to the end)."""
+def _ctrl_c_when(script, ready, timeout, settle=0.0):
+    """Run ``script`` in a session of its own and, once ``ready(its output so far)``,
+    send SIGINT to its process group, as a terminal's Ctrl-C does. Returns (the
+    process, its whole output, seconds from the signal to its exit)."""
     import signal
-    path = tmp_path / "interrupted_run.py"
-    path.write_text(INTERRUPTED_RUN.format(parent=PACKAGE_PARENT))
-    log = tmp_path / "out.txt"
+    log = script.with_suffix(".out")
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(path)], stdout=out,
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while log.read_text().count("started") < 2:
-            assert time.monotonic() < deadline, log.read_text()
+        deadline = time.monotonic() + timeout
+        while not ready(log.read_text()):
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
             time.sleep(0.1)
+        time.sleep(settle)
         os.killpg(proc.pid, signal.SIGINT)
         t0 = time.monotonic()
         proc.wait(timeout=15)
@@ -221,7 +220,16 @@ def test_ctrl_c_stops_the_run_without_starting_queued_tasks(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    text = log.read_text()
+    return proc, log.read_text(), took
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to a process group")
+def test_ctrl_c_stops_the_run_without_starting_queued_tasks(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) ends the run within
+    seconds; the queued tasks are not started after it (they would each run to the end)."""
+    path = tmp_path / "interrupted_run.py"
+    path.write_text(INTERRUPTED_RUN.format(parent=PACKAGE_PARENT))
+    proc, text, took = _ctrl_c_when(path, lambda log: log.count("started") >= 2, 60)
     assert "interrupted" in text and text.count("started") == 2 and "finished" not in text, text
     assert "Traceback" not in text, text
     assert took < 10
@@ -254,25 +262,10 @@ def test_ctrl_c_with_idle_workers_prints_no_traceback(tmp_path):
     """Ctrl-C while the workers wait for work (here: while the run evaluates) reaches
     them too, as a terminal sends it to the whole process group: the run ends with its
     own 'interrupted' lines only, promptly, and stops its workers."""
-    import signal
     path = tmp_path / "idle_workers_run.py"
     path.write_text(IDLE_WORKERS_RUN.format(parent=PACKAGE_PARENT, out=str(tmp_path / "out")))
-    log = tmp_path / "out.txt"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(path)], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while "evaluating" not in log.read_text():
-            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
-            time.sleep(0.1)
-        time.sleep(0.2)   # the workers are back waiting on the pool's queue
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=15)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    text = log.read_text()
+    # 0.2 s after "evaluating" the workers are back waiting on the pool's queue
+    proc, text, _ = _ctrl_c_when(path, lambda log: "evaluating" in log, 120, settle=0.2)
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     assert "interrupted: checkpoints are kept" in text and proc.returncode == 130, text
     assert "exit 130 children left 0" in text, text
