@@ -60,8 +60,12 @@ def normalized_error(pred, ystar) -> np.ndarray:
     array([2., 2., 2., 2.])
     """
     # a NaN would come back as a NaN error, unnoticed in a mean over tasks
-    pred = real_array("pred", pred)
-    ystar = real_array("ystar", ystar)
+    real_array("pred", pred)
+    real_array("ystar", ystar)
+    # computed on the arrays as given (their layout sets numpy's summation order), so
+    # that published errors stay bit for bit those of earlier versions
+    pred = np.asarray(pred, dtype=np.float64)
+    ystar = np.asarray(ystar, dtype=np.float64)
     if pred.shape[-1] != ystar.shape[-1]:
         raise ValueError(f"pred (shape {pred.shape}) and ystar (shape {ystar.shape}) must "
                          f"share the last axis d")
