@@ -60,10 +60,11 @@ def check_str(name: str, value) -> str:
     return value
 
 
-def real_array(name: str, value):
-    """``value`` as a C-contiguous float64 array: TypeError naming ``name`` unless its
-    dtype is real (bool, int, float), ValueError naming the first NaN or infinity
-    (in C order) and its flat index."""
+def real_array(name: str, value, contiguous: bool = True):
+    """``value`` as a float64 array, C-contiguous unless ``contiguous`` is False (then
+    in its own layout, copied only to change the dtype): TypeError naming ``name``
+    unless its dtype is real (bool, int, float), ValueError naming the first NaN or
+    infinity (in C order) and its flat index."""
     import numpy as np
     try:
         arr = np.asarray(value)
@@ -74,7 +75,7 @@ def real_array(name: str, value):
                         f"or bool)")
     # C order whatever the input's layout: numpy's reductions then run in the same
     # order, so a Fortran-ordered or strided view gives the same bits
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = (np.ascontiguousarray if contiguous else np.asarray)(arr, dtype=np.float64)
     finite = np.isfinite(arr)
     if not finite.all():
         bad = int(np.argmin(finite.ravel()))  # the first False

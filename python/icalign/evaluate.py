@@ -59,13 +59,11 @@ def normalized_error(pred, ystar) -> np.ndarray:
     >>> ica.normalized_error(-b.ystar, b.ystar).round(6)
     array([2., 2., 2., 2.])
     """
-    # a NaN would come back as a NaN error, unnoticed in a mean over tasks
-    real_array("pred", pred)
-    real_array("ystar", ystar)
-    # computed on the arrays as given (their layout sets numpy's summation order), so
-    # that published errors stay bit for bit those of earlier versions
-    pred = np.asarray(pred, dtype=np.float64)
-    ystar = np.asarray(ystar, dtype=np.float64)
+    # NaN refused: it would come back as a NaN error, unnoticed in a mean over tasks.
+    # In the arrays' own layout (it sets numpy's summation order), so that published
+    # errors stay bit for bit those of earlier versions.
+    pred = real_array("pred", pred, contiguous=False)
+    ystar = real_array("ystar", ystar, contiguous=False)
     if pred.shape[-1] != ystar.shape[-1]:
         raise ValueError(f"pred (shape {pred.shape}) and ystar (shape {ystar.shape}) must "
                          f"share the last axis d")

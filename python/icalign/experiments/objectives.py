@@ -172,7 +172,7 @@ def _uncertainty_text(r) -> str:
 def _tested(claim: str, evidence: str, passed, criterion: str) -> Claim:
     """A claim decided by a test (across seeds, or over tasks with one seed): True
     holds, False its opposite holds, None not distinguishable (inconclusive)."""
-    verdict = {True: "holds", False: "opposite", None: "inconclusive"}[passed]
+    verdict = {True: stats.HOLDS, False: stats.OPPOSITE, None: stats.INCONCLUSIVE}[passed]
     return Claim.decided(SECTION, claim, evidence, verdict, criterion)
 
 
